@@ -1,0 +1,180 @@
+"""Image modality: decode → resize/centre-crop/normalise → patch stem (or a timm backbone) → head.
+
+This module is the worked example of a modality: a config dataclass, a :class:`Modality` subclass registered
+by name, and its encoder builder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+from torchvision.io import ImageReadMode, decode_image, read_file
+from torchvision.transforms import v2
+
+from omniembed.config import HeadConfig, ModalityConfig, TransformerConfig
+from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
+from omniembed.errors import ConfigError, InputError, UnreadableInputError
+from omniembed.nn.heads import Postprocess, TokenHead
+from omniembed.nn.patch import PatchStem
+from omniembed.nn.transformer import Transformer
+from omniembed.registry import Modality, register_modality
+from omniembed.weights import load_weight_file
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+TORCHVISION_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+PIL_SUFFIXES = (".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".tga", ".ico")
+INTERPOLATIONS = {
+    "bicubic": v2.InterpolationMode.BICUBIC,
+    "bilinear": v2.InterpolationMode.BILINEAR,
+    "nearest": v2.InterpolationMode.NEAREST,
+}
+
+
+@dataclass
+class TimmConfig:
+    """A timm backbone as the trunk: ``timm.create_model(name, pretrained=False)`` + an optional local weight file."""
+
+    name: str = "resnet18"
+    weights: str | None = None
+    frozen: bool = False
+
+
+@dataclass
+class ImageConfig(ModalityConfig):
+    """Preprocessing (sizes in pixels) and the encoder of the image modality."""
+
+    image_size: int = 224
+    resize_size: int | None = None
+    """Short side after resizing, before the centre crop; ``None`` means ``image_size``."""
+    interpolation: str = "bicubic"
+    mean: tuple[float, ...] = CLIP_MEAN
+    std: tuple[float, ...] = CLIP_STD
+    patch_size: int = 16
+    temporal_kernel: int = 1
+    """> 1 makes the stem a Conv3d (t, p, p) shared with video; images are repeated to t frames."""
+    patch_bias: bool = False
+    timm: TimmConfig | None = None
+    trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(width=768, depth=12, heads=12, pre_norm=True))
+    head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls"))
+
+
+class TimmTrunk(nn.Module):
+    """A timm backbone as trunk: Tokens(images [B, 3, H, W]) → Tokens(pooled features [B, 1, F])."""
+
+    def __init__(self, config: TimmConfig, image_size: int):
+        super().__init__()
+        import timm
+
+        try:
+            self.model = timm.create_model(config.name, pretrained=False, num_classes=0)
+        except RuntimeError as exc:
+            raise ConfigError(f"timm has no model '{config.name}' ({exc})") from exc
+        if config.weights:
+            state = load_weight_file(config.weights)
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
+            unexpected = [k for k in unexpected if not k.startswith(("fc.", "head.", "classifier."))]
+            if missing or unexpected:
+                raise ConfigError(f"{config.weights}: does not fit timm '{config.name}' "
+                                  f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        if config.frozen:
+            self.model.requires_grad_(False)
+        self.width = self.model.num_features
+
+    def forward(self, x: Tokens) -> Tokens:
+        return Tokens(self.model(x.tokens).unsqueeze(1))
+
+
+class ImageStem(nn.Module):
+    """Identity stem for timm trunks: images [B, 3, H, W] → Tokens(images)."""
+
+    def forward(self, x: torch.Tensor) -> Tokens:
+        return Tokens(x)
+
+
+@register_modality
+class ImageModality(Modality):
+    name = "image"
+    config_cls = ImageConfig
+    suffixes = TORCHVISION_SUFFIXES + PIL_SUFFIXES
+    config: ImageConfig
+
+    def __init__(self, config: ImageConfig):
+        super().__init__(config)
+        if config.interpolation not in INTERPOLATIONS:
+            raise ConfigError(f"image.interpolation '{config.interpolation}' is not one of {sorted(INTERPOLATIONS)}")
+        self.transform = v2.Compose([
+            v2.Resize(config.resize_size or config.image_size, interpolation=INTERPOLATIONS[config.interpolation],
+                      antialias=True),
+            v2.CenterCrop(config.image_size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=list(config.mean), std=list(config.std)),
+        ])
+
+    def load(self, path: Path) -> torch.Tensor:
+        """Decode to uint8 [3, H, W]: torchvision for jpeg/png/gif/webp, PIL for the rest."""
+        try:
+            if path.suffix.lower() in TORCHVISION_SUFFIXES:
+                image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+                return image[0] if image.ndim == 4 else image  # animated gif: first frame
+            with Image.open(path) as im:
+                return v2.functional.pil_to_tensor(im.convert("RGB"))
+        except (RuntimeError, OSError, UnidentifiedImageError, ValueError) as exc:
+            raise UnreadableInputError(str(path), f"cannot decode image ({exc})") from exc
+
+    def accepts(self, item: Any) -> bool:
+        return isinstance(item, Image.Image)
+
+    def preprocess(self, raw: Any) -> torch.Tensor:
+        """PIL image, uint8 [3, H, W] / [H, W, 3] or float [3, H, W] in [0, 1] → float [3, S, S]."""
+        image = _as_chw(raw)
+        if image.is_floating_point() and not torch.isfinite(image).all():
+            raise InputError(_describe(raw), "image contains NaN or Inf values")
+        return self.transform(image)
+
+    def build_encoder(self, embed_dim: int) -> ModalityEncoder:
+        cfg = self.config
+        if cfg.timm is not None:
+            trunk = TimmTrunk(cfg.timm, cfg.image_size)
+            head = TokenHead(HeadConfig(pool="cls", norm=False, bias=cfg.head.bias), trunk.width, embed_dim)
+            return ModalityEncoder(ImageStem(), trunk, PoolingHead(head), Postprocess(cfg.logit_scale))
+        stem = PatchStem(3, cfg.trunk.width, cfg.patch_size, cfg.image_size, cfg.temporal_kernel, bias=cfg.patch_bias)
+        return ModalityEncoder(stem, TransformerTrunk(Transformer(cfg.trunk)),
+                               PoolingHead(TokenHead(cfg.head, cfg.trunk.width, embed_dim)),
+                               Postprocess(cfg.logit_scale))
+
+    @classmethod
+    def tiny_config(cls) -> ImageConfig:
+        return ImageConfig(image_size=64, patch_size=16,
+                           trunk=TransformerConfig(width=64, depth=2, heads=4, pre_norm=True))
+
+
+def _as_chw(raw: Any) -> torch.Tensor:
+    if isinstance(raw, Image.Image):
+        return v2.functional.pil_to_tensor(raw.convert("RGB"))
+    if isinstance(raw, np.ndarray):
+        raw = torch.from_numpy(np.require(raw, requirements=["C", "W"]))
+        if raw.ndim == 3 and raw.shape[-1] in (1, 3, 4) and raw.shape[0] not in (1, 3, 4):
+            raw = raw.permute(2, 0, 1)
+    if not isinstance(raw, torch.Tensor):
+        raise InputError(_describe(raw), "not an image (expected a path, PIL image, array or tensor)")
+    if raw.ndim == 2:
+        raw = raw.unsqueeze(0)
+    if raw.ndim != 3 or raw.shape[0] not in (1, 3, 4):
+        raise InputError(_describe(raw), f"image array must be [3, H, W] or [H, W, 3], got shape {tuple(raw.shape)}")
+    if raw.shape[-1] == 0 or raw.shape[-2] == 0:
+        raise InputError(_describe(raw), f"image is empty (shape {tuple(raw.shape)})")
+    if raw.shape[0] == 1:
+        raw = raw.expand(3, -1, -1)
+    return raw[:3]
+
+
+def _describe(raw: Any) -> str:
+    shape = getattr(raw, "shape", None)
+    return f"<{type(raw).__name__}{' ' + str(tuple(shape)) if shape is not None else ''}>"

@@ -1,0 +1,42 @@
+"""``omniembed`` command line: one subcommand per module in ``omniembed.commands`` (imported on use)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import OmniEmbedError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("omniembed.commands.models", "list the named model configs and registered modalities"),
+    "create": ("omniembed.commands.create", "create a randomly initialised model and save it to a directory"),
+    "info": ("omniembed.commands.info", "describe a saved model (modalities, sizes, parameters)"),
+    "embed": ("omniembed.commands.embed", "embed files or texts with a model and write the vectors"),
+}
+"""subcommand → (module with ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omniembed", description="One embedding space for every modality.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except OmniEmbedError as exc:
+        print(f"omniembed {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

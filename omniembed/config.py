@@ -1,0 +1,219 @@
+"""Typed configuration dataclasses and their strict JSON round trip.
+
+Every model is described by a :class:`ModelConfig`: the shared embedding dim, the anchor modality and one
+config per modality (a dataclass registered with that modality). ``to_dict``/``from_dict`` are exact inverses;
+an unknown key or a wrong type raises :class:`~omniembed.errors.ConfigError` naming the dotted key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass
+class TransformerConfig:
+    """A pre-LayerNorm transformer trunk.
+
+    ``bias_kv`` appends one learned key and one learned value token to every attention (ImageBind's audio,
+    depth, thermal and IMU trunks); ``causal`` masks future tokens (text); ``pre_norm`` puts a LayerNorm
+    before the first block (ImageBind's vision trunk).
+    """
+
+    width: int = 64
+    depth: int = 2
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    drop_path: float = 0.0
+    ln_eps: float = 1e-6
+    bias_kv: bool = False
+    causal: bool = False
+    pre_norm: bool = False
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class HeadConfig:
+    """Pool the trunk's tokens and project to the shared dim.
+
+    ``pool``: ``"cls"`` (token 0), ``"eos"`` (the token at ``argmax`` of the token ids, CLIP text),
+    ``"mean"`` (mean of all tokens but CLS) or ``"cls_max"`` (concat of CLS and max over the others, Point-BERT).
+    """
+
+    pool: str = "cls"
+    norm: bool = True
+    norm_eps: float = 1e-6
+    bias: bool = False
+
+
+@dataclass
+class LogitScaleConfig:
+    """The per-modality logit scale (inverse temperature) applied to cosine similarities in the loss."""
+
+    init: float = 1 / 0.07
+    learnable: bool = True
+    max: float = 100.0
+
+
+@dataclass
+class ModalityConfig:
+    """Fields every modality config has. Subclasses add loading/preprocessing and stem fields."""
+
+    trunk: TransformerConfig = field(default_factory=TransformerConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    logit_scale: LogitScaleConfig = field(default_factory=LogitScaleConfig)
+
+
+@dataclass
+class ModelConfig:
+    """A whole model: one encoder per modality, all projecting to ``embed_dim``, aligned to ``anchor``."""
+
+    embed_dim: int = 64
+    anchor: str = "image"
+    modalities: dict[str, ModalityConfig] = field(default_factory=dict)
+    name: str = "custom"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "embed_dim": self.embed_dim,
+            "anchor": self.anchor,
+            "modalities": {m: to_dict(c) for m, c in self.modalities.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        from .registry import get_modality  # the registry imports this module
+
+        if not isinstance(data, dict):
+            raise ConfigError(f"model config must be a JSON object, got {type(data).__name__}")
+        unknown = set(data) - {"name", "embed_dim", "anchor", "modalities"}
+        if unknown:
+            raise ConfigError(f"unknown model config key(s): {', '.join(sorted(unknown))}")
+        mods = data.get("modalities", {})
+        if not isinstance(mods, dict) or not mods:
+            raise ConfigError("model config needs a non-empty 'modalities' object")
+        modalities = {m: from_dict(get_modality(m).config_cls, c, path=f"modalities.{m}") for m, c in mods.items()}
+        config = cls(
+            embed_dim=_coerce(int, data.get("embed_dim", 64), "embed_dim"),
+            anchor=_coerce(str, data.get("anchor", "image"), "anchor"),
+            modalities=modalities,
+            name=_coerce(str, data.get("name", "custom"), "name"),
+        )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.embed_dim <= 0:
+            raise ConfigError(f"embed_dim must be positive, got {self.embed_dim}")
+        if self.anchor not in self.modalities:
+            raise ConfigError(f"anchor '{self.anchor}' is not one of the model's modalities {sorted(self.modalities)}")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "<config>") -> "ModelConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}: not valid JSON ({exc})") from exc
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ModelConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return cls.from_json(path.read_text(), source=str(path))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass as plain JSON-able data (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+    """Build dataclass ``cls`` from ``data`` strictly: unknown keys and wrong types raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or cls.__name__}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        where = f" in {path}" if path else ""
+        raise ConfigError(
+            f"unknown config key(s){where}: {', '.join(sorted(unknown))} (valid: {', '.join(sorted(names))})"
+        )
+    kwargs = {k: _convert(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def replace_path(config: T, dotted: str, value: Any) -> T:
+    """Return a copy of ``config`` with the field at ``dotted`` (e.g. ``"trunk.depth"``) set to ``value``."""
+    head, _, rest = dotted.partition(".")
+    if not dataclasses.is_dataclass(config) or head not in {f.name for f in dataclasses.fields(config)}:
+        raise ConfigError(f"unknown config key '{dotted}' for {type(config).__name__}")
+    if rest:
+        value = replace_path(getattr(config, head), rest, value)
+    else:
+        value = _convert(typing.get_type_hints(type(config))[head], value, dotted)
+    return dataclasses.replace(config, **{head: value})
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        errors = []
+        for a in non_none:
+            try:
+                return _convert(a, value, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{path}: {value!r} matches none of {tp}: {'; '.join(errors)}")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        item_tp = args[0] if args else Any
+        return tuple(_convert(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        return [_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected an object, got {type(value).__name__}")
+        return {k: _convert(args[1], v, f"{path}.{k}") for k, v in value.items()} if args else dict(value)
+    if tp is Any:
+        return value
+    return _coerce(tp, value, path)
+
+
+def _coerce(tp: type, value: Any, path: str) -> Any:
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{path}: expected true/false, got {value!r}")
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if not isinstance(value, tp):
+        raise ConfigError(f"{path}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value

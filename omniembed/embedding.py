@@ -1,0 +1,179 @@
+"""``model.embed``: route mixed inputs to their modality, batch by size, restore input order.
+
+Inputs may be file paths (``str`` with a known suffix or ``os.PathLike``; the modality comes from the suffix),
+strings (text), or raw signals (arrays, tensors, PIL images) with ``modality=`` given. Each modality's inputs
+are sorted by size, cut into batches, loaded and preprocessed per batch (so memory stays bounded), encoded and
+written back to their input rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .encoder import to_device
+from .errors import ConfigError, EmptyInputError, InputError, OmniEmbedError, UnknownSuffixError
+from .registry import modality_for_suffix
+
+if TYPE_CHECKING:
+    from .model import OmniEmbedModel
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+OUTPUTS = ("numpy", "torch", "list")
+ON_ERROR = ("raise", "skip")
+
+
+@dataclass(frozen=True)
+class EmbedFailure:
+    """An input that could not be embedded: its position in the input list, what it was, and why."""
+
+    index: int
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"[{self.index}] {self.source}: {self.reason}"
+
+
+def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, batch_size: int = 32,
+          device: str | torch.device | None = None, normalize: bool = True, to: str = "numpy",
+          progress: bool | None = None, on_error: str = "raise", precision: str = "fp32") -> Any:
+    """Embed ``inputs`` with ``model``.
+
+    Returns float32 rows [n, E] in input order (``to``: "numpy", "torch" or "list"). With ``normalize`` the
+    rows are unit vectors; without, they are the heads' raw projections (mean over clips). With
+    ``on_error="skip"`` the result is ``(rows of the good inputs in input order, [EmbedFailure, ...])``;
+    with ``"raise"`` the first bad input raises its :class:`~omniembed.errors.InputError`.
+    ``precision`` "bf16"/"fp16" runs the encoders under autocast (CPU or GPU); outputs stay float32.
+    """
+    _check_choice("to", to, OUTPUTS)
+    _check_choice("on_error", on_error, ON_ERROR)
+    _check_choice("precision", precision, tuple(PRECISIONS))
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
+    items = _as_list(inputs)
+    if not items:
+        raise EmptyInputError("inputs", "nothing to embed (empty list)")
+    if modality is not None:
+        model.processor(modality)  # raises MissingModalityError early
+
+    failures: list[EmbedFailure] = []
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        try:
+            groups.setdefault(_route(model, item, modality), []).append(i)
+        except InputError as exc:
+            _fail(failures, on_error, i, exc)
+
+    dev = torch.device(device) if device is not None else model.device
+    if dev != model.device:
+        model.to(dev)
+    out = torch.zeros(len(items), model.embed_dim, dtype=torch.float32)
+    done = torch.zeros(len(items), dtype=torch.bool)
+    show = progress if progress is not None else (sys.stderr.isatty() and len(items) > batch_size)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), tqdm(total=len(items), disable=not show, desc="embed", unit="input") as bar:
+            for mod, indices in groups.items():
+                proc = model.processor(mod)
+                order = sorted(indices, key=lambda i: -proc.sort_key(items[i]))
+                for start in range(0, len(order), batch_size):
+                    chunk = order[start:start + batch_size]
+                    good, samples = [], []
+                    for i in chunk:
+                        try:
+                            samples.append(proc.prepare(items[i]))
+                            good.append(i)
+                        except InputError as exc:
+                            _fail(failures, on_error, i, exc)
+                    if samples:
+                        vectors = _encode(model, mod, proc.collate(samples), dev, normalize, precision)
+                        out[good] = vectors.float().cpu()
+                        done[good] = True
+                    bar.update(len(chunk))
+    finally:
+        model.train(was_training)
+
+    rows = out[done] if on_error == "skip" else out
+    result = _convert(rows, to)
+    if on_error == "skip":
+        return result, sorted(failures, key=lambda f: f.index)
+    return result
+
+
+def _encode(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.device, normalize: bool,
+            precision: str) -> torch.Tensor:
+    dtype = PRECISIONS[precision]
+    autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext())
+    encoder = model.encoder(modality)
+    with autocast:
+        batch = to_device(batch, device)
+        if normalize:
+            return encoder(batch)
+        return encoder.features(batch).mean(dim=1)
+
+
+def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:
+    """The modality an input goes to: the explicit one, else the file suffix, else text for plain strings."""
+    if modality is not None:
+        return modality
+    if isinstance(item, os.PathLike) or (isinstance(item, str) and _looks_like_path(item)):
+        suffix = Path(item).suffix.lower()
+        found = modality_for_suffix(suffix, among=model.modalities)
+        if found is None:
+            known = modality_for_suffix(suffix)
+            reason = (f"the model has no '{known}' encoder" if known else
+                      f"unknown file suffix '{suffix or '(none)'}'")
+            raise UnknownSuffixError(str(item), reason)
+        return found
+    for name, proc in model.processors.items():
+        if proc.accepts(item):
+            return name
+    raise InputError(_describe(item), "cannot tell its modality: pass modality=... for raw arrays and tensors")
+
+
+def _looks_like_path(text: str) -> bool:
+    """A string is read as a path when it has no newline and ends in a suffix some modality reads."""
+    if "\n" in text or len(text) > 4096:
+        return False
+    suffix = Path(text).suffix.lower()
+    return bool(suffix) and " " not in suffix and (modality_for_suffix(suffix) is not None or os.path.exists(text))
+
+
+def _as_list(inputs: Any) -> list[Any]:
+    """A list or tuple is many inputs; anything else (a path, a string, one array) is one input."""
+    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+
+def _fail(failures: list[EmbedFailure], on_error: str, index: int, exc: OmniEmbedError) -> None:
+    if on_error == "raise":
+        raise exc
+    source = getattr(exc, "source", str(index))
+    failures.append(EmbedFailure(index, source, getattr(exc, "reason", str(exc))))
+
+
+def _convert(rows: torch.Tensor, to: str) -> Any:
+    if to == "torch":
+        return rows
+    if to == "list":
+        return rows.tolist()
+    return rows.numpy()
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+
+
+def _describe(item: Any) -> str:
+    shape = getattr(item, "shape", None)
+    return f"<{type(item).__name__}{' ' + str(tuple(shape)) if shape is not None else ''}>"

@@ -1,0 +1,52 @@
+"""Exception classes. Every error names the input (file, key, modality) and the reason."""
+
+from __future__ import annotations
+
+
+class OmniEmbedError(Exception):
+    """Base class of every error OmniEmbed raises on purpose."""
+
+
+class ConfigError(OmniEmbedError, ValueError):
+    """A configuration is malformed: unknown key, wrong type, unknown name."""
+
+
+class InputError(OmniEmbedError, ValueError):
+    """One input cannot be embedded. ``source`` names it (a path or a short repr)."""
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class UnreadableInputError(InputError):
+    """The input exists but cannot be decoded (corrupt, truncated, unsupported codec)."""
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """The input names a path that does not exist."""
+
+
+class UnknownSuffixError(InputError):
+    """A file's suffix maps to no registered modality."""
+
+
+class EmptyInputError(InputError):
+    """Nothing to embed: an empty list, an empty string, an empty point cloud."""
+
+
+class MissingModalityError(OmniEmbedError, KeyError):
+    """The model has no encoder for the requested modality."""
+
+    def __init__(self, modality: str, available: list[str]):
+        self.modality = modality
+        self.available = available
+        super().__init__(f"model has no '{modality}' encoder (it has: {', '.join(sorted(available))})")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class CheckpointError(OmniEmbedError):
+    """A checkpoint directory is missing files or its weights do not match its config."""

@@ -1,0 +1,173 @@
+"""OmniEmbedModel: one encoder per modality, all projecting into one shared, L2-normalised space."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .errors import CheckpointError, MissingModalityError
+from .io import atomic_dir, load_tensors, save_tensors, write_json
+from .registry import Modality, get_modality, modality_for_suffix
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class OmniEmbedModel(nn.Module):
+    """A ``ModuleDict`` of :class:`~omniembed.encoder.ModalityEncoder` plus each modality's processor.
+
+    ``embed`` is the user-facing entry point; ``encode(modality, batch)`` runs one encoder on an already
+    preprocessed batch; ``encode_image`` / ``encode_text`` follow open_clip's names.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.processors: dict[str, Modality] = {
+            name: get_modality(name)(cfg) for name, cfg in config.modalities.items()
+        }
+        self.encoders = nn.ModuleDict({
+            name: proc.build_encoder(config.embed_dim) for name, proc in self.processors.items()
+        })
+        self.eval()
+
+    # ---- introspection ---------------------------------------------------------------------------------------
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.encoders.keys())
+
+    @property
+    def anchor(self) -> str:
+        return self.config.anchor
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def processor(self, modality: str) -> Modality:
+        if modality not in self.processors:
+            raise MissingModalityError(modality, self.modalities)
+        return self.processors[modality]
+
+    def encoder(self, modality: str) -> nn.Module:
+        if modality not in self.encoders:
+            raise MissingModalityError(modality, self.modalities)
+        return self.encoders[modality]
+
+    def modality_of(self, path: str | os.PathLike) -> str | None:
+        """The model's modality that reads files with this suffix, or None."""
+        return modality_for_suffix(Path(path).suffix, among=self.modalities)
+
+    def logit_scale(self, modality: str) -> torch.Tensor:
+        """The modality's logit scale (a scalar tensor), used by contrastive losses against the anchor."""
+        return self.encoder(modality).logit_scale
+
+    def fingerprint(self) -> str:
+        """sha256 over the config and every weight: equal fingerprints mean equal embeddings."""
+        h = hashlib.sha256(self.config.to_json().encode())
+        for key, tensor in sorted(self.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()[:32]
+
+    # ---- forward paths ---------------------------------------------------------------------------------------
+    def encode(self, modality: str, batch: Any) -> torch.Tensor:
+        """Unit embeddings [B, E] of a preprocessed, collated batch."""
+        return self.encoder(modality)(batch)
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """open_clip-compatible: images [B, 3, H, W] (preprocessed) → [B, E]."""
+        return self._encode_compat("image", images, normalize)
+
+    def encode_text(self, tokens: Any, normalize: bool = True) -> torch.Tensor:
+        """open_clip-compatible: token ids [B, L] (or a tokenizer dict) → [B, E]."""
+        return self._encode_compat("text", tokens, normalize)
+
+    def _encode_compat(self, modality: str, batch: Any, normalize: bool) -> torch.Tensor:
+        enc = self.encoder(modality)
+        return enc(batch) if normalize else enc.features(batch).mean(dim=1)
+
+    def forward(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """{modality: collated batch} → {modality: unit embeddings [B, E]} (the training entry point)."""
+        return {m: self.encode(m, batch) for m, batch in inputs.items()}
+
+    def embed(self, inputs: Any, modality: str | None = None, batch_size: int = 32, device: str | None = None,
+              normalize: bool = True, to: str = "numpy", progress: bool | None = None, on_error: str = "raise",
+              precision: str = "fp32") -> Any:
+        """Embed paths, raw arrays/tensors or strings: float32 rows [n, E] in input order.
+
+        See :func:`omniembed.embedding.embed` for the full contract.
+        """
+        from .embedding import embed
+
+        return embed(self, inputs, modality=modality, batch_size=batch_size, device=device, normalize=normalize,
+                     to=to, progress=progress, on_error=on_error, precision=precision)
+
+    @staticmethod
+    def similarity(a: Any, b: Any) -> Any:
+        """Cosine similarity matrix [n, m] of two sets of unit rows (numpy in → numpy out, torch → torch)."""
+        if isinstance(a, torch.Tensor):
+            b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
+            return a @ b.T
+        return np.asarray(a, dtype=np.float32) @ np.asarray(b, dtype=np.float32).T
+
+    # ---- checkpoints -----------------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer/tower files) atomically to ``directory``."""
+        directory = Path(directory)
+        with atomic_dir(directory) as tmp:
+            stored = {name: proc.export_assets(tmp) for name, proc in self.processors.items()}
+            config = ModelConfig(embed_dim=self.config.embed_dim, anchor=self.config.anchor, modalities=stored,
+                                 name=self.config.name)
+            write_json(tmp / CONFIG_FILE, {"format": "omniembed/1", **config.to_dict()})
+            save_tensors(tmp / WEIGHTS_FILE, self.state_dict(), metadata={"format": "omniembed/1"})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str | None = None) -> "OmniEmbedModel":
+        """Rebuild from a directory written by :meth:`save`; weights must match the config exactly."""
+        directory = Path(directory)
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise CheckpointError(f"{directory}: not an OmniEmbed checkpoint ({CONFIG_FILE} missing)")
+        import json
+
+        try:
+            data = json.loads(config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from exc
+        data.pop("format", None)
+        config = ModelConfig.from_dict(data)
+        config.modalities = {m: get_modality(m).resolve_assets(c, directory) for m, c in config.modalities.items()}
+        model = cls(config)
+        model.load_weights(directory / WEIGHTS_FILE)
+        if device is not None:
+            model.to(device)
+        return model
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Load a safetensors state dict strictly; any missing, unexpected or mis-shaped tensor is an error."""
+        state = load_tensors(path)
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        mis_shaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                      if k in state and state[k].shape != v.shape]
+        if missing or unexpected or mis_shaped:
+            parts = [f"{label}: {', '.join(items[:8])}{' …' if len(items) > 8 else ''}"
+                     for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mis_shaped))
+                     if items]
+            raise CheckpointError(f"{path}: weights do not match the config ({'; '.join(parts)})")
+        self.load_state_dict(state, strict=True)

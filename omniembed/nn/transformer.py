@@ -1,0 +1,119 @@
+"""A pre-LayerNorm transformer trunk using ``scaled_dot_product_attention``.
+
+Token layout is batch-first ``[B, L, D]``. The fused ``qkv`` projection holds query, key and value weights in
+that order (the layout of ``nn.MultiheadAttention.in_proj_weight``), so converted checkpoints map one to one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..config import TransformerConfig
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per sample with probability ``p`` while training."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; optional learned bias key/value tokens (``bias_kv``)."""
+
+    def __init__(self, width: int, heads: int, bias_kv: bool = False):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        if bias_kv:
+            self.bias_k = nn.Parameter(torch.zeros(1, 1, width))
+            self.bias_v = nn.Parameter(torch.zeros(1, 1, width))
+            nn.init.xavier_normal_(self.bias_k)
+            nn.init.xavier_normal_(self.bias_v)
+        else:
+            self.bias_k = self.bias_v = None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+        """x: [B, L, D] → [B, L, D]. ``mask`` is an additive or boolean mask broadcastable to [B, H, L, L']."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        if self.bias_k is not None:
+            k = torch.cat([k, self.bias_k.expand(b, 1, d)], dim=1)
+            v = torch.cat([v, self.bias_v.expand(b, 1, d)], dim=1)
+            if causal:
+                # the bias token is visible to every query, as if it stood first
+                mask = _causal_mask_with_bias(n, x.device)
+                causal = False
+            elif mask is not None:
+                mask = F.pad(mask, (0, 1), value=True if mask.dtype == torch.bool else 0.0)
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
+        return self.proj(out.transpose(1, 2).flatten(2))
+
+
+def _causal_mask_with_bias(n: int, device: torch.device) -> torch.Tensor:
+    mask = torch.ones(n, n, dtype=torch.bool, device=device).tril()
+    return torch.cat([mask, torch.ones(n, 1, dtype=torch.bool, device=device)], dim=1)
+
+
+class Mlp(nn.Module):
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """x + DropPath(Attn(LN(x))); x + DropPath(MLP(LN(x)))."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, drop_path: float, ln_eps: float, bias_kv: bool):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, eps=ln_eps)
+        self.attn = Attention(width, heads, bias_kv)
+        self.norm2 = nn.LayerNorm(width, eps=ln_eps)
+        self.mlp = Mlp(width, int(width * mlp_ratio))
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), mask, causal))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class Transformer(nn.Module):
+    """A stack of pre-LN blocks with linearly increasing drop-path. [B, L, D] → [B, L, D]."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        self.pre_norm = nn.LayerNorm(config.width, eps=config.ln_eps) if config.pre_norm else nn.Identity()
+        rates = torch.linspace(0, config.drop_path, config.depth).tolist() if config.depth else []
+        self.blocks = nn.ModuleList(
+            Block(config.width, config.heads, config.mlp_ratio, rate, config.ln_eps, config.bias_kv) for rate in rates
+        )
+        self.grad_checkpointing = config.grad_checkpointing
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.pre_norm(x)
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, mask, self.config.causal, use_reentrant=False)
+            else:
+                x = block(x, mask, self.config.causal)
+        return x

@@ -1,0 +1,158 @@
+"""Registries: modality name → :class:`Modality` subclass, model name → config factory.
+
+The core (model assembly, embedding API, checkpoints, CLI) only ever talks to a modality through the
+:class:`Modality` interface below; it never branches on a modality's name. Adding a modality means writing one
+module in ``modalities/`` that subclasses :class:`Modality` and decorates it with :func:`register_modality`.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+
+from .config import ModalityConfig, ModelConfig
+from .errors import ConfigError, InputError, MissingInputError
+
+Batch = torch.Tensor | Mapping[str, torch.Tensor]
+
+
+class Modality(abc.ABC):
+    """Everything about one modality that is not a learned weight: loading, preprocessing, batching.
+
+    An instance is bound to one :class:`ModalityConfig` and is created once per model (it may hold state such
+    as a tokenizer). Subclasses set the class attributes and implement :meth:`load`, :meth:`preprocess`,
+    :meth:`build_encoder` and :meth:`tiny_config`.
+    """
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[ModalityConfig]]
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    """Lower-case file suffixes (with the dot) that this modality reads."""
+
+    def __init__(self, config: ModalityConfig):
+        if not isinstance(config, self.config_cls):
+            raise ConfigError(f"modality '{self.name}' needs a {self.config_cls.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    # ---- raw input → one model sample -------------------------------------------------------------------
+    @abc.abstractmethod
+    def load(self, path: Path) -> Any:
+        """Read one file into this modality's raw signal. Raise :class:`InputError` subclasses naming ``path``."""
+
+    @abc.abstractmethod
+    def preprocess(self, raw: Any) -> Any:
+        """Turn one raw signal (from :meth:`load` or given by the user) into one model sample (no batch dim)."""
+
+    def accepts(self, item: Any) -> bool:
+        """Whether a non-path python object is a raw signal of this modality (e.g. ``str`` for text)."""
+        return False
+
+    def sort_key(self, item: Any) -> int:
+        """A size estimate used to batch similar-sized inputs together (longest first)."""
+        return 0
+
+    def prepare(self, item: Any) -> Any:
+        """Load (when ``item`` is a path) and preprocess one input."""
+        if isinstance(item, (str, os.PathLike)) and not self.accepts(item):
+            path = Path(item)
+            if not path.exists():
+                raise MissingInputError(str(path), "file not found")
+            if path.is_dir():
+                raise InputError(str(path), "is a directory, not a file")
+            return self.preprocess(self.load(path))
+        return self.preprocess(item)
+
+    def collate(self, samples: list[Any]) -> Batch:
+        """Stack samples into one batch. Override for variable-length samples."""
+        return torch.stack(samples)
+
+    # ---- learned part --------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_encoder(self, embed_dim: int) -> torch.nn.Module:
+        """Build the :class:`~omniembed.encoder.ModalityEncoder` (stem → trunk → head → postprocess)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def tiny_config(cls) -> ModalityConfig:
+        """A config that is a few MB and fast on CPU (used by the ``omni-tiny`` model)."""
+
+    # ---- checkpoint assets ---------------------------------------------------------------------------------
+    def export_assets(self, directory: Path) -> ModalityConfig:
+        """Copy files this modality needs besides the weights (tokenizers …) into ``directory``.
+
+        Returns the config to store, with paths rewritten relative to the checkpoint directory.
+        """
+        return self.config
+
+    @classmethod
+    def resolve_assets(cls, config: ModalityConfig, directory: Path) -> ModalityConfig:
+        """Make paths stored relative to a checkpoint directory absolute (inverse of :meth:`export_assets`)."""
+        return config
+
+
+_MODALITIES: dict[str, type[Modality]] = {}
+_MODELS: dict[str, Callable[[], ModelConfig]] = {}
+
+
+def register_modality(cls: type[Modality]) -> type[Modality]:
+    """Class decorator: register a :class:`Modality` subclass under ``cls.name``."""
+    if cls.name in _MODALITIES and _MODALITIES[cls.name] is not cls:
+        raise ConfigError(f"modality '{cls.name}' is already registered by {_MODALITIES[cls.name].__qualname__}")
+    _MODALITIES[cls.name] = cls
+    return cls
+
+
+def get_modality(name: str) -> type[Modality]:
+    _ensure_builtin_modalities()
+    try:
+        return _MODALITIES[name]
+    except KeyError:
+        raise ConfigError(f"unknown modality '{name}' (registered: {', '.join(sorted(_MODALITIES))})") from None
+
+
+def list_modalities() -> list[str]:
+    _ensure_builtin_modalities()
+    return sorted(_MODALITIES)
+
+
+def modality_for_suffix(suffix: str, among: list[str] | None = None) -> str | None:
+    """The registered modality (restricted to ``among`` when given) that reads files with ``suffix``."""
+    _ensure_builtin_modalities()
+    suffix = suffix.lower()
+    for name, cls in _MODALITIES.items():
+        if suffix in cls.suffixes and (among is None or name in among):
+            return name
+    return None
+
+
+def register_model(name: str) -> Callable[[Callable[[], ModelConfig]], Callable[[], ModelConfig]]:
+    """Decorator: register a zero-argument function returning a named :class:`ModelConfig`."""
+
+    def deco(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
+        _MODELS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_model_config(name: str) -> ModelConfig:
+    _ensure_builtin_modalities()
+    try:
+        return _MODELS[name]()
+    except KeyError:
+        raise ConfigError(f"unknown model '{name}' (registered: {', '.join(sorted(_MODELS))})") from None
+
+
+def list_models() -> list[str]:
+    _ensure_builtin_modalities()
+    return sorted(_MODELS)
+
+
+def _ensure_builtin_modalities() -> None:
+    # Importing the package registers every built-in modality and named model.
+    import omniembed.modalities  # noqa: F401
+    import omniembed.models  # noqa: F401

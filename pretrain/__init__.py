@@ -1,0 +1,1 @@
+"""Contrastive pretraining: losses, data pipelines, distributed trainer, recipes."""

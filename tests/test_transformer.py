@@ -1,0 +1,63 @@
+"""The trunk's attention: SDPA equals the textbook formula, causal and bias-kv masking are right."""
+
+import math
+
+import torch
+
+from omniembed.config import TransformerConfig
+from omniembed.nn.transformer import Attention, Transformer
+
+
+def reference_attention(attn: Attention, x: torch.Tensor, causal: bool) -> torch.Tensor:
+    b, n, d = x.shape
+    q, k, v = attn.qkv(x).chunk(3, dim=-1)
+    if attn.bias_k is not None:
+        k = torch.cat([k, attn.bias_k.expand(b, 1, d)], 1)
+        v = torch.cat([v, attn.bias_v.expand(b, 1, d)], 1)
+    h = attn.heads
+    q, k, v = (t.reshape(b, -1, h, d // h).transpose(1, 2) for t in (q, k, v))
+    scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)
+    if causal:
+        allowed = torch.ones(n, k.shape[2], dtype=torch.bool).tril()
+        if attn.bias_k is not None:
+            allowed[:, -1] = True
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    out = scores.softmax(-1) @ v
+    return attn.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+def test_attention_matches_the_textbook_formula():
+    for bias_kv in (False, True):
+        for causal in (False, True):
+            attn = Attention(32, 4, bias_kv=bias_kv)
+            x = torch.randn(3, 7, 32)
+            torch.testing.assert_close(attn(x, causal=causal), reference_attention(attn, x, causal), atol=1e-5, rtol=1e-5)
+
+
+def test_causal_trunk_ignores_future_tokens():
+    trunk = Transformer(TransformerConfig(width=32, depth=2, heads=4, causal=True)).eval()
+    x = torch.randn(2, 9, 32)
+    y = x.clone()
+    y[:, 5:] = torch.randn(2, 4, 32)
+    torch.testing.assert_close(trunk(x)[:, :5], trunk(y)[:, :5])
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = Transformer(TransformerConfig(width=32, depth=2, heads=4))
+    ckpt = Transformer(TransformerConfig(width=32, depth=2, heads=4, grad_checkpointing=True))
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 5, 32)
+    plain(x).square().sum().backward()
+    ckpt(x).square().sum().backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_drop_path_is_identity_in_eval_and_random_in_train():
+    trunk = Transformer(TransformerConfig(width=16, depth=4, heads=2, drop_path=0.5))
+    x = torch.randn(8, 3, 16)
+    trunk.eval()
+    torch.testing.assert_close(trunk(x), trunk(x))
+    trunk.train()
+    assert not torch.allclose(trunk(x), trunk(x))
