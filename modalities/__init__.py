@@ -1,3 +1,3 @@
 """Per-modality loaders, preprocessing, stems and encoders; importing this package registers them all."""
 
-from . import image  # noqa: F401  (text lands with the tokenizers)
+from . import image, text  # noqa: F401

