@@ -131,6 +131,10 @@ class ImageModality(Modality):
     def accepts(self, item: Any) -> bool:
         return isinstance(item, Image.Image)
 
+    def thumbnail(self, path: Path, size: int = 96) -> np.ndarray:
+        image = v2.functional.resize(self.load(path), size, antialias=True)
+        return v2.functional.center_crop(image, size).permute(1, 2, 0).numpy()
+
     def preprocess(self, raw: Any) -> torch.Tensor:
         """PIL image, uint8 [3, H, W] / [H, W, 3] or float [3, H, W] in [0, 1] → float [3, S, S]."""
         image = _as_chw(raw)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
+import numpy as np
 import torch
 
 from .config import ModalityConfig, ModelConfig
@@ -69,6 +70,10 @@ class Modality(abc.ABC):
     def collate(self, samples: list[Any]) -> Batch:
         """Stack samples into one batch. Override for variable-length samples."""
         return torch.stack(samples)
+
+    def thumbnail(self, path: Path, size: int = 96) -> "np.ndarray | None":
+        """A small RGB picture of one input file (uint8 [size, size, 3]) for result grids; None if none."""
+        return None
 
     # ---- learned part --------------------------------------------------------------------------------------
     @abc.abstractmethod
