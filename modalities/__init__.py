@@ -1,3 +1,3 @@
 """Per-modality loaders, preprocessing, stems and encoders; importing this package registers them all."""
 
-from . import image, text  # noqa: F401
+from . import audio, image, text, video  # noqa: F401

@@ -45,7 +45,8 @@ class EmbedFailure:
 
 def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, batch_size: int = 32,
           device: str | torch.device | None = None, normalize: bool = True, to: str = "numpy",
-          progress: bool | None = None, on_error: str = "raise", precision: str = "fp32") -> Any:
+          progress: bool | None = None, on_error: str = "raise", precision: str = "fp32",
+          parts: bool = False) -> Any:
     """Embed ``inputs`` with ``model``.
 
     Returns float32 rows [n, E] in input order (``to``: "numpy", "torch" or "list"). With ``normalize`` the
@@ -53,6 +54,8 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
     ``on_error="skip"`` the result is ``(rows of the good inputs in input order, [EmbedFailure, ...])``;
     with ``"raise"`` the first bad input raises its :class:`~omniembed.errors.InputError`.
     ``precision`` "bf16"/"fp16" runs the encoders under autocast (CPU or GPU); outputs stay float32.
+    ``parts=True`` (for composite encoders such as video) returns ``{part: rows [n, E]}`` instead of one array,
+    e.g. ``{"video": fused, "frames": frames only, "audio": audio track only}``; a part an input lacks is NaN.
     """
     _check_choice("to", to, OUTPUTS)
     _check_choice("on_error", on_error, ON_ERROR)
@@ -64,6 +67,8 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
         raise EmptyInputError("inputs", "nothing to embed (empty list)")
     if modality is not None:
         model.processor(modality)  # raises MissingModalityError early
+    if parts and not normalize:
+        raise ConfigError("parts=True gives unit vectors per part; it cannot be combined with normalize=False")
 
     failures: list[EmbedFailure] = []
     groups: dict[str, list[int]] = {}
@@ -76,7 +81,7 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
     dev = torch.device(device) if device is not None else model.device
     if dev != model.device:
         model.to(dev)
-    out = torch.zeros(len(items), model.embed_dim, dtype=torch.float32)
+    out: dict[str, torch.Tensor] = {}
     done = torch.zeros(len(items), dtype=torch.bool)
     show = progress if progress is not None else (sys.stderr.isatty() and len(items) > batch_size)
     was_training = model.training
@@ -96,15 +101,24 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
                         except InputError as exc:
                             _fail(failures, on_error, i, exc)
                     if samples:
-                        vectors = _encode(model, mod, proc.collate(samples), dev, normalize, precision)
-                        out[good] = vectors.float().cpu()
+                        batch = proc.collate(samples)
+                        encoded = (_encode_parts(model, mod, batch, dev, precision) if parts else
+                                   {"": _encode(model, mod, batch, dev, normalize, precision)})
+                        for name, vectors in encoded.items():
+                            rows = out.setdefault(name, torch.full((len(items), model.embed_dim), float("nan")))
+                            rows[good] = vectors.float().cpu()
                         done[good] = True
                     bar.update(len(chunk))
     finally:
         model.train(was_training)
 
-    rows = out[done] if on_error == "skip" else out
-    result = _convert(rows, to)
+    if not out:  # every input failed
+        out[""] = torch.zeros(len(items), model.embed_dim)
+    if on_error == "skip":
+        out = {name: rows[done] for name, rows in out.items()}
+    result = {name: _convert(rows, to) for name, rows in out.items()}
+    if not parts:
+        result = result[""]
     if on_error == "skip":
         return result, sorted(failures, key=lambda f: f.index)
     return result
@@ -120,6 +134,19 @@ def _encode(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.de
         if normalize:
             return encoder(batch)
         return encoder.features(batch).mean(dim=1)
+
+
+def _encode_parts(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.device,
+                  precision: str) -> dict[str, torch.Tensor]:
+    """{part: unit rows [B, E]} from an encoder with ``parts(batch)``; a plain encoder has the one part."""
+    encoder = model.encoder(modality)
+    parts_of = getattr(encoder, "parts", None)
+    if parts_of is None:
+        raise ConfigError(f"the {modality} encoder has no parts; embed it with parts=False")
+    dtype = PRECISIONS[precision]
+    autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext())
+    with autocast:
+        return parts_of(to_device(batch, device))
 
 
 def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:

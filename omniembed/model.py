@@ -37,6 +37,8 @@ class OmniEmbedModel(nn.Module):
         self.encoders = nn.ModuleDict({
             name: proc.build_encoder(config.embed_dim) for name, proc in self.processors.items()
         })
+        for proc in self.processors.values():
+            proc.link(self.processors, self.encoders)
         self.eval()
 
     # ---- introspection ---------------------------------------------------------------------------------------
@@ -105,7 +107,7 @@ class OmniEmbedModel(nn.Module):
 
     def embed(self, inputs: Any, modality: str | None = None, batch_size: int = 32, device: str | None = None,
               normalize: bool = True, to: str = "numpy", progress: bool | None = None, on_error: str = "raise",
-              precision: str = "fp32") -> Any:
+              precision: str = "fp32", parts: bool = False) -> Any:
         """Embed paths, raw arrays/tensors or strings: float32 rows [n, E] in input order.
 
         See :func:`omniembed.embedding.embed` for the full contract.
@@ -113,7 +115,7 @@ class OmniEmbedModel(nn.Module):
         from .embedding import embed
 
         return embed(self, inputs, modality=modality, batch_size=batch_size, device=device, normalize=normalize,
-                     to=to, progress=progress, on_error=on_error, precision=precision)
+                     to=to, progress=progress, on_error=on_error, precision=precision, parts=parts)
 
     @staticmethod
     def similarity(a: Any, b: Any) -> Any:

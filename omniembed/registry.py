@@ -75,6 +75,12 @@ class Modality(abc.ABC):
         """A small RGB picture of one input file (uint8 [size, size, 3]) for result grids; None if none."""
         return None
 
+    def link(self, processors: Mapping[str, "Modality"], encoders: Mapping[str, torch.nn.Module]) -> None:
+        """Wire this modality to others of the same model (video borrows the image and audio encoders).
+
+        Called once by the model after every processor and encoder exists; most modalities need nothing.
+        """
+
     # ---- learned part --------------------------------------------------------------------------------------
     @abc.abstractmethod
     def build_encoder(self, embed_dim: int) -> torch.nn.Module:

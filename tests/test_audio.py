@@ -1,0 +1,378 @@
+"""Audio modality: ImageBind's features (golden), clip placement, resampling, both filterbanks, bad input, encoder."""
+
+from __future__ import annotations
+
+import math
+import struct
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+import torchaudio
+
+from conftest import shared_path
+from omniembed.config import HeadConfig, LogitScaleConfig, ModelConfig, TransformerConfig, from_dict, to_dict
+from omniembed.errors import ConfigError, EmptyInputError, InputError, UnreadableInputError
+from omniembed.modalities.audio import AudioConfig, AudioModality, imagebind_audio_config
+from omniembed.modalities.audio_features import (LOG_FLOOR, clip_ranges, kaldi_fbank, log_mel_to_model_input,
+                                                 resample)
+from omniembed.modalities.audio_io import NoAudioTrackError, SoundfileSource
+
+RATE = 16000
+PAD = 4.268 / 9.138  # a padded frame: 0 in log-mel units, normalised
+FLOOR = (math.log(LOG_FLOOR) + 4.268) / 9.138  # a silent frame: Kaldi's log floor, normalised
+BATCHED_MAX, BATCHED_MEAN = 2e-3, 2e-5  # the stated tolerance of the batched path vs Kaldi, model-input units
+
+
+def audio(**overrides) -> AudioModality:
+    return AudioModality(AudioConfig(**overrides))
+
+
+def imagebind(exact: bool = True) -> AudioModality:
+    return AudioModality(imagebind_audio_config(TransformerConfig(), HeadConfig(), LogitScaleConfig(), exact=exact))
+
+
+def tone(seconds: float, rate: int = RATE, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write(path: Path, samples: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -> Path:
+    sf.write(path, samples, rate, subtype=subtype)
+    return path
+
+
+def write_aac(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """[C, N] float32 → an AAC file (m4a/mp4 container) written with PyAV."""
+    import av
+
+    layout = "stereo" if samples.shape[0] == 2 else "mono"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = layout
+        for s in range(0, samples.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, s: s + 1024]), format="fltp",
+                                               layout=layout)
+            frame.sample_rate, frame.pts = rate, s
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+# ---- ImageBind's features ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["tone_8k", "chirp_8k"])
+def test_fbank_equals_imagebind_golden_features(name):
+    from safetensors.torch import load_file
+
+    folder = shared_path("fixtures", "imagebind-tiny")
+    golden = load_file(str(folder / f"{name}_features.safetensors"))["audio_features"][0]  # [3, 1, 128, 204]
+    features = imagebind(exact=True).features(folder / f"{name}.wav")
+    assert features.shape == golden.shape == (3, 1, 128, 204)
+    torch.testing.assert_close(features, golden, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["tone_8k", "chirp_8k"])
+def test_batched_path_is_within_tolerance_of_golden_features(name):
+    from safetensors.torch import load_file
+
+    folder = shared_path("fixtures", "imagebind-tiny")
+    golden = load_file(str(folder / f"{name}_features.safetensors"))["audio_features"][0]
+    diff = (imagebind(exact=False).features(folder / f"{name}.wav") - golden).abs()
+    assert diff.max() <= BATCHED_MAX and diff.mean() <= BATCHED_MEAN
+
+
+def test_clean_default_differs_from_imagebind_only_where_clips_overlap():
+    """The chirp's clips overlap by 0.25 s: ImageBind's in-place mean removal leaves a step in clips 1 and 2."""
+    folder = shared_path("fixtures", "imagebind-tiny")
+    exact = imagebind(exact=True).features(folder / "chirp_8k.wav")
+    clean = audio(resampler="torchaudio", fbank="kaldi").features(folder / "chirp_8k.wav")
+    torch.testing.assert_close(clean[0], exact[0], atol=1e-4, rtol=0)  # clip 0 is read before any overlap
+    assert (clean[1:] - exact[1:]).abs().max() > 0.5
+
+
+def test_clip_positions_follow_imagebinds_sampler():
+    # 5.5 s: starts k·(5.5 − 2)/2 = 0, 1.75, 3.5 s
+    assert clip_ranges(88000, RATE, 3, 2.0) == [(0, 32000), (28000, 60000), (56000, 88000)]
+    # 61 s, 5 clips: every 14.75 s; the last ends at the end
+    assert clip_ranges(61 * RATE, RATE, 5, 2.0) == [(k * 236000, k * 236000 + 32000) for k in range(5)]
+    # shorter than a clip: K copies of the whole file; one clip starts at 0
+    assert clip_ranges(12345, RATE, 3, 2.0) == [(0, 12345)] * 3
+    assert clip_ranges(50000, RATE, 1, 2.0) == [(0, 32000)]
+
+
+def test_clips_are_cut_at_those_positions():
+    """A file whose samples are their own index: each clip holds exactly its range (before mean removal)."""
+    ramp = np.arange(88000, dtype=np.float32) / 88000
+    clips = audio(mean_removal="none").preprocess(ramp)
+    assert clips.lengths.tolist() == [32000, 32000, 32000]
+    for k, (a, b) in enumerate([(0, 32000), (28000, 60000), (56000, 88000)]):
+        torch.testing.assert_close(clips.waves[k], torch.from_numpy(ramp[a:b]))
+
+
+# ---- resampling and windowed reading -----------------------------------------------------------------------------
+@pytest.mark.parametrize("rate", [44100, 22050, 48000, 8000, 11025])
+def test_polyphase_resampler_matches_torchaudio(rate):
+    x = torch.randn(2, rate + 123, generator=torch.Generator().manual_seed(rate))
+    expected = torchaudio.functional.resample(x, rate, RATE)
+    got = resample(x, rate, RATE, "polyphase")
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("resampler", ["torchaudio", "polyphase"])
+def test_windowed_reading_equals_resampling_the_whole_file(tmp_path, resampler):
+    """20 s at 44.1 kHz: only the clip windows are read and resampled, yet they equal the whole file's."""
+    rng = np.random.default_rng(1)
+    samples = (0.2 * rng.standard_normal(20 * 44100)).astype(np.float32)
+    path = write(tmp_path / "long.wav", samples, 44100, "FLOAT")
+    clips = audio(resampler=resampler, mean_removal="none").prepare(path)
+    whole = torchaudio.functional.resample(torch.from_numpy(samples)[None], 44100, RATE)[0]
+    for k, (a, b) in enumerate(clip_ranges(whole.shape[0], RATE, 3, 2.0)):
+        torch.testing.assert_close(clips.waves[k], whole[a:b], atol=1e-5 if resampler == "polyphase" else 1e-7,
+                                   rtol=0)
+
+
+def test_hour_long_file_is_streamed_with_bounded_memory(tmp_path, monkeypatch):
+    """A 1 h 0 min 1 s wav (a sparse file): only the three 2 s clip windows are read."""
+    n = 3601 * RATE
+    path = tmp_path / "hour.wav"
+    tones = [(tone(2.0, freq=300.0 * (k + 1)) * 32767).astype("<i2") for k in range(3)]
+    with open(path, "wb") as f:  # PCM16 mono header, then a sparse zero body with a tone in each clip window
+        f.write(b"RIFF" + struct.pack("<I", 36 + 2 * n) + b"WAVEfmt " +
+                struct.pack("<IHHIIHH", 16, 1, 1, RATE, 2 * RATE, 2, 16) + b"data" + struct.pack("<I", 2 * n))
+        f.truncate(44 + 2 * n)
+        for (a, _), samples in zip(clip_ranges(n, RATE, 3, 2.0), tones):
+            f.seek(44 + 2 * a)
+            f.write(samples.tobytes())
+    read = []
+    original = SoundfileSource.read
+    monkeypatch.setattr(SoundfileSource, "read", lambda self, a, b: (read.append(b - a), original(self, a, b))[1])
+    tracemalloc.start()
+    try:
+        features = audio().features(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sum(read) == 3 * 32000 and peak < 20e6  # all its samples as float32 would be 230 MB
+    in_memory = np.concatenate(tones).astype(np.float32) / 32768  # 6 s: clips at 0, 2, 4 s hold the same tones
+    torch.testing.assert_close(features, audio().features(in_memory))
+
+
+# ---- both filterbanks --------------------------------------------------------------------------------------------
+def test_batched_fbank_matches_kaldi_within_tolerance_on_mixed_lengths():
+    gen = torch.Generator().manual_seed(0)
+    lengths = [32000, 31999, 16000, 400, 1234, 40000, 32000, 20000, 5000, 32000, 640]  # incl. < 204 frames, > 204
+    clips = [0.3 * torch.randn(n, generator=gen) + 0.01 for n in lengths]
+    mod = audio()
+    kaldi = mod.filterbank(clips, fbank="kaldi")
+    batched = mod.filterbank(clips, fbank="batched")
+    assert batched.shape == kaldi.shape == (len(lengths), 1, 128, 204)
+    diff = (batched - kaldi).abs()
+    assert diff.max() <= BATCHED_MAX and diff.mean() <= BATCHED_MEAN
+    # 400 samples: one frame, the rest padding
+    torch.testing.assert_close(batched[3, 0, :, 1:], torch.full_like(batched[3, 0, :, 1:], PAD))
+
+
+def test_kaldi_path_is_torchaudios_fbank_transposed_padded_normalised():
+    wave = torch.from_numpy(tone(1.0))
+    rows = kaldi_fbank(wave, RATE, 128)  # [98, 128]
+    expected = F.pad(rows.T, (0, 204 - rows.shape[0])).sub(-4.268).div(9.138)
+    torch.testing.assert_close(audio(fbank="kaldi").filterbank([wave])[0, 0], expected)
+    torch.testing.assert_close(log_mel_to_model_input(rows[None], torch.tensor([98]), 204, -4.268, 9.138)[0, 0],
+                               expected)
+
+
+# ---- bad and unusual input ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fbank", ["batched", "kaldi"])
+def test_silence_is_valid_and_gives_the_log_floor(tmp_path, fbank):
+    features = audio(fbank=fbank).features(write(tmp_path / "silent.wav", np.zeros(RATE, np.float32)))
+    frames = 1 + (RATE - 400) // 160  # 98
+    torch.testing.assert_close(features[..., :frames], torch.full_like(features[..., :frames], FLOOR))
+    torch.testing.assert_close(features[..., frames:], torch.full_like(features[..., frames:], PAD))
+
+
+def test_shorter_than_one_frame_is_an_input_error(tmp_path):
+    path = write(tmp_path / "click.wav", tone(0.01))
+    with pytest.raises(InputError, match=r"click\.wav: audio is 10\.0 ms long, shorter than one 25 ms"):
+        audio().prepare(path)
+
+
+def test_one_frame_is_enough(tmp_path):
+    features = audio().features(write(tmp_path / "blip.wav", tone(0.025)))
+    torch.testing.assert_close(features[..., 1:], torch.full_like(features[..., 1:], PAD))
+    assert (features[..., 0] - PAD).abs().min() > 0.01
+
+
+def test_empty_file_is_an_empty_input_error(tmp_path):
+    with pytest.raises(EmptyInputError, match=r"empty\.wav: audio has no samples"):
+        audio().prepare(write(tmp_path / "empty.wav", np.zeros(0, np.float32)))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_samples_are_an_input_error(tmp_path, bad):
+    samples = tone(3.0)
+    samples[RATE] = bad
+    with pytest.raises(InputError, match=r"bad\.wav: audio contains NaN or Inf samples"):
+        audio().prepare(write(tmp_path / "bad.wav", samples, subtype="FLOAT"))
+    with pytest.raises(InputError, match="NaN or Inf"):
+        audio().preprocess(samples)
+
+
+def test_corrupt_file_and_unknown_codec_are_unreadable(tmp_path):
+    garbage = tmp_path / "garbage.mp3"
+    garbage.write_bytes(b"definitely not audio " * 50)
+    with pytest.raises(UnreadableInputError, match=r"garbage\.mp3: unsupported or corrupt audio"):
+        audio().prepare(garbage)
+    odd = tmp_path / "odd_codec.wav"  # a well-formed RIFF header naming a codec no decoder knows (tag 0x5555)
+    odd.write_bytes(b"RIFF" + struct.pack("<I", 36 + 800) + b"WAVEfmt " +
+                    struct.pack("<IHHIIHH", 16, 0x5555, 1, RATE, 2 * RATE, 2, 16) + b"data" +
+                    struct.pack("<I", 800) + bytes(800))
+    with pytest.raises(UnreadableInputError, match=r"odd_codec\.wav: unsupported or corrupt audio"):
+        audio().prepare(odd)
+
+
+def test_video_without_audio_track_asked_as_audio(tmp_path):
+    import av
+
+    path = tmp_path / "silent_film.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 40, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with pytest.raises(NoAudioTrackError, match=r"silent_film\.mp4: has no audio track"):
+        audio().prepare(path)
+
+
+# ---- formats, channels, raw input --------------------------------------------------------------------------------
+def test_stereo_aac_is_read_with_both_channels_right(tmp_path):
+    """PyAV decodes both channels (decord 0.6's AudioReader returns a wrong second channel here)."""
+    left, right = tone(2.0, 44100, 440.0, 0.3), tone(2.0, 44100, 660.0, 0.1)
+    path = write_aac(tmp_path / "stereo.m4a", np.stack([left, right]), 44100)
+    clips = audio(sample_rate=44100, n_clips=1, channel_mix="first", mean_removal="none").prepare(path)
+    np.testing.assert_allclose(clips.waves[0, 4000:80000].numpy(), left[4000:80000], atol=0.02)
+    mixed = audio(sample_rate=44100, n_clips=1, mean_removal="none").prepare(path)
+    np.testing.assert_allclose(mixed.waves[0, 4000:80000].numpy(), (left + right)[4000:80000] / 2, atol=0.02)
+
+
+def test_channel_mix_first_or_mean(tmp_path):
+    left, right = tone(3.0, freq=440.0), tone(3.0, freq=1000.0, amp=0.2)
+    stereo = write(tmp_path / "stereo.wav", np.stack([left, right], axis=1), subtype="FLOAT")
+    torch.testing.assert_close(audio(channel_mix="first").features(stereo), audio().features(left))
+    torch.testing.assert_close(audio(channel_mix="mean").features(stereo), audio().features((left + right) / 2),
+                               atol=1e-5, rtol=0)
+
+
+def test_files_bytes_and_arrays_agree(tmp_path):
+    samples = tone(4.0, 8000)
+    path = write(tmp_path / "a.flac", samples, 8000)
+    mod = audio()
+    from_file = mod.features(path)
+    decoded, _ = sf.read(path, dtype="float32")
+    torch.testing.assert_close(mod.collate([mod.preprocess(mod.load_bytes(path.read_bytes(), ".flac"))])[0],
+                               from_file)
+    torch.testing.assert_close(mod.features((decoded, 8000)), from_file)
+    torch.testing.assert_close(mod.features((torch.from_numpy(decoded)[:, None].numpy(), 8000)), from_file)  # [N, 1]
+    at_16k = torchaudio.functional.resample(torch.from_numpy(decoded), 8000, RATE)
+    torch.testing.assert_close(mod.features(at_16k), from_file, atol=1e-4, rtol=0)
+
+
+def test_bad_config_values_are_config_errors():
+    with pytest.raises(ConfigError, match="channel_mix"):
+        audio(channel_mix="left")
+    with pytest.raises(ConfigError, match="fbank"):
+        audio(fbank="fast")
+    with pytest.raises(ConfigError, match="n_clips"):
+        audio(n_clips=0)
+
+
+def test_config_round_trips_through_json():
+    cfg = imagebind_audio_config(TransformerConfig(width=64, depth=1, heads=4, bias_kv=True), HeadConfig(),
+                                 LogitScaleConfig(init=20.0, learnable=False))
+    again = from_dict(AudioConfig, to_dict(cfg))
+    assert again == cfg and again.channel_mix == "first" and again.mean_removal == "shared_buffer"
+    model = ModelConfig(modalities={"image": _image_tiny(), "audio": cfg})
+    assert ModelConfig.from_json(model.to_json()).modalities["audio"] == cfg
+
+
+def _image_tiny():
+    from omniembed.modalities.image import ImageModality
+
+    return ImageModality.tiny_config()
+
+
+# ---- encoder -----------------------------------------------------------------------------------------------------
+def test_encoder_shapes_unit_norm_and_clip_mean(tmp_path):
+    mod = AudioModality(AudioModality.tiny_config())
+    torch.manual_seed(0)
+    encoder = mod.build_encoder(32).eval()
+    batch = mod.collate([mod.prepare(write(tmp_path / f"{i}.wav", tone(3.0 + i, freq=200.0 * (i + 1))))
+                         for i in range(2)])
+    assert batch.shape == (2, 3, 1, 128, 204)
+    tokens = encoder.stem(batch[:, 0]).tokens
+    assert tokens.shape == (2, 1 + 12 * 19, 64)
+    with torch.no_grad():
+        out = encoder(batch)
+        per_clip = F.normalize(encoder.features(batch), dim=-1)
+    assert out.shape == (2, 32)
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(2))
+    torch.testing.assert_close(out, F.normalize(per_clip.mean(dim=1), dim=-1))
+    assert float(encoder.logit_scale) == pytest.approx(20.0)
+    assert not any("log_scale" in n for n, _ in encoder.named_parameters())  # fixed, as ImageBind
+    assert all(block.attn.bias_k is not None for block in encoder.trunk.transformer.blocks)
+
+
+def test_stem_has_imagebinds_parts():
+    """One bias-free Conv2d (kernel 16, stride 10), one LayerNorm, a CLS token and a 229-row position table."""
+    stem = AudioModality(AudioModality.tiny_config()).build_encoder(32).stem
+    convs = [m for m in stem.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in stem.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(convs) == 1 and convs[0].kernel_size == (16, 16) and convs[0].stride == (10, 10)
+    assert convs[0].bias is None and len(norms) == 1 and norms[0].eps == 1e-5
+    assert stem.cls_token.shape == (1, 1, 64) and stem.pos_embed.shape == (1, 229, 64)
+
+
+def test_encoder_reproduces_imagebinds_audio_outputs():
+    """ImageBind's tiny random audio encoder, its weights placed by name: the reference outputs within 1e-4."""
+    from safetensors.torch import load_file
+
+    folder = shared_path("fixtures", "imagebind-tiny")
+    state, io = load_file(str(folder / "model.safetensors")), load_file(str(folder / "io.safetensors"))
+    cfg = imagebind_audio_config(TransformerConfig(width=64, depth=2, heads=4, drop_path=0.1, ln_eps=1e-6,
+                                                   bias_kv=True), HeadConfig(pool="cls", norm_eps=1e-6),
+                                 LogitScaleConfig(init=20.0, learnable=False))
+    encoder = AudioModality(cfg).build_encoder(32).eval()
+    pre, trunk = "modality_preprocessors.audio.", "modality_trunks.audio.blocks."
+    names = {"stem.proj.weight": pre + "rgbt_stem.proj.weight", "stem.norm.weight": pre + "rgbt_stem.norm_layer.weight",
+             "stem.norm.bias": pre + "rgbt_stem.norm_layer.bias", "stem.cls_token": pre + "cls_token",
+             "stem.pos_embed": pre + "pos_embedding_helper.pos_embed",
+             "head.head.norm.weight": "modality_heads.audio.0.weight",
+             "head.head.norm.bias": "modality_heads.audio.0.bias",
+             "head.head.proj.weight": "modality_heads.audio.2.weight",
+             "postprocess.logit_scale.log_scale": "modality_postprocessors.audio.1.log_logit_scale"}
+    ours = {"attn.qkv": "attn.in_proj_", "attn.proj": "attn.out_proj.", "norm1": "norm_1.", "norm2": "norm_2.",
+            "mlp.fc1": "mlp.fc1.", "mlp.fc2": "mlp.fc2."}
+    for i in range(2):
+        for a, b in ours.items():
+            for p in ("weight", "bias"):
+                names[f"trunk.transformer.blocks.{i}.{a}.{p}"] = f"{trunk}{i}.{b}{p}"
+        for p in ("bias_k", "bias_v"):
+            names[f"trunk.transformer.blocks.{i}.attn.{p}"] = f"{trunk}{i}.attn.{p}"
+    assert set(names) == set(encoder.state_dict())
+    encoder.load_state_dict({k: state[v] for k, v in names.items()})
+    with torch.no_grad():
+        per_clip = encoder.clip_embeddings(io["input.audio"])  # [2, 3, 32] unit rows
+        out = encoder(io["input.audio"])
+    reference = io["output.audio"]  # the mean over clips of 20 × unit vectors
+    torch.testing.assert_close(20.0 * per_clip.mean(dim=1), reference, atol=1e-4, rtol=0)
+    torch.testing.assert_close(out, F.normalize(reference, dim=-1), atol=1e-5, rtol=0)
