@@ -1,0 +1,285 @@
+"""Experiment configuration: typed dataclasses, loaded from one YAML file, overridable by ``key=value`` arguments.
+
+A recipe is a YAML file whose keys mirror :class:`ExperimentConfig`::
+
+    model: {init: omni-tiny, frozen: [image]}
+    data:
+      batch_size: 256                      # global: summed over every process
+      datasets:
+        - {name: cc3m, shards: "cc3m/{000000..000331}.tar", pairs: [[image, text]], weight: 3}
+        - {name: audioset, shards: "as/{000000..000099}.tar", pairs: [[image, audio]], weight: 1}
+    optim: {lr: 5.0e-4, warmup_steps: 2000}
+    train: {steps: 100000, out_dir: runs/omni-base}
+
+Overrides use dotted paths, list items by index: ``optim.lr=1e-4 data.datasets.0.weight=2``; the value is parsed
+as YAML (``true``, ``1e-4``, ``[image, text]``). Unknown keys and wrong types raise :class:`ConfigError` naming
+the path.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from omniembed.config import from_dict, to_dict
+from omniembed.errors import ConfigError
+
+
+@dataclass
+class LoRAConfig:
+    """Low-rank adapters on every ``nn.Linear`` of the anchor's trunk: W x + (alpha / rank) · B A x, B zero-init."""
+
+    rank: int = 8
+    alpha: float = 16.0
+
+
+@dataclass
+class ModelSection:
+    """Which model to train and which of its parts learn.
+
+    ``init``: a registered model name (random init with ``train.seed``), a model config ``.json`` or a checkpoint
+    directory (pretrained towers). ``modalities``: the subset of a named model's modalities to build (default: the
+    anchor plus every modality some dataset pairs). ``overrides``: dotted model-config keys set before building, e.g.
+    ``{"embed_dim": 16, "modalities.image.image_size": 32}``. ``frozen``: modalities whose towers do not learn
+    (default: the anchor, as ImageBind). ``anchor_lora``: adapters on the (frozen) anchor's trunk.
+    """
+
+    init: str = "omni-tiny"
+    modalities: list[str] | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    frozen: list[str] | None = None
+    anchor_lora: LoRAConfig | None = None
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class DatasetConfig:
+    """One source of training pairs.
+
+    ``shards``: webdataset tar files, brace patterns allowed (``data/{000000..000099}.tar``), or the path of a
+    ``.json`` shard index written by ``tools/make_shards.py``. ``pairs``: ``[anchor_side, other]`` modality pairs
+    scored by the loss; the pair's temperature is ``other``'s logit scale (a ULIP triplet gives
+    ``[[image, pointcloud], [text, pointcloud]]``). ``weight``: probability (normalised over datasets) that a step
+    draws its batch from this dataset. ``keys``: modality → file extension in the samples, where the suffix
+    registry would be ambiguous. ``batch_size``: a global batch for this dataset instead of ``data.batch_size``.
+    ``loss_weights``: per-pair multipliers, in ``pairs`` order.
+    """
+
+    name: str = ""
+    shards: list[str] = field(default_factory=list)
+    pairs: list[list[str]] = field(default_factory=list)
+    weight: float = 1.0
+    keys: dict[str, str] = field(default_factory=dict)
+    batch_size: int | None = None
+    loss_weights: list[float] | None = None
+
+
+@dataclass
+class DataConfig:
+    """Sampling of the global batch.
+
+    The global batch of a step is the concatenation of ``streams`` independent sample streams, each giving
+    ``batch_size / streams`` samples; process ``r`` of ``W`` owns streams ``[r·S/W, (r+1)·S/W)``. The data a step
+    sees therefore depends only on the seed, not on the number of processes or loader workers (``streams`` must be
+    divisible by processes × workers).
+    """
+
+    datasets: list[DatasetConfig] = field(default_factory=list)
+    batch_size: int = 256
+    streams: int = 8
+    shuffle_buffer: int = 1000
+    num_workers: int = 2
+    prefetch: int = 2
+    max_skip_fraction: float = 0.5
+    """Stop with an error when more than this share of the samples read so far were corrupt or incomplete."""
+
+
+@dataclass
+class OptimConfig:
+    """AdamW (no weight decay on norms, biases, logit scales) with linear warmup then cosine decay."""
+
+    lr: float = 5e-4
+    min_lr_ratio: float = 0.0
+    warmup_steps: int = 100
+    weight_decay: float = 0.2
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-6
+    grad_clip: float | None = 1.0
+
+
+@dataclass
+class LossConfig:
+    """``kind``: ``"clip"`` (symmetric InfoNCE) or ``"siglip"``. ``local_loss``/``gather_with_grad`` as open_clip."""
+
+    kind: str = "clip"
+    local_loss: bool = True
+    gather_with_grad: bool = True
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    seed: int = 0
+    out_dir: str = "runs/default"
+    precision: str = "auto"
+    """``auto`` (bf16 autocast on GPU, fp32 on CPU), ``bf16`` or ``fp32``."""
+    parallel: str = "ddp"
+    """``ddp`` or ``fsdp`` (FSDP2 ``fully_shard`` per transformer block and per encoder)."""
+    device: str = "auto"
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    eval_every: int = 0
+    eval_hook: str | None = None
+    """``"package.module:function"``, called as ``fn(model, step) -> dict[str, float] | None`` on every process."""
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        if not self.data.datasets:
+            raise ConfigError("data.datasets is empty: a run needs at least one dataset")
+        for i, ds in enumerate(self.data.datasets):
+            where = f"data.datasets.{i} ({ds.name or 'unnamed'})"
+            if not ds.shards:
+                raise ConfigError(f"{where}: no shards given")
+            if not ds.pairs or any(len(p) != 2 or p[0] == p[1] for p in ds.pairs):
+                raise ConfigError(f"{where}: pairs must be a non-empty list of [anchor_side, other] modality pairs")
+            if ds.weight <= 0:
+                raise ConfigError(f"{where}: weight must be positive, got {ds.weight}")
+            if ds.loss_weights is not None and len(ds.loss_weights) != len(ds.pairs):
+                raise ConfigError(f"{where}: loss_weights needs one entry per pair ({len(ds.pairs)})")
+            batch = ds.batch_size or self.data.batch_size
+            if batch % self.data.streams:
+                raise ConfigError(f"{where}: batch size {batch} is not divisible by data.streams {self.data.streams}")
+        names = [ds.name for ds in self.data.datasets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"dataset names must be unique, got {names}")
+        if self.loss.kind not in ("clip", "siglip"):
+            raise ConfigError(f"loss.kind must be 'clip' or 'siglip', got '{self.loss.kind}'")
+        if self.train.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"train.precision must be auto, bf16 or fp32, got '{self.train.precision}'")
+        if self.train.parallel not in ("ddp", "fsdp"):
+            raise ConfigError(f"train.parallel must be ddp or fsdp, got '{self.train.parallel}'")
+        if self.train.steps <= 0 or self.train.checkpoint_every <= 0:
+            raise ConfigError("train.steps and train.checkpoint_every must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExperimentConfig":
+        config = from_dict(cls, data)
+        for i, ds in enumerate(config.data.datasets):
+            if not ds.name:
+                ds.name = f"dataset{i}"
+        config.validate()
+        return config
+
+
+RECIPES = Path(__file__).parent / "recipes"
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped in ``omniembed/pretrain/recipes`` (usable in place of a path)."""
+    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a YAML recipe — a path, or the name of a shipped recipe (``image_text_tiny``) — or start from the
+    defaults when ``path`` is None, and apply ``key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file() and (RECIPES / f"{path}.yaml").is_file():
+            path = RECIPES / f"{path}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (shipped recipes: {', '.join(list_recipes())})")
+        try:
+            data = yaml.load(path.read_text(), Loader=_YamlLoader) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+    data = apply_overrides(data, overrides)
+    try:
+        return ExperimentConfig.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path or '<overrides>'}: {exc}") from exc
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``data`` with each ``dotted.key=yaml_value`` set; missing mappings on the way are created."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        try:
+            value = _parse_value(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override '{item}': value is not valid YAML ({exc})") from exc
+        _set_dotted(data, key, value, item)
+    return data
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader) if text else ""
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-4`` (no dot) as a float, as YAML 1.2 and every user expect."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+"
+               r"(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def _set_dotted(node: Any, key: str, value: Any, item: str) -> None:
+    parts = key.split(".")
+    # model.overrides holds dotted keys of its own: everything after it is one key
+    if parts[:2] == ["model", "overrides"] and len(parts) > 2:
+        parts = parts[:2] + [".".join(parts[2:])]
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"override '{item}': '{part}' is not an index of a list of {len(node)}")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"override '{item}': '{'.'.join(parts[:i])}' is not a mapping or list")
+
+
+def dump_yaml(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+__all__ = [
+    "ExperimentConfig", "ModelSection", "LoRAConfig", "DatasetConfig", "DataConfig", "OptimConfig", "LossConfig",
+    "TrainConfig", "load_config", "list_recipes", "apply_overrides", "dump_yaml",
+]

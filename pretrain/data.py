@@ -1,0 +1,345 @@
+"""Training data: webdataset shards → resumable sample streams → one collated batch of pairs per step.
+
+A shard is a tar file in webdataset layout: the files of one sample share a key and differ in extension
+(``000042.jpg``, ``000042.txt``, ``000042.npy``); the extension's suffix names the modality through the registry.
+
+Why not webdataset's ``ResampledShards`` + ``shuffle``: their state lives in random generators seeded per worker
+and cannot be saved, so a resumed run would see other data, and the batch a step sees would depend on the number
+of processes. Here the global batch of step ``t`` is the concatenation of ``data.streams`` independent streams;
+each stream is a pure function of (seed, dataset, stream index): shard visits drawn with replacement
+(resampled, infinite), samples passed through a shuffle buffer whose draw ``n`` is seeded by ``n``. A stream's
+position is a small JSON object (visit, offset in it, the ids in its buffer) that checkpoints store; restoring it
+re-reads at most the shards its buffer still holds samples of. Reading the tars is webdataset's
+(``tarfile_samples``, so ``pipe:`` and ``http`` urls work). Which dataset a step draws from is a seeded choice
+by mixture weight, the same on every process.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import braceexpand
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from omniembed.errors import ConfigError, OmniEmbedError
+from omniembed.registry import Modality, modality_for_suffix
+
+from .config import DataConfig, DatasetConfig
+
+DECODE_ERRORS = (OmniEmbedError, ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError)
+"""What a corrupt or odd file raises while decoding; such a sample is counted and skipped."""
+SCRATCH_DIR = "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+
+class DataError(OmniEmbedError):
+    """The training data cannot deliver batches (no readable shards, too many corrupt samples)."""
+
+
+# ---- shards ----------------------------------------------------------------------------------------------------
+def expand_shards(patterns: list[str]) -> list[str]:
+    """Brace patterns and ``.json`` shard indexes (tools/make_shards.py, wids format) → shard urls, in order."""
+    urls: list[str] = []
+    for pattern in patterns:
+        if pattern.endswith(".json") and Path(pattern).is_file():
+            index = json.loads(Path(pattern).read_text())
+            base = Path(pattern).parent
+            urls += [u["url"] if "://" in u["url"] or u["url"].startswith("pipe:") else str(base / u["url"])
+                     for u in index["shardlist"]]
+        else:
+            urls += list(braceexpand.braceexpand(pattern))
+    if not urls:
+        raise ConfigError(f"no shards in {patterns}")
+    return urls
+
+
+def read_shard(url: str, counts: Counter) -> Iterator[dict[str, Any]]:
+    """The samples of one tar ({"__key__", ext: bytes, ...}); a read error ends the shard and is counted."""
+    def on_error(exc: Exception) -> bool:
+        counts["shard_errors"] += 1
+        return False  # stop this shard: what follows a broken tar header is not trustworthy
+
+    yield from wds.tarfile_samples(iter([{"url": url}]), handler=on_error)
+
+
+# ---- one resumable stream --------------------------------------------------------------------------------------
+@dataclass
+class StreamState:
+    """Where a stream stands: shard visit and samples read from it, draws made, buffer contents as (visit, index)."""
+
+    visit: int = 0
+    offset: int = 0
+    emitted: int = 0
+    buffer: list[list[int]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class SampleStream:
+    """An infinite, seekable stream of raw samples from one dataset (see the module docstring)."""
+
+    MAX_EMPTY_VISITS = 64
+
+    def __init__(self, urls: list[str], seed: str, buffer_size: int, state: StreamState | None = None):
+        self.urls = urls
+        self.seed = seed
+        self.buffer_size = max(1, buffer_size)
+        self.counts: Counter = Counter()
+        self._buffer: list[tuple[tuple[int, int], dict]] = []
+        self._reader: Iterator[dict] | None = None
+        self._visit = self._offset = self._emitted = 0
+        if state is not None:
+            self._restore(state)
+
+    def shard(self, visit: int) -> str:
+        return self.urls[random.Random(f"{self.seed}/visit/{visit}").randrange(len(self.urls))]
+
+    def __iter__(self) -> "SampleStream":
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        while len(self._buffer) < self.buffer_size:
+            self._buffer.append(self._read_next())
+        j = random.Random(f"{self.seed}/draw/{self._emitted}").randrange(len(self._buffer))
+        self._buffer[j], self._buffer[-1] = self._buffer[-1], self._buffer[j]
+        self._emitted += 1
+        return self._buffer.pop()[1]
+
+    def _read_next(self) -> tuple[tuple[int, int], dict]:
+        empty = 0
+        while True:
+            if self._reader is None:
+                self._reader = read_shard(self.shard(self._visit), self.counts)
+            sample = next(self._reader, None)
+            if sample is not None:
+                self._offset += 1
+                self.counts["read"] += 1
+                return (self._visit, self._offset - 1), sample
+            if self._offset == 0:
+                empty += 1
+                if empty >= self.MAX_EMPTY_VISITS:
+                    raise DataError(f"{self.MAX_EMPTY_VISITS} shard visits in a row gave no sample "
+                                    f"(last: {self.shard(self._visit)})")
+            self._reader, self._visit, self._offset = None, self._visit + 1, 0
+
+    def state(self) -> StreamState:
+        return StreamState(self._visit, self._offset, self._emitted, [list(i) for i, _ in self._buffer],
+                           dict(self.counts))
+
+    def _restore(self, state: StreamState) -> None:
+        """Re-read the samples still in the buffer (from their shard visits), then seek into the current visit."""
+        wanted = {tuple(i) for i in state.buffer}
+        found: dict[tuple[int, int], dict] = {}
+        for visit in sorted({v for v, _ in wanted}):
+            left = {i for i in wanted if i[0] == visit}
+            for offset, sample in enumerate(read_shard(self.shard(visit), Counter())):
+                if (visit, offset) in left:
+                    found[(visit, offset)] = sample
+                    left.discard((visit, offset))
+                if not left:
+                    break
+        self._buffer = [(tuple(i), found[tuple(i)]) for i in state.buffer if tuple(i) in found]
+        self.counts = Counter(state.counts)
+        self._visit, self._offset, self._emitted = state.visit, 0, state.emitted
+        self._reader = read_shard(self.shard(self._visit), self.counts)
+        for _ in range(state.offset):
+            if next(self._reader, None) is None:
+                break
+            self._offset += 1
+
+
+# ---- decoding a raw sample into model inputs ---------------------------------------------------------------------
+class PairDecoder:
+    """Raw sample {ext: bytes} → {modality: one preprocessed input} through each modality's ``prepare``.
+
+    The bytes go to a scratch file with the member's suffix (in /dev/shm), so every modality decodes exactly as it
+    does at inference. A processor with ``load_bytes(data, suffix)`` is given the bytes directly instead.
+    """
+
+    def __init__(self, processors: dict[str, Modality], modalities: list[str], keys: dict[str, str]):
+        self.processors = {m: processors[m] for m in modalities}
+        self.keys = keys
+
+    def extension_of(self, modality: str, sample: dict[str, Any]) -> tuple[str, str] | None:
+        """(sample key, file suffix) of ``modality``'s member, or None when the sample has none."""
+        if modality in self.keys:
+            ext = self.keys[modality]
+            return (ext, "." + ext.rsplit(".", 1)[-1]) if ext in sample else None
+        for ext in sorted(k for k in sample if not k.startswith("__")):
+            found = suffix_modality(ext)
+            if found is not None and found[0] == modality:
+                return ext, found[1]
+        return None
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any] | None:
+        """The decoded inputs, or None when the sample lacks a modality (counted as incomplete)."""
+        members = {m: self.extension_of(m, sample) for m in self.processors}
+        if any(member is None for member in members.values()):
+            return None
+        return {m: decode_file(self.processors[m], sample[ext], suffix) for m, (ext, suffix) in members.items()}
+
+
+def suffix_modality(ext: str) -> tuple[str, str] | None:
+    """(modality, suffix) of a member extension by its longest registered suffix: ``depth.png`` → depth, not image."""
+    parts = ext.lower().split(".")
+    for i in range(len(parts)):
+        suffix = "." + ".".join(parts[i:])
+        modality = modality_for_suffix(suffix)
+        if modality is not None:
+            return modality, suffix
+    return None
+
+
+def decode_file(processor: Modality, data: bytes, suffix: str) -> Any:
+    """One file's bytes → the processor's preprocessed sample."""
+    load_bytes = getattr(processor, "load_bytes", None)
+    if load_bytes is not None:
+        return processor.preprocess(load_bytes(data, suffix))
+    with tempfile.NamedTemporaryFile(suffix=suffix, dir=SCRATCH_DIR) as f:
+        f.write(data)
+        f.flush()
+        return processor.prepare(Path(f.name))
+
+
+# ---- the per-step schedule and the rank's loader --------------------------------------------------------------
+def dataset_for_step(seed: int, step: int, weights: list[float]) -> int:
+    """Index of the dataset step ``step`` draws its whole global batch from (the same on every process)."""
+    return random.Random(f"{seed}/schedule/{step}").choices(range(len(weights)), weights=weights)[0]
+
+
+def streams_of(rank: int, world: int, worker: int, workers: int, streams: int) -> range:
+    """The stream indices one loader worker of one process owns (contiguous, in global batch order)."""
+    if streams % (world * workers):
+        raise ConfigError(f"data.streams ({streams}) must be divisible by processes × loader workers "
+                          f"({world} × {workers}); set data.streams={world * workers} or a multiple")
+    per = streams // (world * workers)
+    start = (rank * workers + worker) * per
+    return range(start, start + per)
+
+
+class StepShards(IterableDataset):
+    """Yields, for each step from ``start_step``, this worker's share of the step's batch (uncollated)."""
+
+    def __init__(self, config: DataConfig, processors: dict[str, Modality], seed: int, rank: int, world: int,
+                 start_step: int, state: dict[str, dict] | None):
+        self.config, self.processors, self.seed = config, processors, seed
+        self.rank, self.world, self.start_step = rank, world, start_step
+        self.state = state or {}
+        self.urls = [expand_shards(ds.shards) for ds in config.datasets]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        mine = streams_of(self.rank, self.world, worker, workers, self.config.streams)
+        datasets = self.config.datasets
+        decoders = [PairDecoder(self.processors, modalities_of(ds), ds.keys) for ds in datasets]
+        streams = {}
+        for d, ds in enumerate(datasets):
+            for c in mine:
+                saved = self.state.get(stream_id(ds, c))
+                streams[d, c] = SampleStream(self.urls[d], f"{self.seed}/{ds.name}/{c}", self.config.shuffle_buffer,
+                                             StreamState(**saved) if saved else None)
+        weights = [ds.weight for ds in datasets]
+        step = self.start_step
+        while True:
+            d = dataset_for_step(self.seed, step, weights)
+            per_stream = (datasets[d].batch_size or self.config.batch_size) // self.config.streams
+            samples: dict[str, list] = {m: [] for m in decoders[d].processors}
+            for c in mine:
+                for inputs in self._take(streams[d, c], decoders[d], per_stream):
+                    for m, x in inputs.items():
+                        samples[m].append(x)
+            yield {"step": step, "dataset": d, "samples": samples,
+                   "state": {stream_id(datasets[e], c): vars(s.state()) for (e, c), s in streams.items()}}
+            step += 1
+
+    def _take(self, stream: SampleStream, decode: PairDecoder, n: int) -> Iterator[dict[str, Any]]:
+        got = 0
+        while got < n:
+            sample = next(stream)
+            try:
+                inputs = decode(sample)
+            except DECODE_ERRORS:
+                stream.counts["corrupt"] += 1
+                inputs = None
+            else:
+                if inputs is None:
+                    stream.counts["incomplete"] += 1
+            if inputs is None:
+                bad = stream.counts["corrupt"] + stream.counts["incomplete"]
+                if bad > 16 and bad > self.config.max_skip_fraction * stream.counts["read"]:
+                    raise DataError(f"{bad} of {stream.counts['read']} samples read from {stream.seed} were corrupt "
+                                    f"or incomplete (limit data.max_skip_fraction={self.config.max_skip_fraction})")
+                continue
+            got += 1
+            yield inputs
+
+
+def stream_id(ds: DatasetConfig, c: int) -> str:
+    return f"{ds.name}/{c}"
+
+
+def modalities_of(ds: DatasetConfig) -> list[str]:
+    return list(dict.fromkeys(m for pair in ds.pairs for m in pair))
+
+
+@dataclass
+class Batch:
+    """One process's batch of one step: ``inputs`` {modality: collated batch}, all from dataset ``dataset``."""
+
+    step: int
+    dataset: int
+    inputs: dict[str, Any]
+    size: int
+
+
+class PairLoader:
+    """This process's batches, one per step from ``start_step``, assembled from its loader workers' shares.
+
+    ``state_dict()`` is the position after the last batch handed out, for this process's streams; a checkpoint
+    merges it over processes (keys are stream ids, so a resumed run may use another process or worker count).
+    """
+
+    def __init__(self, config: DataConfig, processors: dict[str, Modality], seed: int, rank: int = 0,
+                 world: int = 1, start_step: int = 0, state: dict[str, dict] | None = None):
+        self.config = config
+        self.processors = processors
+        self.workers = max(1, config.num_workers)
+        streams_of(rank, world, 0, self.workers, config.streams)  # fail early on a bad split
+        dataset = StepShards(config, processors, seed, rank, world, start_step, state)
+        self._state = dict(state or {})
+        # its own generator: DataLoader draws worker seeds from it, which must not move the training RNG
+        self._loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
+                                  prefetch_factor=config.prefetch if config.num_workers else None,
+                                  generator=torch.Generator().manual_seed(seed))
+        self._it = iter(self._loader)
+
+    def __iter__(self) -> "PairLoader":
+        return self
+
+    def __next__(self) -> Batch:
+        parts = [next(self._it) for _ in range(self.workers)]
+        if len({p["step"] for p in parts}) != 1:
+            raise DataError(f"loader workers out of step: {[p['step'] for p in parts]}")
+        samples = {m: [x for p in parts for x in p["samples"][m]] for m in parts[0]["samples"]}
+        for p in parts:
+            self._state.update(p["state"])
+        inputs = {m: self.processors[m].collate(xs) for m, xs in samples.items()}
+        size = len(next(iter(samples.values())))
+        return Batch(parts[0]["step"], parts[0]["dataset"], inputs, size)
+
+    def state_dict(self) -> dict[str, dict]:
+        return dict(self._state)
+
+    def skipped(self) -> Counter:
+        """Samples read, corrupt, incomplete and shard read errors, summed over this process's streams."""
+        total: Counter = Counter()
+        for s in self._state.values():
+            total.update(s.get("counts", {}))
+        return total

@@ -1,0 +1,98 @@
+"""Process-group set-up for training launched by ``torchrun`` or SLURM ``srun`` (or as one plain process).
+
+``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT. Under ``srun`` (one task per GPU)
+the SLURM variables are mapped onto them: SLURM_PROCID → RANK, SLURM_NTASKS → WORLD_SIZE,
+SLURM_LOCALID → LOCAL_RANK; MASTER_ADDR must be exported by the batch script (e.g.
+``export MASTER_ADDR=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1)``), MASTER_PORT defaults to 29500.
+Without either, the run is a single process and no process group is created.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from omniembed.errors import ConfigError
+
+DEFAULT_PORT = "29500"
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: global ``rank`` of ``world``, ``local_rank`` on its node, its ``device``."""
+
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def env_from_slurm(env: dict[str, str] | None = None) -> dict[str, str]:
+    """torchrun-style variables derived from SLURM's, for processes started by ``srun`` (torchrun's win)."""
+    env = dict(os.environ if env is None else env)
+    if "RANK" in env or "SLURM_PROCID" not in env or "SLURM_NTASKS" not in env:
+        return {}
+    if int(env["SLURM_NTASKS"]) > 1 and "MASTER_ADDR" not in env:
+        raise ConfigError("running under SLURM with several tasks but MASTER_ADDR is not set: export it in the "
+                          "batch script, e.g. MASTER_ADDR=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1)")
+    return {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env["SLURM_NTASKS"],
+            "LOCAL_RANK": env.get("SLURM_LOCALID", "0"), "MASTER_ADDR": env.get("MASTER_ADDR", "127.0.0.1"),
+            "MASTER_PORT": env.get("MASTER_PORT", DEFAULT_PORT)}
+
+
+def setup(device: str = "auto", timeout_s: float = 1800) -> DistInfo:
+    """Initialise the default process group when launched with several processes (NCCL on GPU, gloo on CPU)."""
+    os.environ.update(env_from_slurm())
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    if use_cuda:
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    else:
+        dev = torch.device("cpu" if device == "auto" else device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world,
+                                timeout=timedelta(seconds=timeout_s), device_id=dev if use_cuda else None)
+    return DistInfo(rank, world, local_rank, dev)
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every process's ``obj`` (picklable), in rank order; ``[obj]`` in a single process."""
+    if not dist.is_initialized():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """The mean of a tensor over processes (for logging), detached."""
+    values = values.detach().clone()
+    if dist.is_initialized():
+        dist.all_reduce(values)
+        values /= dist.get_world_size()
+    return values

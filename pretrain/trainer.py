@@ -1,0 +1,385 @@
+"""The pretraining loop: align every modality to the anchor with contrastive losses over (anchor_side, other) pairs.
+
+Launch with ``omniembed train RECIPE.yaml [--nproc N] [--resume] [key=value ...]`` (which wraps ``torchrun``), or
+``torchrun --nproc_per_node N -m omniembed.pretrain.trainer RECIPE.yaml ...``, or ``srun`` under SLURM.
+:func:`train` reads top to bottom: build → (resume) → loop of step / log / checkpoint / eval → export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+import omniembed
+from omniembed.api import resolve_config
+from omniembed.config import ModelConfig
+from omniembed.errors import ConfigError, OmniEmbedError
+from omniembed.model import OmniEmbedModel
+from omniembed.nn.transformer import Block, Transformer
+
+from . import distributed
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import ExperimentConfig, dump_yaml, load_config
+from .data import PairLoader, modalities_of
+from .lora import add_lora, merge_lora_state
+from .losses import SIGLIP_BIAS_INIT, ContrastiveLoss, SigLIPLoss
+from .metrics import MetricsLogger
+
+EvalHook = Callable[[OmniEmbedModel, int], "dict[str, float] | None"]
+
+
+def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | None = None) -> Path:
+    """Run (or continue, with ``resume``) one experiment; returns the directory of the exported OmniEmbed model."""
+    info = distributed.setup(config.train.device)
+    out = Path(config.train.out_dir)
+    torch.manual_seed(config.train.seed + info.rank)  # per-process stream for drop-path; init is seeded apart
+
+    model = build_model(config)
+    trainable = configure_trainable(model, config)
+    module = TrainingModule(model, config).to(info.device)
+    module = wrap_parallel(module, config, info)
+    optimizer = build_optimizer(module, config)
+    scheduler = cosine_schedule(optimizer, config.optim.warmup_steps, config.train.steps, config.optim.min_lr_ratio)
+    objective = PairObjective(config)
+    eval_hook = eval_hook or import_hook(config.train.eval_hook)
+
+    step, data_state = 0, None
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is not None and not resume:
+        raise ConfigError(f"{out} already holds checkpoints (latest: {checkpoint.name}); pass --resume to continue "
+                          "that run or choose another train.out_dir")
+    if checkpoint is not None:
+        meta = load_checkpoint(checkpoint, module, optimizer, scheduler, info)
+        step, data_state = meta["step"], meta["data"]
+    elif resume and info.is_main:
+        print(f"--resume: no checkpoint under {out}, starting from step 0", file=sys.stderr)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_yaml(config))
+    loader = PairLoader(config.data, model.processors, config.train.seed, info.rank, info.world, step, data_state)
+    log = MetricsLogger(out, config, info, start_step=step, trainable=trainable)
+    autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
+
+    module.train()
+    while step < config.train.steps:
+        t0 = time.perf_counter()
+        batch = next(loader)
+        inputs = {m: to_device(x, info.device) for m, x in batch.inputs.items()}
+        metrics, grad_norm = train_step(module, objective, optimizer, inputs, batch.dataset, autocast,
+                                        config.optim.grad_clip)
+        scheduler.step()
+        step += 1
+
+        log.step(step, batch, metrics, grad_norm, scheduler.get_last_lr()[0], time.perf_counter() - t0,
+                 loader.skipped())
+        if step % config.train.checkpoint_every == 0 or step == config.train.steps:
+            save_checkpoint(out, step, module, optimizer, scheduler, loader.state_dict(), info,
+                            keep=config.train.keep_checkpoints)
+        if eval_hook is not None and config.train.eval_every and step % config.train.eval_every == 0:
+            module.eval()
+            with torch.no_grad():
+                log.eval(step, eval_hook(model, step))
+            module.train()
+
+    log.close()
+    exported = export_model(module, model, config, out / "model", info)
+    distributed.teardown()
+    return exported
+
+
+def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.optim.Optimizer,
+               inputs: dict[str, Any], dataset: int, autocast: torch.autocast,
+               grad_clip: float | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Forward the towers of one dataset's batch, score its pairs, backward, clip, AdamW step."""
+    with autocast:
+        embeddings, scales, biases = module(inputs, objective.pairs_of(dataset))
+    loss, metrics = objective(dataset, embeddings, scales, biases)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = clip_gradients(module, grad_clip)
+    optimizer.step()
+    return metrics, grad_norm
+
+
+# ---- building ------------------------------------------------------------------------------------------------
+def build_model(config: ExperimentConfig) -> OmniEmbedModel:
+    """A named/JSON model (restricted to the modalities the run uses, overrides applied) or a checkpoint directory."""
+    init = config.model.init
+    if Path(init).is_dir():
+        if config.model.overrides:
+            raise ConfigError("model.overrides cannot change a model loaded from a checkpoint directory")
+        return omniembed.load(init)
+    data = resolve_config(init).to_dict()
+    used = config.model.modalities or [data["anchor"]] + [m for ds in config.data.datasets for m in modalities_of(ds)]
+    missing = sorted(set(used) - set(data["modalities"]))
+    if missing:
+        raise ConfigError(f"model '{init}' has no {', '.join(missing)} modality (it has {sorted(data['modalities'])})")
+    data["modalities"] = {m: c for m, c in data["modalities"].items() if m in used}
+    for key, value in config.model.overrides.items():
+        _set_path(data, key, value)
+    return omniembed.create(ModelConfig.from_dict(data), seed=config.train.seed)
+
+
+def _set_path(data: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"model.overrides: '{dotted}' does not name a model config key")
+        node = node[part]
+    node[leaf] = value
+
+
+def configure_trainable(model: OmniEmbedModel, config: ExperimentConfig) -> dict[str, int]:
+    """Freeze, add anchor LoRA, switch on gradient checkpointing; returns trainable parameter counts per modality.
+
+    A tower learns when some pair uses it and it is not in ``model.frozen`` (default: the anchor). A logit scale
+    learns only when it is some pair's temperature (the ``other`` side).
+    """
+    paired = {m for ds in config.data.datasets for m in modalities_of(ds)}
+    for m in paired - set(model.modalities):
+        raise ConfigError(f"a dataset pairs modality '{m}' that the model lacks (it has {model.modalities})")
+    frozen = set(config.model.frozen if config.model.frozen is not None else [model.anchor])
+    scale_of = {b for ds in config.data.datasets for _, b in ds.pairs}
+    for m, encoder in model.encoders.items():
+        encoder.requires_grad_(m in paired and m not in frozen)
+        if m not in scale_of:
+            encoder.postprocess.requires_grad_(False)
+    lora = config.model.anchor_lora
+    if lora is not None:
+        if model.anchor not in frozen:
+            raise ConfigError("model.anchor_lora adapts a frozen anchor: keep the anchor in model.frozen")
+        if not add_lora(model.encoder(model.anchor).trunk, lora.rank, lora.alpha):
+            raise ConfigError(f"model.anchor_lora: the {model.anchor} trunk has no nn.Linear layer to adapt")
+    if config.model.grad_checkpointing:
+        for encoder in model.encoders.values():
+            for sub in encoder.modules():
+                if isinstance(sub, Transformer):
+                    sub.grad_checkpointing = True
+                elif hasattr(sub, "set_grad_checkpointing"):  # timm trunks
+                    sub.set_grad_checkpointing(True)
+    counts = {m: sum(p.numel() for p in e.parameters() if p.requires_grad) for m, e in model.encoders.items()}
+    if not any(counts.values()):
+        raise ConfigError("nothing to train: every tower is frozen (see model.frozen and model.anchor_lora)")
+    return counts
+
+
+class TrainingModule(nn.Module):
+    """What DDP/FSDP wrap: the model, plus a learnable logit bias per pair for the SigLIP loss.
+
+    ``forward`` returns the logit scales and biases it will be scored with, so the data-parallel wrapper sees them
+    used: ({modality: unit embeddings [B, E]}, {other: logit scale []}, {"a-b": logit bias []}).
+    """
+
+    def __init__(self, model: OmniEmbedModel, config: ExperimentConfig):
+        super().__init__()
+        self.model = model
+        names = dict.fromkeys(pair_name(a, b) for ds in config.data.datasets for a, b in ds.pairs)
+        self.logit_bias = nn.ParameterDict(
+            {n: nn.Parameter(torch.tensor(SIGLIP_BIAS_INIT)) for n in names} if config.loss.kind == "siglip" else {})
+        # towers that do not learn stay in eval mode (no drop-path), as ImageBind's frozen CLIP towers
+        self.fixed = [m for m, e in model.encoders.items() if not any(p.requires_grad for p in e.parameters())]
+
+    def forward(self, inputs: dict[str, Any], pairs: list[list[str]]
+                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        embeddings = {m: self.model.encoders[m](x) for m, x in inputs.items()}
+        scales = {b: self.model.encoders[b].logit_scale for _, b in pairs}
+        biases = {pair_name(a, b): self.logit_bias[pair_name(a, b)] for a, b in pairs
+                  if pair_name(a, b) in self.logit_bias}
+        return embeddings, scales, biases
+
+    def train(self, mode: bool = True) -> "TrainingModule":
+        super().train(mode)
+        for m in self.fixed:
+            self.model.encoders[m].eval()
+        return self
+
+
+def wrap_parallel(module: TrainingModule, config: ExperimentConfig, info: distributed.DistInfo) -> nn.Module:
+    """DDP (default) or FSDP2 ``fully_shard`` (each transformer block, each encoder, the root); as is alone."""
+    if not info.distributed:
+        return module
+    if config.train.parallel == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(info.device.type, (info.world,))
+        # FSDP2 shards no 0-dim tensor (the logit scales): keep them replicated and average their gradients here
+        scalars = {p for p in module.parameters() if p.ndim == 0}
+        for p in scalars:
+            if p.requires_grad:
+                p.register_post_accumulate_grad_hook(_average_grad)
+        for encoder in module.model.encoders.values():
+            for block in [b for b in encoder.modules() if isinstance(b, Block)]:
+                fully_shard(block, mesh=mesh)
+            fully_shard(encoder, mesh=mesh, ignored_params=scalars)
+        return fully_shard(module, mesh=mesh, ignored_params=scalars)
+    return DistributedDataParallel(module, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+                                   find_unused_parameters=needs_unused_search(module, config))
+
+
+def _average_grad(param: torch.Tensor) -> None:
+    torch.distributed.all_reduce(param.grad)
+    param.grad /= torch.distributed.get_world_size()
+
+
+def needs_unused_search(module: TrainingModule, config: ExperimentConfig) -> bool:
+    """Whether some step leaves a learning parameter without gradient (another dataset's tower or scale)."""
+    trainable = {id(p) for p in module.parameters() if p.requires_grad}
+    for ds in config.data.datasets:
+        used: set[int] = set()
+        for m in modalities_of(ds):
+            encoder = module.model.encoders[m]
+            scale = {id(p) for p in encoder.postprocess.parameters()}
+            used |= {id(p) for p in encoder.parameters()} - scale
+            if m in {b for _, b in ds.pairs}:
+                used |= scale
+        used |= {id(module.logit_bias[pair_name(a, b)]) for a, b in ds.pairs if pair_name(a, b) in module.logit_bias}
+        if trainable - used:
+            return True
+    return False
+
+
+def pair_name(a: str, b: str) -> str:
+    return f"{a}-{b}"
+
+
+class PairObjective:
+    """Σ over the step's dataset's pairs (a, b) of weight × loss(a, b) at ``b``'s logit scale (+ the pair's bias)."""
+
+    def __init__(self, config: ExperimentConfig):
+        loss_cls = SigLIPLoss if config.loss.kind == "siglip" else ContrastiveLoss
+        self.loss = loss_cls(local_loss=config.loss.local_loss, gather_with_grad=config.loss.gather_with_grad)
+        self.pairs = [list(zip(ds.pairs, ds.loss_weights or [1.0] * len(ds.pairs))) for ds in config.data.datasets]
+
+    def pairs_of(self, dataset: int) -> list[list[str]]:
+        return [pair for pair, _ in self.pairs[dataset]]
+
+    def __call__(self, dataset: int, embeddings: dict[str, torch.Tensor], scales: dict[str, torch.Tensor],
+                 biases: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to backpropagate, and detached scalars to log (per pair: loss, top-1, scale, temperature)."""
+        total = torch.zeros((), device=next(iter(embeddings.values())).device)
+        metrics: dict[str, torch.Tensor] = {}
+        for (a, b), weight in self.pairs[dataset]:
+            name = pair_name(a, b)
+            extra = (biases[name].float(),) if name in biases else ()
+            out = self.loss.detailed(embeddings[a].float(), embeddings[b].float(), scales[b].float(), *extra)
+            total = total + weight * out.loss
+            metrics.update(out.metrics(name))
+        metrics["loss"] = total.detach()
+        return total, metrics
+
+
+def build_optimizer(module: nn.Module, config: ExperimentConfig) -> torch.optim.AdamW:
+    """AdamW; no weight decay on tensors of fewer than 2 dims (norms, biases, logit scales).
+
+    The fused kernel: one pass per tensor, ~6× faster than ``foreach`` on CPU (0.07 s vs 0.39 s per step for
+    ViT-B/16 + text), on CPU and GPU, for plain tensors and FSDP2's DTensors alike.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.optim.lr,
+                             betas=tuple(config.optim.betas), eps=config.optim.eps, fused=True)
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int,
+                    min_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup from lr/warmup to lr over ``warmup`` steps, then cosine decay to ``min_ratio``·lr at ``total``."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def use_bf16(config: ExperimentConfig, info: distributed.DistInfo) -> bool:
+    return config.train.precision == "bf16" or (config.train.precision == "auto" and info.device.type == "cuda")
+
+
+def clip_gradients(module: nn.Module, max_norm: float | None) -> torch.Tensor:
+    """Clip the global gradient norm to ``max_norm`` (None: only measure it); returns the norm before clipping."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    sharded = [g for g in grads if hasattr(g, "full_tensor")]  # FSDP2 DTensors; the rest is replicated
+    plain = [g for g in grads if not hasattr(g, "full_tensor")]
+    norms = [torch.nn.utils.get_total_norm(group) for group in (sharded, plain) if group]
+    norms = [n.full_tensor() if hasattr(n, "full_tensor") else n for n in norms]
+    total = torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+    if max_norm:
+        for group in (sharded, plain):
+            if group:
+                torch.nn.utils.clip_grads_with_norm_(group, max_norm, total)
+    return total
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def import_hook(spec: str | None) -> EvalHook | None:
+    """``"package.module:function"`` → the function."""
+    if not spec:
+        return None
+    module_name, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"train.eval_hook '{spec}' cannot be imported ({exc})") from exc
+
+
+def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentConfig, directory: Path,
+                 info: distributed.DistInfo) -> Path:
+    """Save the trained weights as a plain OmniEmbed checkpoint (LoRA merged) that ``omniembed.load`` reads."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if info.is_main:
+        lora = config.model.anchor_lora
+        state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+        if lora is not None:
+            state = merge_lora_state(state, lora.alpha / lora.rank)
+        plain = OmniEmbedModel(model.config)
+        plain.load_state_dict(state, strict=True)
+        plain.save(directory)
+    distributed.barrier()
+    return directory
+
+
+# ---- command line ----------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m omniembed.pretrain.trainer", description=__doc__.split("\n")[0])
+    parser.add_argument("config", help="experiment YAML")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides (dotted keys, YAML values)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    args = parser.parse_intermixed_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+        exported = train(config, resume=args.resume)
+    except OmniEmbedError as exc:
+        print(f"omniembed train: error: {exc}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"model saved to {exported}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Shards and the training data pipeline: make_shards, world-size-independent batches, resume, corrupt samples."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import omniembed
+from omniembed.errors import ConfigError
+from omniembed.pretrain.config import DataConfig, DatasetConfig
+from omniembed.pretrain.data import PairLoader, SampleStream, StreamState, dataset_for_step, expand_shards
+
+REPO = Path(__file__).resolve().parents[1]
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 20),
+           "purple": (140, 30, 160), "white": (245, 245, 245), "black": (10, 10, 10), "orange": (250, 140, 0)}
+SHAPES = ("square", "stripe")
+
+make_shards_tool = None
+
+
+def tool():
+    """tools/make_shards.py as a module (tools/ is a folder of scripts, not a package)."""
+    global make_shards_tool
+    if make_shards_tool is None:
+        spec = importlib.util.spec_from_file_location("make_shards", REPO / "tools" / "make_shards.py")
+        make_shards_tool = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(make_shards_tool)
+    return make_shards_tool
+
+
+def write_pairs(folder: Path, n: int, corrupt: int = 0, size: int = 40) -> Path:
+    """``n`` PNG images of coloured shapes with captions naming them; ``corrupt`` of them truncated PNGs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        colour = list(COLOURS)[i % len(COLOURS)]
+        shape = SHAPES[(i // len(COLOURS)) % len(SHAPES)]
+        pixels = np.full((size, size, 3), 128, np.uint8)
+        if shape == "square":
+            pixels[8:-8, 8:-8] = COLOURS[colour]
+        else:
+            pixels[:, size // 3: 2 * size // 3] = COLOURS[colour]
+        pixels = np.clip(pixels + rng.integers(-8, 8, pixels.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"pair{i:03d}.png")
+        (folder / f"pair{i:03d}.txt").write_text(f"a {colour} {shape}")
+    for i in range(corrupt):
+        path = folder / f"pair{i:03d}.png"
+        path.write_bytes(path.read_bytes()[:60])  # header survives, pixel data does not
+    return folder
+
+
+def make_pair_shards(tmp_path: Path, n: int = 32, corrupt: int = 0, maxcount: int = 6) -> Path:
+    """Shards of ``n`` image–caption pairs; returns the shard index (shards.json)."""
+    pairs = write_pairs(tmp_path / "pairs", n, corrupt)
+    tool().make_shards(tool().samples_from_folder(pairs), tmp_path / "shards", maxcount=maxcount)
+    return tmp_path / "shards" / "shards.json"
+
+
+TINY = {"embed_dim": 16, "anchor": "image", "modalities": {
+    "image": {"image_size": 32, "patch_size": 16, "trunk": {"width": 32, "depth": 1, "heads": 2, "pre_norm": True}},
+    "text": {"trunk": {"width": 32, "depth": 1, "heads": 2, "causal": True}}}}
+
+
+@pytest.fixture(scope="module")
+def processors():
+    return omniembed.create(TINY, seed=0).processors
+
+
+def data_config(index: Path, workers: int = 0, streams: int = 4, batch: int = 8, buffer: int = 5) -> DataConfig:
+    ds = DatasetConfig(name="shapes", shards=[str(index)], pairs=[["image", "text"]])
+    return DataConfig(datasets=[ds], batch_size=batch, streams=streams, shuffle_buffer=buffer, num_workers=workers)
+
+
+def global_batches(config, processors, world: int, steps: int, start: int = 0, state=None):
+    """The images of each step's global batch (ranks concatenated in rank order), and the loaders."""
+    loaders = [PairLoader(config, processors, seed=3, rank=r, world=world, start_step=start, state=state)
+               for r in range(world)]
+    batches = []
+    for _ in range(steps):
+        parts = [next(loader) for loader in loaders]
+        assert len({p.step for p in parts}) == 1
+        batches.append(torch.cat([p.inputs["image"] for p in parts]))
+    return batches, loaders
+
+
+# ---- make_shards ---------------------------------------------------------------------------------------------
+def test_make_shards_from_folder_packs_every_pair_with_its_caption(tmp_path):
+    index = make_pair_shards(tmp_path, n=14, maxcount=6)
+    meta = json.loads(index.read_text())
+    assert [s["nsamples"] for s in meta["shardlist"]] == [6, 6, 2]
+    members = {}
+    for shard in expand_shards([str(index)]):
+        with tarfile.open(shard) as tar:
+            for m in tar.getmembers():
+                members[m.name] = tar.extractfile(m).read()
+    assert len(members) == 28
+    assert members["pair003.txt"] == b"a yellow square"
+    assert members["pair003.png"] == (tmp_path / "pairs" / "pair003.png").read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_make_shards_from_manifest_stores_inline_captions_and_files(tmp_path, kind):
+    pairs = write_pairs(tmp_path / "pairs", 3)
+    rows = [{"image": f"pairs/pair{i:03d}.png", "caption": f"caption {i}"} for i in range(3)]
+    manifest = tmp_path / f"manifest.{kind}"
+    if kind == "csv":
+        with open(manifest, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["image", "caption"])
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert tool().main([str(manifest), "--out", str(tmp_path / "out"), "--no-shuffle"]) == 0
+    with tarfile.open(tmp_path / "out" / "shard-000000.tar") as tar:
+        names = tar.getnames()
+        assert names == ["0.png", "0.txt", "1.png", "1.txt", "2.png", "2.txt"]
+        assert tar.extractfile("2.txt").read() == b"caption 2"
+        assert tar.extractfile("1.png").read() == (pairs / "pair001.png").read_bytes()
+
+
+def test_make_shards_names_a_missing_file_in_the_manifest(tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"image": "nope.png", "caption": "x"}) + "\n")
+    assert tool().main([str(manifest), "--out", str(tmp_path / "out")]) == 2
+    assert "row 1, column 'image'" in capsys.readouterr().err
+
+
+# ---- streams and loaders -------------------------------------------------------------------------------------
+def test_global_batch_is_the_same_for_any_process_and_worker_count(tmp_path, processors):
+    index = make_pair_shards(tmp_path)
+    one, _ = global_batches(data_config(index), processors, world=1, steps=5)
+    two, _ = global_batches(data_config(index), processors, world=2, steps=5)
+    two_workers, _ = global_batches(data_config(index, workers=2), processors, world=2, steps=2)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+    for a, b in zip(one, two_workers):
+        assert torch.equal(a, b)
+    assert not torch.equal(one[0], one[1])
+
+
+def test_restored_loader_continues_with_the_same_batches(tmp_path, processors):
+    index = make_pair_shards(tmp_path)
+    config = data_config(index)
+    straight, _ = global_batches(config, processors, world=2, steps=7)
+    _, loaders = global_batches(config, processors, world=2, steps=3)
+    state = {k: v for loader in loaders for k, v in loader.state_dict().items()}
+    assert len(state) == 4 and all(s["emitted"] == 6 for s in state.values())
+    resumed, _ = global_batches(config, processors, world=1, steps=4, start=3, state=state)
+    for a, b in zip(straight[3:], resumed):
+        assert torch.equal(a, b)
+
+
+def test_stream_resamples_shards_forever_and_shuffles(tmp_path):
+    index = make_pair_shards(tmp_path, n=12, maxcount=4)
+    stream = SampleStream(expand_shards([str(index)]), seed="s", buffer_size=4)
+    keys = [next(stream)["__key__"] for _ in range(60)]
+    assert len(set(keys)) == 12  # every sample reached, well past one pass
+    assert keys[:12] != sorted(keys[:12])
+    state = stream.state()
+    again = SampleStream(expand_shards([str(index)]), seed="s", buffer_size=4, state=StreamState(**vars(state)))
+    assert [next(again)["__key__"] for _ in range(10)] == [next(stream)["__key__"] for _ in range(10)]
+
+
+def test_corrupt_png_is_counted_and_skipped(tmp_path, processors):
+    index = make_pair_shards(tmp_path, n=16, corrupt=3)
+    loader = PairLoader(data_config(index, streams=1, batch=4, buffer=2), processors, seed=0)
+    for _ in range(12):
+        batch = next(loader)
+        assert batch.inputs["image"].shape == (4, 3, 32, 32) and torch.isfinite(batch.inputs["image"]).all()
+    counts = loader.skipped()
+    assert counts["corrupt"] >= 3
+    assert counts["read"] >= 48 + counts["corrupt"]
+
+
+def test_sample_missing_a_modality_is_counted_as_incomplete(tmp_path, processors):
+    pairs = write_pairs(tmp_path / "pairs", 6)
+    (pairs / "pair002.txt").unlink()
+    tool().make_shards(tool().samples_from_folder(pairs), tmp_path / "shards", maxcount=6)
+    loader = PairLoader(data_config(tmp_path / "shards" / "shards.json", streams=1, batch=5, buffer=1), processors, 0)
+    next(loader)
+    assert loader.skipped()["incomplete"] == 1
+
+
+def test_mixture_draws_datasets_by_weight():
+    draws = [dataset_for_step(0, step, [3.0, 1.0]) for step in range(4000)]
+    assert abs(draws.count(0) / 4000 - 0.75) < 0.03
+    assert draws == [dataset_for_step(0, step, [3.0, 1.0]) for step in range(4000)]
+
+
+def test_streams_must_split_over_processes_and_workers(tmp_path, processors):
+    index = make_pair_shards(tmp_path, n=6)
+    with pytest.raises(ConfigError, match="data.streams"):
+        PairLoader(data_config(index, streams=3), processors, seed=0, rank=0, world=2)

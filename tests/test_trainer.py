@@ -1,0 +1,297 @@
+"""The pretraining loop in one process: config, freezing/LoRA, optimizer groups, schedule, a short real run."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import omniembed
+from omniembed.errors import ConfigError
+from omniembed.io import load_tensors
+from omniembed.pretrain import trainer
+from omniembed.pretrain.config import load_config
+from omniembed.pretrain.distributed import env_from_slurm
+from omniembed.pretrain.lora import LoRALinear, merge_lora_state
+
+from test_shards import TINY, make_pair_shards
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "pretrain" / "recipes" / "image_text_tiny.yaml"
+
+
+def tiny_experiment(index: Path, out_dir: Path, **train: object) -> dict:
+    """A whole experiment on the shapes shards with 16-d embeddings, 32-wide one-block towers, 32 px images."""
+    return {
+        "model": {"init": "omni-tiny", "frozen": [], "overrides": {
+            "embed_dim": TINY["embed_dim"], "modalities.image.image_size": 32,
+            "modalities.image.trunk": TINY["modalities"]["image"]["trunk"],
+            "modalities.text.trunk": TINY["modalities"]["text"]["trunk"]}},
+        "data": {"datasets": [{"name": "shapes", "shards": [str(index)], "pairs": [["image", "text"]]}],
+                 "batch_size": 8, "streams": 2, "num_workers": 0, "shuffle_buffer": 8},
+        "optim": {"lr": 1e-3, "warmup_steps": 3},
+        "train": {"steps": 30, "checkpoint_every": 10, "log_every": 1, "progress": False, "tensorboard": False,
+                  "out_dir": str(out_dir), **train},
+    }
+
+
+def write_experiment(path: Path, experiment: dict) -> Path:
+    path.write_text(yaml.safe_dump(experiment))
+    return path
+
+
+def records(out_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    return make_pair_shards(tmp_path_factory.mktemp("shapes"), n=32, corrupt=2)
+
+
+# ---- config ----------------------------------------------------------------------------------------------------
+def test_recipe_loads_by_path_or_name_and_command_line_overrides_win():
+    assert load_config("image_text_tiny") == load_config(RECIPE)
+    config = load_config(RECIPE, ["optim.lr=1e-4", "data.datasets.0.weight=2", "model.frozen=[]",
+                                  "model.overrides.modalities.image.image_size=48"])
+    assert config.optim.lr == 1e-4 and config.data.datasets[0].weight == 2.0 and config.model.frozen == []
+    assert config.model.overrides["modalities.image.image_size"] == 48
+    assert config.data.datasets[0].pairs == [["image", "text"]]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lrr=1", "unknown config key(s) in optim: lrr"),
+    ("train.steps=many", "train.steps: expected an integer"),
+    ("data.datasets.5.weight=1", "not an index"),
+    ("loss.kind=triplet", "loss.kind"),
+])
+def test_bad_override_names_the_key(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(RECIPE, [override])
+
+
+# ---- what learns -----------------------------------------------------------------------------------------------
+def experiment(index: Path, tmp_path: Path, overrides: list[str] = ()):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = write_experiment(tmp_path / "exp.yaml", tiny_experiment(index, tmp_path / "out"))
+    return load_config(path, list(overrides))
+
+
+def test_anchor_is_frozen_by_default_and_only_paired_scales_learn(shapes, tmp_path):
+    config = experiment(shapes, tmp_path, ["model.frozen=null"])
+    model = trainer.build_model(config)
+    counts = trainer.configure_trainable(model, config)
+    assert counts["image"] == 0 and counts["text"] > 0
+    assert model.encoders["text"].postprocess.logit_scale.log_scale.requires_grad
+    module = trainer.TrainingModule(model, config).train()
+    assert not model.encoders["image"].training and model.encoders["text"].training
+
+
+def test_anchor_lora_trains_only_the_adapters_and_merges_exactly(shapes, tmp_path):
+    config = experiment(shapes, tmp_path, ["model.frozen=[image, text]", "model.anchor_lora={rank: 4, alpha: 8}"])
+    model = trainer.build_model(config)
+    images = torch.randn(3, 3, 32, 32)
+    before = model.encode("image", images)
+    trainer.configure_trainable(model, config)
+    learning = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert learning and all(n.startswith("encoders.image.trunk.") and n.endswith((".lora_a", ".lora_b"))
+                            for n in learning)
+    assert sum(isinstance(m, LoRALinear) for m in model.modules()) == 4  # qkv, proj, fc1, fc2 of one block
+    torch.testing.assert_close(model.encode("image", images), before, rtol=0, atol=0)  # B starts at zero
+
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    optimizer = trainer.build_optimizer(model, config)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model.encode("image", images).pow(3).sum().backward()
+        optimizer.step()
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+    adapted = model.encode("image", images).detach()
+    assert not torch.allclose(adapted, before)
+
+    merged = merge_lora_state(model.state_dict(), 8 / 4)
+    plain = omniembed.OmniEmbedModel(model.config)
+    plain.load_state_dict(merged, strict=True)
+    torch.testing.assert_close(plain.encode("image", images), adapted, rtol=0, atol=1e-6)
+
+
+def test_optimizer_skips_weight_decay_on_norms_biases_and_logit_scales(shapes, tmp_path):
+    config = experiment(shapes, tmp_path)
+    model = trainer.build_model(config)
+    trainer.configure_trainable(model, config)
+    optimizer = trainer.build_optimizer(model, config)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay, no_decay = ([names[id(p)] for p in g["params"]] for g in optimizer.param_groups)
+    assert optimizer.param_groups[1]["weight_decay"] == 0.0
+    assert "encoders.text.postprocess.logit_scale.log_scale" in no_decay
+    assert all(n.endswith(("bias", "weight")) and ("norm" in n or n.endswith("bias")) or "log_scale" in n
+               for n in no_decay)
+    assert "encoders.text.trunk.transformer.blocks.0.attn.qkv.weight" in decay
+    assert not any("norm" in n or n.endswith(".bias") for n in decay)
+
+
+def test_cosine_schedule_warms_up_linearly_then_decays_to_the_floor():
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0)
+    schedule = trainer.cosine_schedule(optimizer, warmup=4, total=14, min_ratio=0.1)
+    lrs = []
+    for _ in range(14):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[9] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
+
+
+def test_slurm_variables_become_torchrun_variables():
+    env = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "MASTER_ADDR": "node17"}
+    assert env_from_slurm(env) == {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "MASTER_ADDR": "node17",
+                                   "MASTER_PORT": "29500"}
+    assert env_from_slurm({**env, "RANK": "0"}) == {}  # torchrun inside an allocation wins
+    with pytest.raises(ConfigError, match="MASTER_ADDR"):
+        env_from_slurm({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"})
+
+
+# ---- a short real run ------------------------------------------------------------------------------------------
+def test_single_process_run_logs_pairs_calls_eval_and_exports_a_loadable_model(shapes, tmp_path):
+    config = experiment(shapes, tmp_path, ["train.steps=12", "train.log_every=4", "train.eval_every=6",
+                                           "train.tensorboard=true", "train.checkpoint_every=5"])
+    seen = []
+
+    def hook(model, step):
+        seen.append((step, model.training))
+        return {"probe": float(step)}
+
+    exported = trainer.train(config, eval_hook=hook)
+    out = tmp_path / "out"
+    rows = records(out)
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert steps == [4, 8, 12] and seen == [(6, False), (12, False)]
+    assert [r["eval/probe"] for r in rows if "eval/probe" in r] == [6.0, 12.0]
+    last = [r for r in rows if "loss" in r][-1]
+    assert last["loss"] == pytest.approx(last["loss/image-text"])
+    assert last["temperature/image-text"] == pytest.approx(1 / last["logit_scale/image-text"])
+    assert 0 <= last["top1/image-text/a_to_b"] <= 1
+    assert last["data/read"] >= 12 * 8 and last["data/corrupt"] >= 1
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == ["step_00000010", "step_00000012"]
+
+    model = omniembed.load(exported)
+    trained = load_tensors(out / "checkpoints" / "step_00000012" / "model.safetensors")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, trained["model." + key]), key
+    with pytest.raises(ConfigError, match="--resume"):
+        trainer.train(config)
+
+
+def mixture(index: Path) -> list[dict]:
+    """Two datasets over the same shards: captions (image → text) and a two-pair 'triplet' style (both ways)."""
+    return [{"name": "captions", "shards": [str(index)], "pairs": [["image", "text"]], "weight": 3.0},
+            {"name": "both_ways", "shards": [str(index)], "pairs": [["image", "text"], ["text", "image"]],
+             "weight": 1.0, "loss_weights": [1.0, 0.5], "batch_size": 4}]
+
+
+def test_mixture_draws_datasets_by_weight_and_scores_every_pair(shapes, tmp_path):
+    exp = tiny_experiment(shapes, tmp_path / "out", steps=16)
+    exp["data"]["datasets"] = mixture(shapes)
+    config = load_config(write_experiment(tmp_path / "exp.yaml", exp))
+    trainer.train(config)
+    rows = records(tmp_path / "out")
+    by_name = {name: [r for r in rows if r["dataset"] == name] for name in ("captions", "both_ways")}
+    assert len(by_name["captions"]) > len(by_name["both_ways"]) > 0
+    mixed = by_name["both_ways"][0]
+    assert mixed["loss"] == pytest.approx(mixed["loss/image-text"] + 0.5 * mixed["loss/text-image"], rel=1e-6)
+    assert "loss/text-image" not in by_name["captions"][0]
+    assert "temperature/text-image" in mixed  # the image tower's own logit scale, learning in this run
+
+
+def test_siglip_run_learns_a_bias_per_pair_and_exports_without_it(shapes, tmp_path):
+    config = experiment(shapes, tmp_path, ["loss.kind=siglip", "train.steps=4",
+                                           "model.overrides.modalities.text.logit_scale.init=10.0"])
+    exported = trainer.train(config)
+    rows = records(tmp_path / "out")
+    assert rows[0]["logit_scale/image-text"] == pytest.approx(10.0, rel=1e-2)
+    assert rows[-1]["logit_bias/image-text"] != -10.0
+    trained = load_tensors(tmp_path / "out" / "checkpoints" / "step_00000004" / "model.safetensors")
+    assert "logit_bias.image-text" in trained
+    assert not any("logit_bias" in k for k in omniembed.load(exported).state_dict())
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_run_with_drop_path_resumes_exactly(shapes, tmp_path):
+    """Drop-path draws from the training RNG: resuming must restore it (and the loader must not consume it)."""
+    overrides = ["train.steps=9", "train.checkpoint_every=4", "model.overrides.modalities.text.trunk.drop_path=0.3",
+                 "model.overrides.modalities.text.trunk.depth=2",  # rates rise from 0 over the blocks
+                 "data.num_workers=1"]
+    straight = trainer.train(experiment(shapes, tmp_path / "a", overrides))
+
+    def crash(model, step):
+        raise Interrupted(step)
+
+    config = experiment(shapes, tmp_path / "b", overrides + ["train.eval_every=6"])
+    with pytest.raises(Interrupted):
+        trainer.train(config, eval_hook=crash)
+    resumed = trainer.train(experiment(shapes, tmp_path / "b", overrides), resume=True)
+    a, b = load_tensors(straight / "model.safetensors"), load_tensors(resumed / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in records(tmp_path / "a" / "out")] == [r["loss"] for r in records(tmp_path / "b" / "out")]
+
+
+def parse_train_command(argv: list[str]):
+    import argparse
+
+    from omniembed.commands import train as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    return command, command.parse_tail(parser.parse_args(argv))
+
+
+def test_train_command_takes_options_anywhere_and_builds_the_torchrun_line():
+    command, args = parse_train_command(["--nproc", "4", "cfg.yaml", "optim.lr=1e-4", "--resume", "train.steps=9"])
+    assert (args.config, args.overrides, args.nproc, args.resume) == ("cfg.yaml", ["optim.lr=1e-4", "train.steps=9"],
+                                                                      4, True)
+    assert command.torchrun_command(4, args)[2:] == ["torch.distributed.run", "--nproc_per_node=4", "--standalone",
+                                                     "-m", "omniembed.pretrain.trainer"]
+    _, multi = parse_train_command(["cfg.yaml", "--nproc", "8", "--nnodes", "2", "--node-rank", "1",
+                                    "--master-addr", "10.0.0.5"])
+    assert command.torchrun_command(8, multi)[3:8] == ["--nproc_per_node=8", "--nnodes=2", "--node_rank=1",
+                                                       "--rdzv_backend=c10d", "--rdzv_endpoint=10.0.0.5:29500"]
+
+
+def test_omniembed_train_runs_one_process_in_place(shapes, tmp_path, monkeypatch):
+    from omniembed import cli
+
+    # the subcommand's registration (the lead's line in cli.COMMANDS)
+    monkeypatch.setitem(cli.COMMANDS, "train", ("omniembed.commands.train", "contrastive pretraining"))
+    config = write_experiment(tmp_path / "exp.yaml", tiny_experiment(shapes, tmp_path / "out", steps=3))
+    assert cli.main(["train", str(config), "--nproc", "1", "train.log_every=3"]) == 0
+    assert [r["step"] for r in records(tmp_path / "out")] == [3]
+    assert omniembed.load(tmp_path / "out" / "model").modalities == ["image", "text"]
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "pretrain" / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_recipe_is_a_valid_experiment(recipe):
+    config = load_config(recipe)
+    assert config.data.datasets and all(ds.pairs for ds in config.data.datasets)
+
+
+def test_gradient_checkpointing_changes_memory_not_results(shapes, tmp_path):
+    plain = experiment(shapes, tmp_path / "plain", ["train.steps=3"])
+    checkpointed = experiment(shapes, tmp_path / "ckpt", ["train.steps=3", "model.grad_checkpointing=true"])
+    model = trainer.build_model(checkpointed)
+    trainer.configure_trainable(model, checkpointed)
+    assert all(e.trunk.transformer.grad_checkpointing for e in model.encoders.values())
+    trainer.train(plain)
+    trainer.train(checkpointed)
+    assert [r["loss"] for r in records(tmp_path / "plain" / "out")] == \
+        [r["loss"] for r in records(tmp_path / "ckpt" / "out")]

@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+"""Training throughput of one image–text step, OmniEmbed's trainer vs open_clip's, side by side in one run.
+
+Both sides train a ViT-B/16-sized pair from random weights — image ViT-B/16 at 224 px, text 12 layers × 512,
+shared dim 512, both towers learning — with a symmetric contrastive loss and AdamW, on the same batch of images and
+captions:
+
+* open_clip: ``create_model('ViT-B-16', pretrained=None)``, its ``ClipLoss``, AdamW (no decay on gains/biases, as
+  its training script), captions tokenised to its fixed 77 tokens;
+* OmniEmbed: :func:`omniembed.pretrain.trainer.train_step` — the trainer's own step (forward, per-pair loss at the
+  text tower's logit scale, backward, gradient clipping at 1.0, AdamW) — once on the same 77-token ids, and once on
+  its text collate's output, which drops all-padding columns (exact under the causal mask).
+
+Steps alternate between the sides (the CPU is shared; alternation spreads any interference over both), after one
+warm-up step each; the median step time gives samples/s.
+
+    python tools/bench_train.py                 # CPU, fp32, batch 8
+    python tools/bench_train.py --precision bf16 --device cuda --batch 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+CAPTIONS = ["a photo of a dog playing in the snow", "a red car parked beside an old brick building at dusk",
+            "two people riding bicycles along a beach", "a bowl of soup", "a cat sleeping on a laptop keyboard",
+            "an aerial view of a city with many tall buildings and a river", "a plate of pasta with tomato sauce",
+            "a child flying a kite in a park on a windy day"]
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def omniembed_side(device: torch.device, precision: str):
+    """A step function of the OmniEmbed trainer on a ViT-B/16 + 12×512 text model (both towers learning)."""
+    from omniembed.pretrain import trainer
+    from omniembed.pretrain.config import ExperimentConfig
+
+    config = ExperimentConfig.from_dict({
+        "model": {"init": "omni-tiny", "frozen": []},  # the overrides below give ViT-B/16 + CLIP text sizes
+        "data": {"datasets": [{"name": "bench", "shards": ["unused.tar"], "pairs": [["image", "text"]]}],
+                 "batch_size": 8, "streams": 1},
+        "train": {"precision": precision},
+    })
+    import omniembed
+
+    model = omniembed.create({"embed_dim": 512, "anchor": "image", "modalities": {
+        "image": {"image_size": 224, "patch_size": 16,
+                  "trunk": {"width": 768, "depth": 12, "heads": 12, "pre_norm": True}},
+        "text": {"trunk": {"width": 512, "depth": 12, "heads": 8, "causal": True}}}}, seed=0)
+    trainer.configure_trainable(model, config)
+    module = trainer.TrainingModule(model, config).to(device).train()
+    optimizer = trainer.build_optimizer(module, config)
+    objective = trainer.PairObjective(config)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def step(images: torch.Tensor, tokens: torch.Tensor) -> float:
+        metrics, _ = trainer.train_step(module, objective, optimizer, {"image": images, "text": tokens}, 0, autocast,
+                                        config.optim.grad_clip)
+        return float(metrics["loss"])
+
+    params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return step, model.processor("text").collate, params
+
+
+def open_clip_side(device: torch.device, precision: str):
+    """open_clip's training step (as its train_one_epoch) for ViT-B-16 from random weights."""
+    import open_clip
+
+    model = open_clip.create_model("ViT-B-16", pretrained=None).to(device).train()
+    loss_fn = open_clip.ClipLoss()
+    exclude = lambda n, p: p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n  # noqa: E731
+    named = list(model.named_parameters())
+    optimizer = torch.optim.AdamW([
+        {"params": [p for n, p in named if exclude(n, p) and p.requires_grad], "weight_decay": 0.0},
+        {"params": [p for n, p in named if not exclude(n, p) and p.requires_grad], "weight_decay": 0.2},
+    ], lr=5e-4, betas=(0.9, 0.98), eps=1e-6)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def step(images: torch.Tensor, tokens: torch.Tensor) -> float:
+        with autocast:
+            image_features, text_features, logit_scale = model(images, tokens)
+            loss = loss_fn(image_features, text_features, logit_scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, 4.6052)
+        return float(loss.detach())
+
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return step, open_clip.get_tokenizer("ViT-B-16"), params
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per side (after one warm-up step)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+
+    ours, collate, our_params = omniembed_side(device, args.precision)
+    theirs, tokenize, their_params = open_clip_side(device, args.precision)
+    captions = [CAPTIONS[i % len(CAPTIONS)] for i in range(args.batch)]
+    images = torch.randn(args.batch, 3, 224, 224, device=device)
+    tokens77 = tokenize(captions).to(device)
+    trimmed = collate(captions).to(device)
+    sides = {"open_clip ViT-B-16 (77 tokens)": (theirs, tokens77),
+             "OmniEmbed trainer, same 77-token ids": (ours, tokens77),
+             f"OmniEmbed trainer, its collate ({trimmed.shape[1]} tokens)": (ours, trimmed)}
+
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for name, (step, tokens) in sides.items():  # warm-up: allocator, AdamW state, autotuning
+        step(images, tokens)
+    for _ in range(args.steps):
+        for name, (step, tokens) in sides.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            step(images, tokens)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+
+    base = args.batch / statistics.median(times["open_clip ViT-B-16 (77 tokens)"])
+    print(f"one image–text training step, batch {args.batch}, {args.precision}, {device}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU: {cpu_model()}")
+    print(f"trainable parameters: OmniEmbed {our_params / 1e6:.1f} M, open_clip {their_params / 1e6:.1f} M")
+    print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
+    print(f"| {'side':<44} | {'median step s':>13} | {'samples/s':>9} | {'ratio vs open_clip':>18} |")
+    print(f"|{'-' * 46}|{'-' * 15}|{'-' * 11}|{'-' * 20}|")
+    for name, ts in times.items():
+        rate = args.batch / statistics.median(ts)
+        print(f"| {name:<44} | {statistics.median(ts):>13.3f} | {rate:>9.3f} | {rate / base:>18.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
