@@ -46,6 +46,7 @@ from omniembed.config import HeadConfig, LogitScaleConfig, ModalityConfig, Trans
 from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
 from omniembed.errors import ConfigError, EmptyInputError, InputError
 from omniembed.nn.heads import Postprocess, TokenHead
+from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
@@ -85,6 +86,9 @@ class AudioConfig(ModalityConfig):
     patch_size: int = 16
     patch_stride: int = 10
     stem_norm_eps: float = 1e-5
+    timm: TimmConfig | None = None
+    """A timm CNN over the filterbank image ``[1, n_mels, target_frames]`` instead of the patch stem and
+    transformer (``in_chans=1``); small CNNs learn from little data much faster than a ViT."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(
         width=768, depth=12, heads=12, drop_path=0.1, ln_eps=1e-6, bias_kv=True))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls", norm_eps=1e-6))
@@ -256,6 +260,11 @@ class AudioModality(Modality):
     # ---- encoder -------------------------------------------------------------------------------------------------
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
+        if cfg.timm is not None:
+            trunk = TimmTrunk(cfg.timm, in_chans=1)
+            head = TokenHead(HeadConfig(pool="cls", norm=False, bias=cfg.head.bias), trunk.width, embed_dim)
+            return ModalityEncoder(IdentityStem(), trunk, PoolingHead(head), Postprocess(cfg.logit_scale),
+                                   clip_ndim=3)
         stem = SpectrogramPatchStem(cfg.trunk.width, cfg.n_mels, cfg.target_frames, cfg.patch_size,
                                     cfg.patch_stride, cfg.stem_norm_eps)
         return ModalityEncoder(stem, TransformerTrunk(Transformer(cfg.trunk)),

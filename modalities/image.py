@@ -22,9 +22,9 @@ from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerT
 from omniembed.errors import ConfigError, InputError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.patch import PatchStem
+from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
-from omniembed.weights import load_weight_file
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -35,15 +35,6 @@ INTERPOLATIONS = {
     "bilinear": v2.InterpolationMode.BILINEAR,
     "nearest": v2.InterpolationMode.NEAREST,
 }
-
-
-@dataclass
-class TimmConfig:
-    """A timm backbone as the trunk: ``timm.create_model(name, pretrained=False)`` + an optional local weight file."""
-
-    name: str = "resnet18"
-    weights: str | None = None
-    frozen: bool = False
 
 
 @dataclass
@@ -63,39 +54,6 @@ class ImageConfig(ModalityConfig):
     timm: TimmConfig | None = None
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(width=768, depth=12, heads=12, pre_norm=True))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls"))
-
-
-class TimmTrunk(nn.Module):
-    """A timm backbone as trunk: Tokens(images [B, 3, H, W]) → Tokens(pooled features [B, 1, F])."""
-
-    def __init__(self, config: TimmConfig, image_size: int):
-        super().__init__()
-        import timm
-
-        try:
-            self.model = timm.create_model(config.name, pretrained=False, num_classes=0)
-        except RuntimeError as exc:
-            raise ConfigError(f"timm has no model '{config.name}' ({exc})") from exc
-        if config.weights:
-            state = load_weight_file(config.weights)
-            missing, unexpected = self.model.load_state_dict(state, strict=False)
-            unexpected = [k for k in unexpected if not k.startswith(("fc.", "head.", "classifier."))]
-            if missing or unexpected:
-                raise ConfigError(f"{config.weights}: does not fit timm '{config.name}' "
-                                  f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-        if config.frozen:
-            self.model.requires_grad_(False)
-        self.width = self.model.num_features
-
-    def forward(self, x: Tokens) -> Tokens:
-        return Tokens(self.model(x.tokens).unsqueeze(1))
-
-
-class ImageStem(nn.Module):
-    """Identity stem for timm trunks: images [B, 3, H, W] → Tokens(images)."""
-
-    def forward(self, x: torch.Tensor) -> Tokens:
-        return Tokens(x)
 
 
 @register_modality
@@ -145,9 +103,9 @@ class ImageModality(Modality):
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
         if cfg.timm is not None:
-            trunk = TimmTrunk(cfg.timm, cfg.image_size)
+            trunk = TimmTrunk(cfg.timm)
             head = TokenHead(HeadConfig(pool="cls", norm=False, bias=cfg.head.bias), trunk.width, embed_dim)
-            return ModalityEncoder(ImageStem(), trunk, PoolingHead(head), Postprocess(cfg.logit_scale))
+            return ModalityEncoder(IdentityStem(), trunk, PoolingHead(head), Postprocess(cfg.logit_scale))
         stem = PatchStem(3, cfg.trunk.width, cfg.patch_size, cfg.image_size, cfg.temporal_kernel, bias=cfg.patch_bias)
         return ModalityEncoder(stem, TransformerTrunk(Transformer(cfg.trunk)),
                                PoolingHead(TokenHead(cfg.head, cfg.trunk.width, embed_dim)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
 import tracemalloc
@@ -376,3 +377,16 @@ def test_encoder_reproduces_imagebinds_audio_outputs():
     reference = io["output.audio"]  # the mean over clips of 20 × unit vectors
     torch.testing.assert_close(20.0 * per_clip.mean(dim=1), reference, atol=1e-4, rtol=0)
     torch.testing.assert_close(out, F.normalize(reference, dim=-1), atol=1e-5, rtol=0)
+
+
+def test_a_timm_cnn_can_replace_the_spectrogram_transformer():
+    import omniembed
+    from omniembed.config import ModelConfig
+    from omniembed.nn.timm_trunk import TimmConfig
+
+    audio = dataclasses.replace(AudioModality.tiny_config(), n_mels=64, n_clips=2,
+                                timm=TimmConfig(name="test_resnet"))
+    model = omniembed.create(ModelConfig(embed_dim=16, anchor="audio", modalities={"audio": audio}))
+    assert next(model.encoder("audio").trunk.model.parameters()).shape[1] == 1  # first conv takes 1 channel
+    rows = model.embed([np.sin(np.arange(16000) / 10).astype(np.float32)], modality="audio")
+    assert rows.shape == (1, 16) and np.isclose(np.linalg.norm(rows), 1, atol=1e-5)

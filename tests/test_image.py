@@ -117,3 +117,10 @@ def test_timm_weights_that_do_not_fit_are_rejected(tmp_path):
 def test_unknown_timm_model_is_a_config_error():
     with pytest.raises(ConfigError, match="timm has no model 'no_such_net'"):
         modality(timm=TimmConfig(name="no_such_net")).build_encoder(16)
+
+
+def test_timm_kwargs_reach_create_model_and_bad_ones_are_config_errors():
+    small = modality(timm=TimmConfig(name="test_resnet", kwargs={"drop_rate": 0.5})).build_encoder(16)
+    assert small.trunk.model.drop_rate == 0.5
+    with pytest.raises(ConfigError, match="test_resnet"):
+        modality(timm=TimmConfig(name="test_resnet", kwargs={"no_such_argument": 1})).build_encoder(16)
