@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create": ("omniembed.commands.create", "create a randomly initialised model and save it to a directory"),
     "info": ("omniembed.commands.info", "describe a saved model (modalities, sizes, parameters)"),
     "embed": ("omniembed.commands.embed", "embed files or texts with a model and write the vectors"),
+    "eval": ("omniembed.commands.eval", "zero-shot and cross-modal retrieval scores on a labelled folder"),
     "train": ("omniembed.commands.train", "contrastive pretraining from a YAML recipe (wraps torchrun)"),
 }
 """subcommand → (module with ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)."""

@@ -18,6 +18,8 @@ from .registry import Modality, get_modality, modality_for_suffix
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+TRAINING_FILE = "training.json"
+"""Written beside a model exported by the trainer: the modality pairs it was trained on (for emergent flags)."""
 
 
 class OmniEmbedModel(nn.Module):

@@ -24,7 +24,8 @@ import omniembed
 from omniembed.api import resolve_config
 from omniembed.config import ModelConfig
 from omniembed.errors import ConfigError, OmniEmbedError
-from omniembed.model import OmniEmbedModel
+from omniembed.io import write_json
+from omniembed.model import TRAINING_FILE, OmniEmbedModel
 from omniembed.nn.transformer import Block, Transformer
 
 from . import distributed
@@ -359,8 +360,16 @@ def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentCon
         plain = OmniEmbedModel(model.config)
         plain.load_state_dict(state, strict=True)
         plain.save(directory)
+        write_json(directory / TRAINING_FILE, training_provenance(config))
     distributed.barrier()
     return directory
+
+
+def training_provenance(config: ExperimentConfig) -> dict[str, Any]:
+    """{"pairs": sorted trained modality pairs, "datasets": names, "steps": n} of a run."""
+    pairs = sorted({tuple(sorted(p)) for ds in config.data.datasets for p in ds.pairs})
+    return {"pairs": [list(p) for p in pairs], "datasets": [ds.name for ds in config.data.datasets],
+            "steps": config.train.steps}
 
 
 # ---- command line ----------------------------------------------------------------------------------------------

@@ -183,6 +183,7 @@ def test_single_process_run_logs_pairs_calls_eval_and_exports_a_loadable_model(s
     assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == ["step_00000010", "step_00000012"]
 
     model = omniembed.load(exported)
+    assert json.loads((exported / "training.json").read_text())["pairs"] == [["image", "text"]]
     trained = load_tensors(out / "checkpoints" / "step_00000012" / "model.safetensors")
     for key, value in model.state_dict().items():
         assert torch.equal(value, trained["model." + key]), key

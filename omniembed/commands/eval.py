@@ -1,0 +1,77 @@
+"""``omniembed eval``: zero-shot and cross-modal retrieval scores of a model on a labelled folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="a labelled folder (STEM.ext files + STEM.cls labels), e.g. an OmniDigits "
+                                     "split such as omnidigits/test, or the dataset folder with --split")
+    parser.add_argument("--model", required=True, help="checkpoint directory or registered model name")
+    parser.add_argument("--split", default=None, help="sub-folder of DATA to evaluate (e.g. test)")
+    parser.add_argument("--classes", default=None,
+                        help="comma-separated class names (default: class_names from DATA's manifest.json)")
+    parser.add_argument("--trained-pairs", default=None,
+                        help="pairs trained together, e.g. image-text,image-audio (default: the model's "
+                             "training.json); every other pair is flagged emergent")
+    parser.add_argument("--out", default=None, help="folder for report.md/json and the plots")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..eval.folder import eval_set_from_folder
+    from ..eval.runner import evaluate
+    from .common import open_model
+
+    root = Path(args.data)
+    folder = root / args.split if args.split else root
+    model = open_model(args.model, device=args.device)
+    classes = args.classes.split(",") if args.classes else manifest_classes(root, folder)
+    if not classes:
+        raise ConfigError(f"no class names: pass --classes or give a folder with a manifest.json ({root})")
+    pairs = (parse_pairs(args.trained_pairs) if args.trained_pairs is not None
+             else trained_pairs_of(Path(args.model)))
+    data = eval_set_from_folder(folder, model, classes)
+    report = evaluate(model, data, trained_pairs=pairs, out_dir=args.out, batch_size=args.batch_size)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.markdown())
+    if args.out:
+        print(f"report and plots written to {args.out}")
+    return 0
+
+
+def manifest_classes(*folders: Path) -> list[str]:
+    """``class_names`` from the first ``manifest.json`` found in ``folders`` (or their parents), else []."""
+    for folder in folders:
+        for candidate in (folder / "manifest.json", folder.parent / "manifest.json"):
+            if candidate.is_file():
+                return list(json.loads(candidate.read_text()).get("class_names", []))
+    return []
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """``"image-text,image-audio"`` → [("image", "text"), ("image", "audio")]."""
+    from ..errors import ConfigError
+
+    pairs = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        a, sep, b = item.partition("-")
+        if not sep or not a or not b:
+            raise ConfigError(f"--trained-pairs: '{item}' is not of the form modality-modality")
+        pairs.append((a, b))
+    return pairs
+
+
+def trained_pairs_of(model_dir: Path) -> list[tuple[str, str]]:
+    """The pairs a model exported by ``omniembed train`` was trained on; [] when it records none."""
+    from ..model import TRAINING_FILE
+
+    path = model_dir / TRAINING_FILE
+    if not path.is_file():
+        return []
+    return [tuple(p) for p in json.loads(path.read_text()).get("pairs", [])]

@@ -1,0 +1,67 @@
+"""``omniembed eval`` on a labelled folder: labels from .cls files, class names from the manifest, emergent flags."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from omniembed.cli import main
+from omniembed.errors import InputError
+from omniembed.eval.folder import eval_set_from_folder
+
+NAMES = ["zero", "one", "two"]
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    split = tmp_path / "data" / "test"
+    split.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        label = i % 3
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(split / f"{i:05d}.png")
+        sf.write(split / f"{i:05d}.wav", rng.standard_normal(8000).astype(np.float32) * 0.1, 16000)
+        (split / f"{i:05d}.txt").write_text(f"the number {label}")
+        (split / f"{i:05d}.cls").write_text(str(label) if i % 2 else NAMES[label])
+    (tmp_path / "data" / "unlabelled.png").write_bytes((split / "00000.png").read_bytes())
+    (tmp_path / "data" / "manifest.json").write_text(json.dumps({"class_names": NAMES}))
+    return tmp_path / "data"
+
+
+def test_folder_gives_each_modality_its_files_and_labels_by_index_or_name(tiny_model, labelled):
+    data = eval_set_from_folder(labelled / "test", tiny_model, NAMES)
+    assert set(data.items) == {"image", "audio"}  # captions are not a scored modality
+    assert [p.split("/")[-1] for p in data.items["audio"]][:2] == ["00000.wav", "00001.wav"]
+    np.testing.assert_array_equal(data.labels["image"], [0, 1, 2, 0, 1, 2])
+
+
+def test_a_label_naming_no_class_is_an_input_error_naming_the_file(tiny_model, labelled):
+    (labelled / "test" / "00002.cls").write_text("eleven")
+    with pytest.raises(InputError, match="00002.cls"):
+        eval_set_from_folder(labelled / "test", tiny_model, NAMES)
+
+
+def test_eval_command_reports_every_pair_and_flags_untrained_ones(tiny_model, labelled, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    tiny_model.save(model_dir)
+    (model_dir / "training.json").write_text(json.dumps({"pairs": [["audio", "image"]]}))
+    out = tmp_path / "report"
+    assert main(["eval", str(labelled), "--split", "test", "--model", str(model_dir), "--out", str(out),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.split("\nreport and plots")[0])
+    assert report["retrieval"]["audio→image"]["emergent"] == 0.0
+    assert report["zero_shot"]["audio"]["emergent"] == 1.0
+    assert {"report.md", "report.json", "confusion.png", "joint_space.png"} <= {p.name for p in out.iterdir()}
+
+
+def test_trained_pairs_flag_overrides_the_models_record(tiny_model, labelled, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    tiny_model.save(model_dir)
+    assert main(["eval", str(labelled / "test"), "--model", str(model_dir), "--trained-pairs", "image-text",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["zero_shot"]["image"]["emergent"] == 0.0 and report["zero_shot"]["audio"]["emergent"] == 1.0
