@@ -50,12 +50,13 @@ from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
-from .audio_features import (BatchedFbank, clip_ranges, frame_samples, kaldi_fbank, log_mel_to_model_input,
-                             polyphase_resampler, resample, resampled_length, resampler_blocks)
+from .audio_features import (BatchedFbank, clip_ranges, frame_samples, kaldi_fbank, log_mel_to_model_input, n_frames,
+                             normalise_per_clip, polyphase_resampler, resample, resampled_length, resampler_blocks)
 from .audio_io import ArraySource, AudioSource, open_audio
 
 CHANNEL_MIXES = ("mean", "first")
 MEAN_REMOVALS = ("clip", "shared_buffer", "none")
+FEATURE_NORMS = ("global", "clip")
 RESAMPLERS = ("polyphase", "torchaudio")
 FBANKS = ("batched", "kaldi")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
@@ -83,6 +84,9 @@ class AudioConfig(ModalityConfig):
     target_frames: int = 204
     feature_mean: float = -4.268
     feature_std: float = 9.138
+    feature_norm: str = "global"
+    """"global": ``(x − feature_mean) / feature_std`` (ImageBind); "clip": per-clip mean and variance
+    normalisation of every mel bin (speaker- and channel-robust; for models trained on few speakers)."""
     patch_size: int = 16
     patch_stride: int = 10
     stem_norm_eps: float = 1e-5
@@ -154,6 +158,7 @@ class AudioModality(Modality):
         super().__init__(config)
         _check_choice("channel_mix", config.channel_mix, CHANNEL_MIXES)
         _check_choice("mean_removal", config.mean_removal, MEAN_REMOVALS)
+        _check_choice("feature_norm", config.feature_norm, FEATURE_NORMS)
         _check_choice("resampler", config.resampler, RESAMPLERS)
         _check_choice("fbank", config.fbank, FBANKS)
         for key in ("sample_rate", "n_clips", "clip_seconds", "n_mels", "target_frames", "feature_std", "patch_size",
@@ -241,6 +246,14 @@ class AudioModality(Modality):
     def filterbank(self, clips: list[torch.Tensor], fbank: str | None = None) -> torch.Tensor:
         """M clip waveforms ``[n_i]`` at the model rate → normalised features ``[M, 1, n_mels, target_frames]``,
         on the clips' device. ``fbank`` overrides the config's choice ("batched" / "kaldi")."""
+        features = self._log_mel_input(clips, fbank)
+        if self.config.feature_norm == "clip":
+            frames = [min(int(n_frames(c.shape[0], self.config.sample_rate)), self.config.target_frames)
+                      for c in clips]
+            features = normalise_per_clip(features, frames)
+        return features
+
+    def _log_mel_input(self, clips: list[torch.Tensor], fbank: str | None) -> torch.Tensor:
         cfg = self.config
         if (fbank or cfg.fbank) == "kaldi":
             rows = [kaldi_fbank(c, cfg.sample_rate, cfg.n_mels) for c in clips]

@@ -321,6 +321,21 @@ def _partition(first: list[int], last: list[int], groups: int) -> list[tuple[int
     return runs[::-1]
 
 
+def normalise_per_clip(features: torch.Tensor, frames: Sequence[int], eps: float = 1e-5) -> torch.Tensor:
+    """Cepstral mean and variance normalisation per clip: each mel bin of ``features [M, 1, n_mels, T]`` to zero
+    mean and unit variance over the clip's first ``frames[i]`` (valid) frames; padding frames become 0.
+
+    It removes what is constant over an utterance (microphone, level, much of a speaker's timbre), which is what
+    a model trained on few speakers must ignore to generalise to new ones.
+    """
+    valid = (torch.arange(features.shape[-1], device=features.device)[None]
+             < torch.as_tensor(list(frames), device=features.device)[:, None])[:, None, None, :]  # [M, 1, 1, T]
+    count = valid.sum(-1, keepdim=True).clamp_min(1)
+    mean = (features * valid).sum(-1, keepdim=True) / count
+    var = (((features - mean) * valid) ** 2).sum(-1, keepdim=True) / count
+    return ((features - mean) / (var + eps).sqrt()).masked_fill(~valid, 0.0)
+
+
 def log_mel_to_model_input(log_mel: torch.Tensor, frames: torch.Tensor, target_frames: int, mean: float,
                            std: float) -> torch.Tensor:
     """Log-mel ``[B, T, n_mels]`` with ``frames [B]`` valid rows → ``[B, 1, n_mels, target_frames]``.

@@ -390,3 +390,21 @@ def test_a_timm_cnn_can_replace_the_spectrogram_transformer():
     assert next(model.encoder("audio").trunk.model.parameters()).shape[1] == 1  # first conv takes 1 channel
     rows = model.embed([np.sin(np.arange(16000) / 10).astype(np.float32)], modality="audio")
     assert rows.shape == (1, 16) and np.isclose(np.linalg.norm(rows), 1, atol=1e-5)
+
+
+def test_clip_feature_norm_makes_every_mel_bin_zero_mean_unit_variance_over_valid_frames():
+    proc = AudioModality(dataclasses.replace(AudioModality.tiny_config(), feature_norm="clip", n_clips=1,
+                                             clip_seconds=1.0, target_frames=100))
+    noise = torch.randn(4000, generator=torch.Generator().manual_seed(0))  # 0.25 s: ~23 valid frames
+    short = noise * torch.linspace(0.1, 1.0, 4000)  # broadband, so no mel bin sits on the log floor
+    quiet, loud = proc.filterbank([short * 0.1]), proc.filterbank([short])
+    valid = quiet[0, 0, :, :23]
+    torch.testing.assert_close(valid.mean(-1), torch.zeros(valid.shape[0]), atol=1e-4, rtol=0)
+    assert (quiet[0, 0, :, 30:] == 0).all()
+    diff = (quiet - loud).abs()  # the level is gone (up to the log floor in the lowest, near-empty bins)
+    assert diff.mean() < 1e-3 and diff.max() < 0.1
+
+
+def test_unknown_feature_norm_is_a_config_error():
+    with pytest.raises(ConfigError, match="feature_norm"):
+        AudioModality(dataclasses.replace(AudioModality.tiny_config(), feature_norm="speaker"))
