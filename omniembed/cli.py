@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("omniembed.commands.info", "describe a saved model (modalities, sizes, parameters)"),
     "embed": ("omniembed.commands.embed", "embed files or texts with a model and write the vectors"),
     "eval": ("omniembed.commands.eval", "zero-shot and cross-modal retrieval scores on a labelled folder"),
+    "data": ("omniembed.commands.data", "build a dataset (OmniDigits: digits in every modality)"),
     "train": ("omniembed.commands.train", "contrastive pretraining from a YAML recipe (wraps torchrun)"),
 }
 """subcommand → (module with ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)."""

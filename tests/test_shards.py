@@ -17,6 +17,7 @@ import omniembed
 from omniembed.errors import ConfigError
 from omniembed.pretrain.config import DataConfig, DatasetConfig
 from omniembed.pretrain.data import PairLoader, SampleStream, StreamState, dataset_for_step, expand_shards
+from omniembed.pretrain.shards import make_shards, samples_from_folder
 
 REPO = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 20),
@@ -27,7 +28,7 @@ make_shards_tool = None
 
 
 def tool():
-    """tools/make_shards.py as a module (tools/ is a folder of scripts, not a package)."""
+    """tools/make_shards.py (the command line over omniembed.pretrain.shards) as a module: tools/ is not a package."""
     global make_shards_tool
     if make_shards_tool is None:
         spec = importlib.util.spec_from_file_location("make_shards", REPO / "tools" / "make_shards.py")
@@ -60,7 +61,7 @@ def write_pairs(folder: Path, n: int, corrupt: int = 0, size: int = 40) -> Path:
 def make_pair_shards(tmp_path: Path, n: int = 32, corrupt: int = 0, maxcount: int = 6) -> Path:
     """Shards of ``n`` image–caption pairs; returns the shard index (shards.json)."""
     pairs = write_pairs(tmp_path / "pairs", n, corrupt)
-    tool().make_shards(tool().samples_from_folder(pairs), tmp_path / "shards", maxcount=maxcount)
+    make_shards(samples_from_folder(pairs), tmp_path / "shards", maxcount=maxcount)
     return tmp_path / "shards" / "shards.json"
 
 
@@ -183,7 +184,7 @@ def test_corrupt_png_is_counted_and_skipped(tmp_path, processors):
 def test_sample_missing_a_modality_is_counted_as_incomplete(tmp_path, processors):
     pairs = write_pairs(tmp_path / "pairs", 6)
     (pairs / "pair002.txt").unlink()
-    tool().make_shards(tool().samples_from_folder(pairs), tmp_path / "shards", maxcount=6)
+    make_shards(samples_from_folder(pairs), tmp_path / "shards", maxcount=6)
     loader = PairLoader(data_config(tmp_path / "shards" / "shards.json", streams=1, batch=5, buffer=1), processors, 0)
     next(loader)
     assert loader.skipped()["incomplete"] == 1

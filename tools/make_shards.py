@@ -11,112 +11,18 @@ Sources:
     python tools/make_shards.py pairs.jsonl --out shards/ --text-columns caption
 
 Samples are shuffled (``--seed``) before packing unless ``--no-shuffle``. Shards and the index are written
-atomically. Train on them with ``data.datasets.N.shards=[shards/shards.json]``.
+atomically. Train on them with ``data.datasets.N.shards=[shards/shards.json]``. The packing itself is
+``omniembed.pretrain.shards``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import random
-import re
 import sys
-import tarfile
 from pathlib import Path
-from typing import Iterable
 
-Member = bytes | Path
-"""A sample member: a file to copy, or bytes to store."""
-Sample = dict[str, Member]
-"""extension (without dot, e.g. ``jpg``) → member; plus ``__key__`` optionally."""
-
-INDEX_FILE = "shards.json"
-
-
-def samples_from_folder(folder: str | Path) -> list[Sample]:
-    """Group the files under ``folder`` by relative stem: {"__key__": stem, ext: Path, ...}."""
-    folder = Path(folder)
-    groups: dict[str, dict] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        rel = path.relative_to(folder)
-        stem = str(rel.parent / rel.name.split(".", 1)[0]) if rel.parent != Path(".") else rel.name.split(".", 1)[0]
-        ext = rel.name.split(".", 1)[1].lower() if "." in rel.name else ""
-        if not ext:
-            continue
-        groups.setdefault(stem, {"__key__": stem})[ext] = path
-    return list(groups.values())
-
-
-def samples_from_manifest(path: str | Path, text_columns: Iterable[str] = ("text", "caption")) -> list[Sample]:
-    """Rows of a .csv / .jsonl manifest → samples. Raises ValueError naming the row for a missing file."""
-    path = Path(path)
-    text_columns = set(text_columns)
-    if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    else:
-        raise ValueError(f"{path}: manifest must be .csv or .jsonl")
-    samples = []
-    for i, row in enumerate(rows):
-        sample: dict = {"__key__": str(row.pop("key", row.pop("__key__", i)))}
-        for column, value in row.items():
-            if value is None or value == "":
-                continue
-            if column in text_columns:
-                sample["txt" if column in ("text", "caption") else f"{column}.txt"] = str(value).encode("utf-8")
-                continue
-            file = Path(value) if Path(value).is_absolute() else path.parent / value
-            if not file.is_file():
-                raise ValueError(f"{path}: row {i + 1}, column '{column}': file {file} not found")
-            sample[file.name.split(".", 1)[1].lower() if "." in file.name else column] = file
-        samples.append(sample)
-    return samples
-
-
-def make_shards(samples: list[Sample], out_dir: str | Path, maxcount: int = 1000, prefix: str = "shard",
-                shuffle: bool = True, seed: int = 0) -> list[Path]:
-    """Write ``samples`` into ``out_dir/{prefix}-000000.tar …`` and ``out_dir/shards.json``; returns the shards."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    samples = list(samples)
-    if shuffle:
-        random.Random(seed).shuffle(samples)
-    keys: set[str] = set()
-    shards, index = [], []
-    for n, start in enumerate(range(0, len(samples), maxcount)):
-        shard = out_dir / f"{prefix}-{n:06d}.tar"
-        chunk = samples[start:start + maxcount]
-        tmp = shard.with_name(f".{shard.name}.tmp")
-        with tarfile.open(tmp, "w") as tar:
-            for i, sample in enumerate(chunk):
-                key = _unique_key(sample.get("__key__", f"{start + i:09d}"), keys)
-                for ext, member in sorted((k, v) for k, v in sample.items() if not k.startswith("__")):
-                    data = member.read_bytes() if isinstance(member, Path) else member
-                    info = tarfile.TarInfo(f"{key}.{ext}")
-                    info.size, info.mtime, info.mode = len(data), 0, 0o644
-                    tar.addfile(info, io.BytesIO(data))
-        tmp.replace(shard)
-        shards.append(shard)
-        index.append({"url": shard.name, "nsamples": len(chunk), "filesize": shard.stat().st_size})
-    tmp = out_dir / f".{INDEX_FILE}.tmp"
-    tmp.write_text(json.dumps({"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": prefix,
-                               "shardlist": index}, indent=1) + "\n")
-    tmp.replace(out_dir / INDEX_FILE)
-    return shards
-
-
-def _unique_key(key: str, seen: set[str]) -> str:
-    # webdataset splits a member name at the first dot of its base name: keys carry no dots
-    base = re.sub(r"[^A-Za-z0-9_/-]", "_", str(key)).strip("/") or "sample"
-    key, n = base, 1
-    while key in seen:
-        key, n = f"{base}_{n}", n + 1
-    seen.add(key)
-    return key
+from omniembed.errors import InputError
+from omniembed.pretrain.shards import INDEX_FILE, make_shards, samples_from_folder, samples_from_manifest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             samples = samples_from_folder(source)
         else:
             samples = samples_from_manifest(source, args.text_columns.split(","))
-    except (ValueError, OSError) as exc:
+    except (InputError, OSError) as exc:
         print(f"make_shards: error: {exc}", file=sys.stderr)
         return 2
     if not samples:

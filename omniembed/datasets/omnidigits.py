@@ -1,0 +1,301 @@
+"""OmniDigits: one digit class 0–9 seen in every modality — image, spoken audio, caption, video, point cloud.
+
+A sample of class ``c`` is made of three different handwritten scans of ``c`` (for the image, the video and the
+point cloud) and two different recordings of ``c`` (for the audio file and the video's sound track), so no
+modality is a trivial copy of another. Sources (see :mod:`.omnidigits_sources` for their split rules):
+
+* ``"shared"`` — the MNIST test set and the Free Spoken Digit Dataset from ``shared_root`` (``mnist/``, ``fsdd/``);
+* ``"offline"`` — scikit-learn's digit scans and espeak-ng speech (needs the ``espeak-ng`` program);
+* ``"auto"`` — shared when every folder the requested modalities need is present, else offline.
+
+Train and test draw from disjoint writers (images) and speakers/voices (audio), so nothing leaks: no scan or
+recording is in both. Within a split, scans and recordings are reused across samples only after every one of
+the class has been used. Output, written into a staging folder swapped in for ``out`` at the end::
+
+    out/manifest.json                 counts, source, class names, prompt templates, split rules, seed, skipped
+    out/{train,test}/{idx:05d}.png    .wav .txt .mp4 .ply and .cls (the class index)
+    out/{train,test}.jsonl            one line per sample: key, label, caption, the source ids it was made from
+    out/shards/{train,test}/shards.json + omnidigits-{split}-000000.tar …   webdataset shards for pretraining
+
+The build is a pure function of its arguments (``seed`` included): the same call writes the same bytes, for
+any ``workers``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..errors import ConfigError, MissingInputError
+from ..io import atomic_dir, write_json
+from .omnidigits_render import SampleTask, render_sample
+from .omnidigits_sources import (DIGIT_WORDS, SPLITS, AudioPool, ImagePool, espeak_recordings, fsdd_recordings,
+                                 mnist_images, sklearn_images)
+
+CLASS_NAMES = DIGIT_WORDS
+PROMPT_TEMPLATES = ("a photo of the digit {}.", "a handwritten {}.", "the number {}.", "the spoken digit {}.", "{}")
+"""Zero-shot prompts: ``template.format(class_name)`` (the shape omniembed.eval.text_classifier takes)."""
+CAPTION_TEMPLATES = ("a photo of the digit {name}", "the number {numeral}", "{name}", "a handwritten {numeral}",
+                     "a handwritten digit {name}", "the number {name}", "the digit {numeral}",
+                     "someone saying {name}", "a picture of a {numeral}", "{numeral}")
+"""One is drawn per sample: ``template.format(name="seven", numeral="7")``."""
+EXTENSIONS = {"image": "png", "audio": "wav", "text": "txt", "video": "mp4", "pointcloud": "ply"}
+MODALITIES = tuple(EXTENSIONS)
+LABEL_EXTENSION = "cls"
+SOURCES = ("auto", "shared", "offline")
+NEEDS_IMAGES, NEEDS_AUDIO = {"image", "video", "pointcloud"}, {"audio", "video"}
+IMAGES_PER_SAMPLE, RECORDINGS_PER_SAMPLE = 3, 2
+SHARED_ROOT_ENV = "OMNIEMBED_SHARED_DATA"
+DEFAULT_SHARED_ROOT = "/work/shared/data"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class Manifest:
+    """What a build wrote (``out/manifest.json``). ``counts``: {split: {modality: files}}; ``split_rule``:
+    {"image" | "audio": the rule}; ``skipped``: source files left out, as {"source", "reason"}."""
+
+    source: str
+    seed: int
+    modalities: list[str]
+    counts: dict[str, dict[str, int]]
+    class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    prompt_templates: list[str] = field(default_factory=lambda: list(PROMPT_TEMPLATES))
+    split_rule: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    shards: dict[str, str] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    name: str = "omnidigits"
+    version: int = 1
+
+
+@dataclass
+class DigitRecord:
+    """One sample of a split: its ``label`` (class index), ``caption``, ``paths`` {modality: file} and the
+    ``sources`` {role: source id} it was made from."""
+
+    key: str
+    label: int
+    caption: str
+    paths: dict[str, Path]
+    sources: dict[str, str]
+
+
+def build_omnidigits(out: str | os.PathLike, n_train: int = 2000, n_test: int = 500, source: str = "auto",
+                     modalities: Iterable[str] = MODALITIES, seed: int = 0, workers: int | None = None,
+                     shared_root: str | os.PathLike | None = None, shard_size: int = 500,
+                     log: Callable[[str], None] | None = None) -> Manifest:
+    """Build OmniDigits into ``out`` (replaced as a whole once complete) and return its manifest.
+
+    ``workers``: processes rendering samples (default: the CPU count, at most 8; 1 renders in this process).
+    ``shared_root``: the folder holding ``mnist/`` and ``fsdd/`` (default ``$OMNIEMBED_SHARED_DATA`` or
+    /work/shared/data). ``log`` receives one line per stage. Raises :class:`ConfigError` for bad arguments,
+    :class:`MissingInputError` when ``source="shared"`` and a shared folder is missing, and
+    :class:`~.omnidigits_sources.MissingToolError` when offline audio is needed and espeak-ng is not installed.
+    """
+    out = Path(out)
+    modalities = _check_modalities(modalities)
+    for name, n in (("n_train", n_train), ("n_test", n_test), ("shard_size", shard_size)):
+        if n < 1:
+            raise ConfigError(f"omnidigits: {name} must be at least 1, got {n}")
+    if source not in SOURCES:
+        raise ConfigError(f"omnidigits: source '{source}' is not one of {list(SOURCES)}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir()) and not (out / MANIFEST_FILE).is_file()):
+        raise ConfigError(f"omnidigits: {out} is a file or a non-empty folder that is not an OmniDigits build; "
+                          f"refusing to replace it")
+    workers = workers or min(8, os.cpu_count() or 1)
+    say = log or (lambda message: None)
+    root = Path(shared_root or os.environ.get(SHARED_ROOT_ENV, DEFAULT_SHARED_ROOT))
+    source = _resolve_source(source, root, modalities)
+    say(f"loading {source} sources")
+    images, audio = _load_pools(source, root, modalities, seed, workers)
+    skipped = [s for pool in (images, audio) if pool is not None for s in pool.skipped]
+    for s in skipped:
+        say(f"skipped {s.source}: {s.reason}")
+    counts, shards = {}, {}
+    with atomic_dir(out) as stage:
+        for split, n in zip(SPLITS, (n_train, n_test)):
+            plans = plan_split(split, n, images, audio, seed)
+            say(f"rendering {split}: {n} samples with {workers} worker(s)")
+            _render(_tasks(stage / split, plans, images, audio, modalities), workers)
+            _write_jsonl(stage / f"{split}.jsonl", plans, images, audio)
+            counts[split] = {m: sum(1 for _ in (stage / split).glob(f"*.{EXTENSIONS[m]}")) for m in modalities}
+            say(f"packing {split} shards")
+            shards[split] = _pack_shards(stage, split, modalities, shard_size, seed)
+        manifest = Manifest(
+            source=source, seed=seed, modalities=list(modalities), counts=counts, shards=shards,
+            split_rule={k: p.split_rule for k, p in (("image", images), ("audio", audio)) if p is not None},
+            sources={k: p.name for k, p in (("image", images), ("audio", audio)) if p is not None},
+            skipped=[asdict(s) for s in skipped])
+        write_json(stage / MANIFEST_FILE, asdict(manifest))
+    return manifest
+
+
+def load_manifest(out: str | os.PathLike) -> Manifest:
+    """The :class:`Manifest` of a build."""
+    path = Path(out) / MANIFEST_FILE
+    if not path.is_file():
+        raise MissingInputError(str(path), "no OmniDigits manifest (build one with `omniembed data omnidigits`)")
+    return Manifest(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_split(out: str | os.PathLike, split: str) -> list[DigitRecord]:
+    """The samples of ``split`` ("train" | "test") of the build in ``out``, in key order."""
+    out = Path(out)
+    if split not in SPLITS:
+        raise ConfigError(f"omnidigits: split '{split}' is not one of {list(SPLITS)}")
+    manifest = load_manifest(out)
+    records = []
+    for line in (out / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        paths = {m: out / split / f"{row['key']}.{EXTENSIONS[m]}" for m in manifest.modalities}
+        records.append(DigitRecord(row["key"], row["label"], row["caption"], paths, row["sources"]))
+    return records
+
+
+# ---- planning: which sources each sample is made of ----------------------------------------------------------------
+@dataclass
+class SamplePlan:
+    """One sample: ``images`` / ``recordings`` are indices into the pools (None when not needed)."""
+
+    key: str
+    label: int
+    caption: str
+    images: list[int] | None
+    recordings: list[int] | None
+    seed: int
+
+
+class ClassCycler:
+    """Draws distinct items of one class, going through a fresh shuffle of all of them before any repeats."""
+
+    def __init__(self, items: np.ndarray, rng: np.random.Generator):
+        self.items, self.rng, self.queue = items, rng, []
+
+    def take(self, k: int) -> list[int]:
+        picked, deferred = [], []
+        while len(picked) < k:
+            if not self.queue:
+                self.queue = [int(i) for i in self.rng.permutation(self.items)]
+            item = self.queue.pop()
+            (deferred if item in picked else picked).append(item)
+        self.queue.extend(reversed(deferred))  # drawn again first
+        return picked
+
+
+def plan_split(split: str, n: int, images: ImagePool | None, audio: AudioPool | None, seed: int) -> list[SamplePlan]:
+    """``n`` class-balanced samples of ``split``, their sources drawn from the split's part of each pool."""
+    rng = np.random.default_rng([seed, SPLITS.index(split)])
+    labels = rng.permutation(np.arange(n) % len(CLASS_NAMES))
+    image_cyclers = _cyclers(images, split, IMAGES_PER_SAMPLE, rng) if images is not None else None
+    audio_cyclers = _cyclers(audio, split, RECORDINGS_PER_SAMPLE, rng) if audio is not None else None
+    plans = []
+    for i, label in enumerate(int(c) for c in labels):
+        template = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))]
+        plans.append(SamplePlan(
+            key=f"{i:05d}", label=label, caption=template.format(name=CLASS_NAMES[label], numeral=label),
+            images=image_cyclers[label].take(IMAGES_PER_SAMPLE) if image_cyclers else None,
+            recordings=audio_cyclers[label].take(RECORDINGS_PER_SAMPLE) if audio_cyclers else None,
+            seed=int(rng.integers(2 ** 63))))
+    return plans
+
+
+def _cyclers(pool: ImagePool | AudioPool, split: str, per_sample: int,
+             rng: np.random.Generator) -> list[ClassCycler]:
+    index = pool.splits[split]
+    cyclers = []
+    for label in range(len(CLASS_NAMES)):
+        items = index[pool.labels[index] == label]
+        if len(items) < per_sample:
+            raise ConfigError(f"omnidigits: {pool.name} has {len(items)} usable {split} items of class {label}, "
+                              f"a sample needs {per_sample} different ones")
+        cyclers.append(ClassCycler(items, rng))
+    return cyclers
+
+
+# ---- sources, rendering, shards -------------------------------------------------------------------------------------
+def _check_modalities(modalities: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(modalities))
+    unknown = [m for m in chosen if m not in EXTENSIONS]
+    if unknown or not chosen:
+        raise ConfigError(f"omnidigits: modalities {unknown or '(none)'} not among {list(MODALITIES)}")
+    return chosen
+
+
+def _resolve_source(source: str, root: Path, modalities: tuple[str, ...]) -> str:
+    needed = ([root / "mnist"] if NEEDS_IMAGES & set(modalities) else []) + \
+             ([root / "fsdd"] if NEEDS_AUDIO & set(modalities) else [])
+    missing = [p for p in needed if not p.is_dir()]
+    if source == "shared" and missing:
+        raise MissingInputError(str(missing[0]), "shared data folder not found (build with source='offline')")
+    if source == "auto":
+        return "offline" if missing else "shared"
+    return source
+
+
+def _load_pools(source: str, root: Path, modalities: tuple[str, ...], seed: int,
+                workers: int) -> tuple[ImagePool | None, AudioPool | None]:
+    images = audio = None
+    if NEEDS_IMAGES & set(modalities):
+        images = mnist_images(root / "mnist") if source == "shared" else sklearn_images()
+    if NEEDS_AUDIO & set(modalities):
+        audio = fsdd_recordings(root / "fsdd") if source == "shared" else espeak_recordings(seed, workers)
+    return images, audio
+
+
+def _tasks(directory: Path, plans: list[SamplePlan], images: ImagePool | None, audio: AudioPool | None,
+           modalities: tuple[str, ...]) -> list[SampleTask]:
+    directory.mkdir(parents=True)
+    extensions = {m: EXTENSIONS[m] for m in modalities}
+    return [SampleTask(
+        directory=str(directory), key=p.key, label=p.label, caption=p.caption, extensions=extensions,
+        images=tuple(images.pixels[i] for i in p.images) if images is not None else None,
+        waves=tuple(audio.waves[i] for i in p.recordings) if audio is not None else None,
+        sample_rate=audio.sample_rate if audio is not None else 0,
+        synthetic_audio=audio is not None and audio.synthetic, seed=p.seed) for p in plans]
+
+
+def _render(tasks: list[SampleTask], workers: int) -> None:
+    if workers <= 1 or len(tasks) < 2 * workers:
+        for task in tasks:
+            render_sample(task)
+        return
+    # fork where there is one: a worker needs only numpy/PIL/PyAV, and a spawned one would re-import torch
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        list(pool.map(render_sample, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
+
+
+def _write_jsonl(path: Path, plans: list[SamplePlan], images: ImagePool | None, audio: AudioPool | None) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for p in plans:
+            f.write(json.dumps({"key": p.key, "label": p.label, "caption": p.caption,
+                                "sources": _source_ids(p, images, audio)}) + "\n")
+
+
+def _source_ids(plan: SamplePlan, images: ImagePool | None, audio: AudioPool | None) -> dict[str, str]:
+    ids = {}
+    if images is not None:
+        ids.update(zip(("image", "video_image", "pointcloud_image"), (images.ids[i] for i in plan.images)))
+    if audio is not None:
+        ids.update(zip(("audio", "video_audio"), (audio.ids[i] for i in plan.recordings)))
+    return ids
+
+
+def _pack_shards(stage: Path, split: str, modalities: tuple[str, ...], shard_size: int, seed: int) -> str:
+    from ..pretrain.shards import INDEX_FILE, make_shards
+
+    folder = stage / split
+    keys = sorted(p.stem for p in folder.glob(f"*.{LABEL_EXTENSION}"))
+    extensions = [EXTENSIONS[m] for m in modalities] + [LABEL_EXTENSION]
+    samples = [{"__key__": key, **{ext: folder / f"{key}.{ext}" for ext in extensions}} for key in keys]
+    make_shards(samples, stage / "shards" / split, maxcount=shard_size, prefix=f"omnidigits-{split}", seed=seed)
+    return f"shards/{split}/{INDEX_FILE}"

@@ -1,0 +1,181 @@
+"""OmniDigits rendering: one planned sample → its files (png, wav, txt, mp4, ply, cls). Runs in pool workers.
+
+* **video** — moving-MNIST style: the digit (28 × 28) drifts across a 64 × 64 canvas at 2.5–4 px/frame, bouncing
+  off the edges, at 10 fps for max(1 s, the recording's length); H.264 (libx264, one thread and no macroblock
+  tree, so the bytes depend on the frames only) with the spoken digit as a mono AAC track.
+* **point cloud** — the digit's ink lifted to 3-D: 1,536 points drawn from ink pixels (weighted by ink, uniform
+  within the pixel), x/y in [-1, 1], z uniform over a slab :data:`DEPTH` thick, centred, rotated by a random
+  rotation of at most :data:`MAX_ROTATION_DEGREES` about each axis (limited, so a 6 never becomes a 9), jittered
+  by Gaussian noise; binary little-endian PLY of float32 x, y, z.
+* **audio** — synthetic recordings get a random gain and white noise at a random SNR; real ones are stored as is.
+
+Everything random is drawn from ``np.random.default_rng(task.seed)``, so a sample's files depend on its task only.
+"""
+
+from __future__ import annotations
+
+import fractions
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+VIDEO_SIZE, VIDEO_FPS, VIDEO_MIN_SECONDS = 64, 10, 1.0
+VIDEO_SPEED = (2.5, 4.0)
+"""Pixels per frame."""
+POINTS = 1536
+DEPTH = 0.15
+"""Extrusion depth in the units of the digit's [-1, 1] x/y extent."""
+MAX_ROTATION_DEGREES = (30.0, 45.0, 20.0)
+"""Largest rotation about x, y and z."""
+JITTER = 0.01
+NOISE_SNR_DB, NOISE_GAIN = (10.0, 30.0), (0.5, 1.0)
+INK_THRESHOLD = 0.3
+"""Fraction of the image's peak above which a pixel is ink (point cloud)."""
+
+
+@dataclass
+class SampleTask:
+    """Everything one sample's files are made from (picklable, for a process pool).
+
+    ``images``: uint8 ``[28, 28]`` for the image, the video and the point cloud (three different scans of the
+    class); ``waves``: float32 ``[T]`` for the audio file and the video's track (two different recordings), at
+    ``sample_rate`` Hz; ``extensions``: {modality: file extension} of the files to write.
+    """
+
+    directory: str
+    key: str
+    label: int
+    caption: str
+    extensions: dict[str, str]
+    images: tuple[np.ndarray, np.ndarray, np.ndarray]
+    waves: tuple[np.ndarray, np.ndarray] | None
+    sample_rate: int
+    synthetic_audio: bool
+    seed: int
+
+
+def render_sample(task: SampleTask) -> None:
+    """Write ``{directory}/{key}.{ext}`` for each modality in ``task.extensions``, plus ``{key}.cls``."""
+    rng = np.random.default_rng(task.seed)
+    stem = Path(task.directory) / task.key
+    waves = None
+    if task.waves is not None:
+        waves = [augment(w, rng) if task.synthetic_audio else w for w in task.waves]
+    ext = task.extensions
+    if "image" in ext:
+        write_png(stem.with_suffix("." + ext["image"]), task.images[0])
+    if "audio" in ext:
+        write_wav(stem.with_suffix("." + ext["audio"]), waves[0], task.sample_rate)
+    if "text" in ext:
+        stem.with_suffix("." + ext["text"]).write_text(task.caption, encoding="utf-8")
+    if "video" in ext:
+        seconds = max(VIDEO_MIN_SECONDS, len(waves[1]) / task.sample_rate)
+        frames = moving_digit_frames(task.images[1], int(np.ceil(seconds * VIDEO_FPS)), rng)
+        write_mp4(stem.with_suffix("." + ext["video"]), frames, VIDEO_FPS, waves[1], task.sample_rate)
+    if "pointcloud" in ext:
+        write_ply(stem.with_suffix("." + ext["pointcloud"]), digit_points(task.images[2], rng))
+    stem.with_suffix(".cls").write_text(str(task.label), encoding="utf-8")
+
+
+# ---- image and audio ----------------------------------------------------------------------------------------------
+def write_png(path: Path, pixels: np.ndarray) -> None:
+    """uint8 ``[H, W]`` → a greyscale PNG."""
+    from PIL import Image
+
+    Image.fromarray(pixels).save(path, format="PNG")
+
+
+def augment(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float32 ``[T]`` → the same scaled by a random gain, plus white noise at a random SNR (dB)."""
+    gain = rng.uniform(*NOISE_GAIN)
+    snr_db = rng.uniform(*NOISE_SNR_DB)
+    power = float(np.mean(wave.astype(np.float64) ** 2)) * gain ** 2
+    noise = rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), wave.shape)
+    return np.clip(gain * wave + noise, -1.0, 1.0).astype(np.float32)
+
+
+def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
+    """float32 ``[T]`` in [-1, 1] → 16-bit PCM mono WAV."""
+    import soundfile as sf
+
+    sf.write(path, wave, sample_rate, subtype="PCM_16", format="WAV")
+
+
+# ---- video --------------------------------------------------------------------------------------------------------
+def moving_digit_frames(digit: np.ndarray, n_frames: int, rng: np.random.Generator,
+                        size: int = VIDEO_SIZE) -> np.ndarray:
+    """uint8 ``[h, w]`` digit → uint8 ``[n_frames, size, size, 3]``: the digit moving in a straight line, bouncing."""
+    h, w = digit.shape
+    room = np.array([size - h, size - w], np.float64)
+    position = rng.uniform(0, 1, 2) * room
+    angle = rng.uniform(0, 2 * np.pi)
+    velocity = rng.uniform(*VIDEO_SPEED) * np.array([np.sin(angle), np.cos(angle)])
+    frames = np.zeros((n_frames, size, size), np.uint8)
+    for t in range(n_frames):
+        y, x = np.round(position).astype(int)
+        frames[t, y:y + h, x:x + w] = digit
+        position += velocity
+        for axis in range(2):  # reflect off the canvas edges
+            if position[axis] < 0 or position[axis] > room[axis]:
+                velocity[axis] = -velocity[axis]
+                mirror = 0.0 if position[axis] < 0 else room[axis]
+                position[axis] = np.clip(2 * mirror - position[axis], 0, room[axis])
+    return np.repeat(frames[..., None], 3, axis=-1)
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int, wave: np.ndarray, sample_rate: int) -> None:
+    """uint8 ``[T, H, W, 3]`` frames at ``fps`` + float32 ``[N]`` audio at ``sample_rate`` → H.264/AAC mp4."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        video.codec_context.thread_count = 1
+        # macroblock-tree rate control made x264's bytes for 64 × 64 frames vary between processes; without it
+        # the same frames always encode to the same file
+        video.codec_context.options = {"preset": "veryfast", "crf": "18", "x264-params": "mbtree=0"}
+        video.codec_context.time_base = fractions.Fraction(1, fps)
+        track = container.add_stream("aac", rate=sample_rate)
+        track.layout = "mono"
+        for i, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        chunk = track.codec_context.frame_size or 1024
+        for start in range(0, len(wave), chunk):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[None, start:start + chunk]), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = sample_rate, start
+            container.mux(track.encode(frame))
+        container.mux(track.encode())
+
+
+# ---- point cloud --------------------------------------------------------------------------------------------------
+def digit_points(digit: np.ndarray, rng: np.random.Generator, n: int = POINTS) -> np.ndarray:
+    """uint8 ``[h, w]`` digit → float32 ``[n, 3]``: its ink extruded along z, rotated and jittered (see module)."""
+    from scipy.spatial.transform import Rotation
+
+    ink = digit.astype(np.float64) / max(1, int(digit.max()))
+    ys, xs = np.nonzero(ink > INK_THRESHOLD)
+    weights = ink[ys, xs] / ink[ys, xs].sum()
+    pick = rng.choice(len(xs), size=n, p=weights)
+    half = (max(digit.shape) - 1) / 2
+    x = (xs[pick] + rng.uniform(-0.5, 0.5, n) - half) / half
+    y = -(ys[pick] + rng.uniform(-0.5, 0.5, n) - half) / half  # image rows grow downwards, y upwards
+    z = rng.uniform(-DEPTH / 2, DEPTH / 2, n)
+    points = np.stack([x, y, z], axis=1)
+    points -= points.mean(axis=0)
+    angles = rng.uniform(-1, 1, 3) * np.asarray(MAX_ROTATION_DEGREES)
+    points = points @ Rotation.from_euler("xyz", angles, degrees=True).as_matrix().T
+    return (points + rng.normal(0, JITTER, points.shape)).astype(np.float32)
+
+
+def write_ply(path: Path, points: np.ndarray) -> None:
+    """float32 ``[N, 3]`` → binary little-endian PLY with float x, y, z per vertex."""
+    header = ("ply\nformat binary_little_endian 1.0\ncomment OmniDigits point cloud\n"
+              f"element vertex {len(points)}\nproperty float x\nproperty float y\nproperty float z\nend_header\n")
+    with open(path, "wb") as f:
+        f.write(header.encode("ascii"))
+        f.write(np.ascontiguousarray(points, dtype="<f4").tobytes())
