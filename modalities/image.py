@@ -13,18 +13,19 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch import nn
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
 from omniembed.config import HeadConfig, ModalityConfig, TransformerConfig
-from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
+from omniembed.encoder import ModalityEncoder, PoolingHead, TransformerTrunk
 from omniembed.errors import ConfigError, InputError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.patch import PatchStem
 from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
+
+from .open_clip_tower import OpenClipConfig, build_open_clip_encoder, without_weight_file
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -52,6 +53,8 @@ class ImageConfig(ModalityConfig):
     """> 1 makes the stem a Conv3d (t, p, p) shared with video; images are repeated to t frames."""
     patch_bias: bool = False
     timm: TimmConfig | None = None
+    open_clip: OpenClipConfig | None = None
+    """A frozen open_clip image tower as the whole encoder (``modalities/open_clip_tower.py``)."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(width=768, depth=12, heads=12, pre_norm=True))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls"))
 
@@ -102,6 +105,8 @@ class ImageModality(Modality):
 
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
+        if cfg.open_clip is not None:
+            return build_open_clip_encoder("image", cfg, embed_dim)
         if cfg.timm is not None:
             trunk = TimmTrunk(cfg.timm)
             head = TokenHead(HeadConfig(pool="cls", norm=False, bias=cfg.head.bias), trunk.width, embed_dim)
@@ -110,6 +115,9 @@ class ImageModality(Modality):
         return ModalityEncoder(stem, TransformerTrunk(Transformer(cfg.trunk)),
                                PoolingHead(TokenHead(cfg.head, cfg.trunk.width, embed_dim)),
                                Postprocess(cfg.logit_scale))
+
+    def export_assets(self, directory: Path) -> ImageConfig:
+        return without_weight_file(self.config)
 
     @classmethod
     def tiny_config(cls) -> ImageConfig:

@@ -22,6 +22,7 @@ from omniembed.nn.transformer import Transformer
 from omniembed.registry import Batch, Modality, register_modality
 
 from .hf_text import SentenceEncoderTower
+from .open_clip_tower import OpenClipConfig, build_open_clip_encoder, without_weight_file
 from .tokenizers import ClipBpeTokenizer, HFTokenizer
 
 TOWER_DIR = "text_tower"
@@ -50,6 +51,8 @@ class TextConfig(ModalityConfig):
     context_length: int = 77
     vocab_size: int = 49408
     hf_tower: HFTowerConfig | None = None
+    open_clip: OpenClipConfig | None = None
+    """A frozen open_clip text tower as the whole encoder (``modalities/open_clip_tower.py``); clip_bpe ids."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(width=512, depth=12, heads=8, causal=True))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="eos", norm_eps=1e-5))
 
@@ -147,6 +150,8 @@ class TextModality(Modality):
 
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
+        if cfg.open_clip is not None:
+            return build_open_clip_encoder("text", cfg, embed_dim)
         if self.tower is not None:
             if cfg.hf_tower.project:
                 head: nn.Module = PoolingHead(TokenHead(HeadConfig(pool="cls", norm=False), self.tower.dim, embed_dim))
@@ -168,7 +173,7 @@ class TextModality(Modality):
         return TextConfig(trunk=TransformerConfig(width=64, depth=2, heads=4, causal=True))
 
     def export_assets(self, directory: Path) -> TextConfig:
-        cfg = self.config
+        cfg = without_weight_file(self.config)
         if cfg.hf_tower is not None:
             self.tower.export_files(directory / TOWER_DIR)
             tower = dataclasses.replace(cfg.hf_tower, path=TOWER_DIR, weights_in_checkpoint=True)

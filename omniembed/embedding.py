@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .encoder import to_device
 from .errors import ConfigError, EmptyInputError, InputError, OmniEmbedError, UnknownSuffixError
-from .registry import modality_for_suffix
+from .registry import modality_for_suffix, path_suffix
 
 if TYPE_CHECKING:
     from .model import OmniEmbedModel
@@ -154,7 +153,7 @@ def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:
     if modality is not None:
         return modality
     if isinstance(item, os.PathLike) or (isinstance(item, str) and _looks_like_path(item)):
-        suffix = Path(item).suffix.lower()
+        suffix = path_suffix(item)
         found = modality_for_suffix(suffix, among=model.modalities)
         if found is None:
             known = modality_for_suffix(suffix)
@@ -173,7 +172,8 @@ def _looks_like_path(text: str) -> bool:
     if "\n" in text or len(text) > 4096:
         return False
     suffix = Path(text).suffix.lower()
-    return bool(suffix) and " " not in suffix and (modality_for_suffix(suffix) is not None or os.path.exists(text))
+    return bool(suffix) and " " not in suffix and (modality_for_suffix(path_suffix(text)) is not None
+                                                   or os.path.exists(text))
 
 
 def _as_list(inputs: Any) -> list[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from torch import nn
 from .config import ModelConfig
 from .errors import CheckpointError, MissingModalityError
 from .io import atomic_dir, load_tensors, save_tensors, write_json
-from .registry import Modality, get_modality, modality_for_suffix
+from .registry import Modality, get_modality, modality_for_suffix, path_suffix
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -71,8 +71,8 @@ class OmniEmbedModel(nn.Module):
         return self.encoders[modality]
 
     def modality_of(self, path: str | os.PathLike) -> str | None:
-        """The model's modality that reads files with this suffix, or None."""
-        return modality_for_suffix(Path(path).suffix, among=self.modalities)
+        """The model's modality that reads this file (by its longest registered compound suffix), or None."""
+        return modality_for_suffix(path_suffix(path), among=self.modalities)
 
     def logit_scale(self, modality: str) -> torch.Tensor:
         """The modality's logit scale (a scalar tensor), used by contrastive losses against the anchor."""

@@ -131,13 +131,25 @@ def list_modalities() -> list[str]:
 
 
 def modality_for_suffix(suffix: str, among: list[str] | None = None) -> str | None:
-    """The registered modality (restricted to ``among`` when given) that reads files with ``suffix``."""
+    """The registered modality that reads files with ``suffix``, or None (also when it is not one of ``among``).
+
+    ``suffix`` may be compound (``"".join(path.suffixes)``, e.g. ``.depth.png``): the longest registered tail
+    decides, so ``scan.depth.png`` is depth even though ``.png`` alone is image, and a model without a depth
+    encoder gets None rather than its image encoder.
+    """
     _ensure_builtin_modalities()
-    suffix = suffix.lower()
-    for name, cls in _MODALITIES.items():
-        if suffix in cls.suffixes and (among is None or name in among):
-            return name
+    parts = suffix.lower().split(".")[1:]
+    for i in range(len(parts)):
+        tail = "." + ".".join(parts[i:])
+        claimants = [name for name, cls in _MODALITIES.items() if tail in cls.suffixes]
+        if claimants:
+            return next((name for name in claimants if among is None or name in among), None)
     return None
+
+
+def path_suffix(path: str | os.PathLike) -> str:
+    """The compound suffix :func:`modality_for_suffix` reads: ``scan.depth.png`` → ``.depth.png``."""
+    return "".join(Path(path).suffixes).lower()
 
 
 def register_model(name: str) -> Callable[[Callable[[], ModelConfig]], Callable[[], ModelConfig]]:
