@@ -1,3 +1,3 @@
 """Per-modality loaders, preprocessing, stems and encoders; importing this package registers them all."""
 
-from . import audio, image, text, video  # noqa: F401
+from . import audio, depth, image, imu, pointcloud, text, thermal, video  # noqa: F401

@@ -1,0 +1,123 @@
+"""Training-time point-cloud augmentations: batched, composable torch transforms drawn from a ``torch.Generator``.
+
+Every transform maps preprocessed clouds ``[B, N, 3 + E]`` to new clouds of the same shape, with its own random
+draw per cloud, on the clouds' device (the numbers are drawn on the generator's device, so one seeded CPU
+generator gives the same augmentations on CPU and GPU). Channels 0–2 are xyz; with ``normals=True`` channels
+3–5 are unit normals and turn with the points (and are re-normalised after a per-axis scale); otherwise the
+extra channels (colours) are left alone. Inference never augments: these are used by training loaders only.
+
+Defaults: PointNet++'s rotation about the up axis (y in ShapeNet and ModelNet), jitter (σ = 0.01, clipped to
+±0.05) and point dropout (up to 87.5 % of the points, replaced by copies of the cloud's first point, so N stays
+fixed), and Point-BERT's per-axis scale in [2/3, 3/2].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+
+class PointTransform(Protocol):
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """[B, N, 3 + E] → [B, N, 3 + E]."""
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """Uniform [0, 1) numbers drawn on the generator's device, moved to ``like``'s device and dtype."""
+    return torch.rand(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
+
+
+def _with_xyz(clouds: torch.Tensor, xyz: torch.Tensor, normals: torch.Tensor | None = None) -> torch.Tensor:
+    """``clouds`` with channels 0–2 replaced by ``xyz`` (and 3–5 by ``normals`` when given)."""
+    parts = [xyz] + ([normals, clouds[..., 6:]] if normals is not None else [clouds[..., 3:]])
+    return torch.cat(parts, dim=-1)
+
+
+@dataclass
+class RotateUp:
+    """Rotate each cloud by an angle uniform in [−max_angle, max_angle] radians about axis ``up_axis``."""
+
+    up_axis: int = 1
+    max_angle: float = math.pi
+    normals: bool = False
+
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b = clouds.shape[0]
+        angle = (_rand((b,), generator, clouds) * 2 - 1) * self.max_angle
+        cos, sin = angle.cos(), angle.sin()
+        a, c = (self.up_axis + 1) % 3, (self.up_axis + 2) % 3  # the plane turned, right-handed about up
+        rotation = torch.zeros(b, 3, 3, dtype=clouds.dtype, device=clouds.device)
+        rotation[:, self.up_axis, self.up_axis] = 1
+        rotation[:, a, a], rotation[:, a, c] = cos, -sin
+        rotation[:, c, a], rotation[:, c, c] = sin, cos
+        turn = rotation.transpose(1, 2)  # row vectors: p' = p Rᵀ
+        return _with_xyz(clouds, clouds[..., :3] @ turn, clouds[..., 3:6] @ turn if self.normals else None)
+
+
+@dataclass
+class RandomScale:
+    """Scale each cloud by factors uniform in [low, high]: one per axis (``anisotropic``) or one for all."""
+
+    low: float = 2 / 3
+    high: float = 3 / 2
+    anisotropic: bool = True
+    normals: bool = False
+
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b = clouds.shape[0]
+        scale = self.low + (self.high - self.low) * _rand((b, 1, 3 if self.anisotropic else 1), generator, clouds)
+        # normals of a surface scaled by S turn by S⁻¹ (then are unit again)
+        normals = F.normalize(clouds[..., 3:6] / scale, dim=-1) if self.normals else None
+        return _with_xyz(clouds, clouds[..., :3] * scale, normals)
+
+
+@dataclass
+class Jitter:
+    """Add Gaussian noise of std ``sigma`` to every coordinate, clipped to ±``clip``."""
+
+    sigma: float = 0.01
+    clip: float = 0.05
+
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        noise = (_randn(clouds.shape[:2] + (3,), generator, clouds) * self.sigma).clamp(-self.clip, self.clip)
+        return _with_xyz(clouds, clouds[..., :3] + noise)
+
+
+@dataclass
+class PointDropout:
+    """Drop a fraction uniform in [0, max_ratio] of each cloud's points, replacing them (all channels) with
+    copies of the cloud's first point."""
+
+    max_ratio: float = 0.875
+
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, n = clouds.shape[:2]
+        ratio = _rand((b, 1), generator, clouds) * self.max_ratio
+        drop = _rand((b, n), generator, clouds) < ratio
+        return torch.where(drop[..., None], clouds[:, :1], clouds)
+
+
+@dataclass
+class Compose:
+    """Apply ``transforms`` in order, all drawing from the one generator."""
+
+    transforms: list[PointTransform] = field(default_factory=list)
+
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for transform in self.transforms:
+            clouds = transform(clouds, generator)
+        return clouds
+
+
+def default_point_augment(normals: bool = False, up_axis: int = 1) -> Compose:
+    """Rotation about the up axis, per-axis scale, jitter, then point dropout, each with its defaults."""
+    return Compose([RotateUp(up_axis=up_axis, normals=normals), RandomScale(normals=normals), Jitter(),
+                    PointDropout()])

@@ -1,0 +1,84 @@
+"""Training-time point-cloud augmentations: seeded, batched, shape-preserving, each doing exactly its job."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from omniembed.modalities.point_augment import (Compose, Jitter, PointDropout, RandomScale, RotateUp,
+                                                default_point_augment)
+
+
+def clouds_with_normals(b: int = 4, n: int = 200) -> torch.Tensor:
+    """Points on the unit sphere with their outward normals (= the points) and a colour-like 7th channel."""
+    xyz = F.normalize(torch.randn(b, n, 3, generator=torch.Generator().manual_seed(0)), dim=-1)
+    return torch.cat([xyz, xyz.clone(), torch.rand(b, n, 1)], dim=-1)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_the_same_seed_gives_the_same_augmentation_and_another_seed_another():
+    clouds = clouds_with_normals()
+    augment = default_point_augment(normals=True)
+    a, b, c = augment(clouds, gen(1)), augment(clouds, gen(1)), augment(clouds, gen(2))
+    assert a.shape == clouds.shape
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (a - c).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("up", [0, 1, 2])
+def test_rotation_turns_about_the_up_axis_only(up):
+    clouds = clouds_with_normals()
+    out = RotateUp(up_axis=up, normals=True)(clouds, gen())
+    torch.testing.assert_close(out[..., up], clouds[..., up])  # height kept
+    other = [a for a in range(3) if a != up]
+    torch.testing.assert_close(out[..., other].norm(dim=-1), clouds[..., other].norm(dim=-1))  # radius kept
+    torch.testing.assert_close(out[..., 3:6], out[..., :3])  # normals turned with the points
+    torch.testing.assert_close(out[..., 6], clouds[..., 6])
+    angles = torch.atan2(out[..., other[1]], out[..., other[0]]) - torch.atan2(clouds[..., other[1]],
+                                                                              clouds[..., other[0]])
+    spread = torch.remainder(angles - angles[:, :1] + math.pi, 2 * math.pi) - math.pi
+    assert spread.abs().max() < 1e-5  # one angle per cloud
+    assert len({round(float(a), 4) for a in angles[:, 0]}) == 4  # and a different one for each cloud
+
+
+def test_scale_is_per_axis_within_range_and_turns_normals_the_right_way():
+    clouds = clouds_with_normals()
+    out = RandomScale(low=0.5, high=2.0, normals=True)(clouds, gen())
+    factor = out[..., :3] / clouds[..., :3]
+    torch.testing.assert_close(factor, factor[:, :1].expand_as(factor))
+    assert factor.min() >= 0.5 and factor.max() <= 2.0
+    # on the ellipsoid Σ (x_a / s_a)² = 1 the normal is ∝ (x_a / s_a²)
+    torch.testing.assert_close(out[..., 3:6], F.normalize(out[..., :3] / factor ** 2, dim=-1))
+    uniform = RandomScale(anisotropic=False)(clouds, gen())[..., :3] / clouds[..., :3]
+    torch.testing.assert_close(uniform, uniform[..., :1].expand_as(uniform))
+
+
+def test_jitter_moves_coordinates_by_at_most_the_clip_and_leaves_other_channels():
+    clouds = clouds_with_normals()
+    out = Jitter(sigma=0.02, clip=0.03)(clouds, gen())
+    moved = out[..., :3] - clouds[..., :3]
+    assert moved.abs().max() <= 0.03 + 1e-7 and moved.std() == pytest.approx(0.02, rel=0.2)
+    torch.testing.assert_close(out[..., 3:], clouds[..., 3:])
+
+
+def test_dropout_replaces_a_bounded_share_of_points_by_the_first_point():
+    clouds = clouds_with_normals(b=8, n=1000)
+    out = PointDropout(max_ratio=0.5)(clouds, gen())
+    assert out.shape == clouds.shape
+    changed = (out != clouds).any(dim=-1)
+    assert (out[changed] == out[:, :1].expand_as(out)[changed]).all()
+    share = changed.float().mean(dim=1)
+    assert share.max() <= 0.56 and share.min() < share.max()
+    torch.testing.assert_close(PointDropout(max_ratio=0.0)(clouds, gen()), clouds)
+
+
+def test_compose_applies_its_transforms_in_order_from_one_generator():
+    clouds = clouds_with_normals()
+    steps = [RotateUp(), Jitter()]
+    g = gen(5)
+    expected = steps[1](steps[0](clouds, g), g)
+    torch.testing.assert_close(Compose(steps)(clouds, gen(5)), expected, rtol=0, atol=0)

@@ -1,0 +1,149 @@
+"""Point-cloud tokenisation throughput: the batched torch FPS + kNN against open3d, one cloud at a time.
+
+Each cloud has 8,192 points sampled on a mesh surface (as ULIP's data are) and is tokenised into 512
+farthest-point centres with their 32 nearest neighbours. The peer is open3d's ``farthest_point_down_sample``
+plus a ``KDTreeFlann`` query per centre; the project's path is :func:`omniembed.modalities.point_groups.fps_knn`
+on batches. Both start from the point farthest from the centroid, and the first cloud's centres and neighbour
+distances are checked to agree before anything is timed. Each figure is the best of ``--repeats`` runs, the
+paths interleaved so that both see the same machine load.
+
+    .venv/bin/python tools/bench_pointcloud.py [--clouds 64] [--batch 32 64] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+import open3d as o3d
+import torch
+
+from omniembed.modalities.point_groups import farthest_point_sample, fps_knn
+
+PEER_FIGURES = "open3d measured here before: FPS 165 clouds/s, FPS + kNN 82 clouds/s"
+
+
+def surface_clouds(count: int, n_points: int, seed: int = 0) -> np.ndarray:
+    """``count`` clouds [count, n_points, 3] sampled on open3d's primitive meshes, each in the unit sphere."""
+    meshes = [o3d.geometry.TriangleMesh.create_torus(), o3d.geometry.TriangleMesh.create_box(1, 2, 0.3),
+              o3d.geometry.TriangleMesh.create_sphere(), o3d.geometry.TriangleMesh.create_cylinder(0.3, 2),
+              o3d.geometry.TriangleMesh.create_cone(), o3d.geometry.TriangleMesh.create_mobius(),
+              o3d.geometry.TriangleMesh.create_arrow(), o3d.geometry.TriangleMesh.create_octahedron()]
+    clouds = []
+    for i in range(count):
+        o3d.utility.random.seed(seed + i)
+        xyz = np.asarray(meshes[i % len(meshes)].sample_points_uniformly(n_points).points)
+        xyz = xyz - xyz.mean(axis=0)
+        clouds.append(xyz / np.sqrt((xyz ** 2).sum(axis=1).max()))
+    return np.stack(clouds)
+
+
+def open3d_tokenise(clouds: np.ndarray, n_groups: int, group_size: int, knn: bool) -> list[np.ndarray]:
+    """Per cloud: FPS from the point farthest from the centroid, then a KD-tree query per centre."""
+    out = []
+    for xyz in clouds:
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
+        start = int(((xyz - xyz.mean(axis=0)) ** 2).sum(axis=1).argmax())
+        centres = np.asarray(cloud.farthest_point_down_sample(n_groups, start_index=start).points)
+        if knn:
+            tree = o3d.geometry.KDTreeFlann(cloud)
+            out.append(np.stack([np.asarray(tree.search_knn_vector_3d(c, group_size)[1]) for c in centres]))
+        else:
+            out.append(centres)
+    return out
+
+
+def torch_tokenise(clouds: torch.Tensor, n_groups: int, group_size: int, knn: bool, batch: int) -> None:
+    for start in range(0, len(clouds), batch):
+        if knn:
+            fps_knn(clouds[start:start + batch], n_groups, group_size)
+        else:
+            farthest_point_sample(clouds[start:start + batch], n_groups)
+
+
+def check_agreement(xyz: np.ndarray, n_groups: int, group_size: int) -> str:
+    """Same centres (as a set) and the same neighbour distances on one cloud, or a line saying where not."""
+    centres, neighbours = fps_knn(torch.from_numpy(xyz)[None], n_groups, group_size)
+    theirs = open3d_tokenise(xyz[None], n_groups, group_size, knn=False)[0]
+    if not np.array_equal(np.sort(xyz[centres[0].numpy()], axis=0), np.sort(theirs, axis=0)):
+        return "centres DIFFER from open3d's"
+    tree = o3d.geometry.KDTreeFlann(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz)))
+    for c, row in zip(centres[0].tolist(), neighbours[0].numpy()):
+        _, _, d2 = tree.search_knn_vector_3d(xyz[c], group_size)
+        if not np.allclose(np.sort(((xyz[row] - xyz[c]) ** 2).sum(axis=1)), np.asarray(d2), atol=1e-12):
+            return "neighbours DIFFER from open3d's"
+    return "same centres and neighbour distances as open3d on the first cloud"
+
+
+def best_rate(runs: dict[str, Callable[[], None]], count: int, repeats: int) -> dict[str, float]:
+    """clouds/s of each run: the best of ``repeats``, the runs interleaved."""
+    best = {name: 0.0 for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = max(best[name], count / (time.perf_counter() - start))
+    return best
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clouds", type=int, default=64)
+    parser.add_argument("--points", type=int, default=8192)
+    parser.add_argument("--groups", type=int, default=512)
+    parser.add_argument("--group-size", type=int, default=32)
+    parser.add_argument("--batch", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    clouds = surface_clouds(args.clouds, args.points)
+    tensor = torch.from_numpy(clouds).float()
+    agreement = check_agreement(clouds[0], args.groups, args.group_size)
+    runs: dict[str, Callable[[], None]] = {}
+    for knn in (False, True):
+        runs[f"open3d/{knn}"] = lambda knn=knn: open3d_tokenise(clouds, args.groups, args.group_size, knn)
+        for batch in args.batch:
+            runs[f"torch{batch}/{knn}"] = lambda knn=knn, batch=batch: torch_tokenise(
+                tensor, args.groups, args.group_size, knn, batch)
+    torch_tokenise(tensor[: max(args.batch)], args.groups, args.group_size, True, max(args.batch))  # warm up
+    rate = best_rate(runs, args.clouds, args.repeats)
+
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"cpu: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}, "
+          f"torch.get_num_threads() = {torch.get_num_threads()}; open3d {o3d.__version__} (one thread per cloud)")
+    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"task: {args.clouds} clouds × {args.points} points → {args.groups} centres × {args.group_size} "
+          f"neighbours; best of {args.repeats}; {agreement}")
+    print()
+    print("| path | FPS clouds/s | FPS + kNN clouds/s | vs open3d (FPS / FPS + kNN) |")
+    print("|---|---|---|---|")
+    print(f"| open3d, one cloud at a time | {rate['open3d/False']:.1f} | {rate['open3d/True']:.1f} | 1.00× / 1.00× |")
+    for batch in args.batch:
+        fps, both = rate[f"torch{batch}/False"], rate[f"torch{batch}/True"]
+        print(f"| torch, batches of {batch} | {fps:.1f} | {both:.1f} | {fps / rate['open3d/False']:.2f}× / "
+              f"{both / rate['open3d/True']:.2f}× |")
+    print(f"\n({PEER_FIGURES})")
+
+
+if __name__ == "__main__":
+    main()
