@@ -59,6 +59,9 @@ MEAN_REMOVALS = ("clip", "shared_buffer", "none")
 FEATURE_NORMS = ("global", "clip")
 RESAMPLERS = ("polyphase", "torchaudio")
 FBANKS = ("batched", "kaldi")
+THUMBNAIL_SECONDS = 10.0
+THUMBNAIL_RANGE = 12.0
+"""Natural-log energy range shown by a thumbnail (≈ 52 dB below the loudest bin; quieter bins are black)."""
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
                   ".w64", ".m4a", ".aac", ".wma")
 
@@ -269,6 +272,24 @@ class AudioModality(Modality):
     def features(self, item: Any) -> torch.Tensor:
         """One input (path, waveform, ``(waveform, rate)``) → its model input ``[K, 1, n_mels, target_frames]``."""
         return self.collate([self.prepare(item)])[0]
+
+    def thumbnail(self, path: Path, size: int = 96) -> np.ndarray:
+        """A log-mel spectrogram of the first ``THUMBNAIL_SECONDS`` (time to the right, low frequencies at the
+        bottom, the top ``THUMBNAIL_RANGE`` of log energy in magma colours): uint8 ``[size, size, 3]``."""
+        from matplotlib import colormaps
+
+        rate = self.config.sample_rate
+        source = open_audio(path)
+        stop = min(resampled_length(source.frames, source.sample_rate, rate), int(THUMBNAIL_SECONDS * rate))
+        if stop < self.window:
+            raise InputError(str(path), "audio is shorter than one filterbank frame")
+        log_mel = kaldi_fbank(self._read_resampled(source, 0, stop).mean(dim=0), rate, self.config.n_mels)
+        picture = log_mel.T.flip(0)  # [n_mels, frames], low frequencies last (bottom row)
+        top = picture.max()
+        scaled = ((picture - (top - THUMBNAIL_RANGE)) / THUMBNAIL_RANGE).clamp(0.0, 1.0)
+        scaled = torch.nn.functional.interpolate(scaled[None, None], size=(size, size), mode="bilinear",
+                                                 align_corners=False)[0, 0]
+        return (colormaps["magma"](scaled.numpy())[..., :3] * 255).round().astype(np.uint8)
 
     # ---- encoder -------------------------------------------------------------------------------------------------
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:

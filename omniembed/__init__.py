@@ -31,5 +31,14 @@ __version__ = "0.1.0"
 __all__ = [
     "create", "load", "list_models", "list_modalities", "resolve_config", "ModelConfig", "OmniEmbedModel",
     "EmbedFailure", "OmniEmbedError", "ConfigError", "InputError", "MissingInputError", "UnreadableInputError",
-    "UnknownSuffixError", "EmptyInputError", "MissingModalityError", "CheckpointError",
+    "UnknownSuffixError", "EmptyInputError", "MissingModalityError", "CheckpointError", "Index",
 ]
+
+
+def __getattr__(name: str):
+    # the retrieval index pulls in faiss and SQLite: imported on first use so `import omniembed` stays fast
+    if name == "Index":
+        from .index import Index
+
+        return Index
+    raise AttributeError(f"module 'omniembed' has no attribute {name!r}")

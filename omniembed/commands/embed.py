@@ -1,4 +1,11 @@
-"""``omniembed embed``: files (or texts) → vectors (.npy) + a JSONL line per row."""
+"""``omniembed embed``: files (or texts) → vectors (.npy) + a JSONL line per row + a JSON manifest.
+
+Under ``torchrun`` (``RANK`` / ``WORLD_SIZE`` set) rank r embeds every W-th file and text and writes
+``OUT.part{r:05d}-of-{W:05d}.npy`` (+ ``.jsonl``, ``.json``) on its own device; ``omniembed index build
+--from-embeddings OUT.part*.npy`` merges the parts into an index (see :mod:`omniembed.index.parts`):
+
+    torchrun --nproc_per_node 4 -m omniembed.cli embed --model M --out emb.npy photos/ recordings/
+"""
 
 from __future__ import annotations
 
@@ -21,28 +28,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..io import atomic_path
+    from ..errors import EmptyInputError
+    from ..index.parts import file_record, manifest, part_path, shard_from_env
+    from ..io import atomic_path, write_json
     from .common import open_model
 
-    model = open_model(args.model, device=args.device)
-    files = [p for p in walk(args.inputs) if model.modality_of(p) is not None]
-    items: list = [str(p) for p in files] + list(args.text)
-    labels = [{"path": str(p), "modality": model.modality_of(p)} for p in files]
-    labels += [{"text": t, "modality": "text"} for t in args.text]
-    vectors, failures = model.embed(items, batch_size=args.batch_size, on_error="skip", precision=args.precision,
-                                    progress=None)
+    rank, world = shard_from_env()
+    model = open_model(args.model, device=args.device or _rank_device(world))
+    files = [p for p in walk(args.inputs) if model.modality_of(p) is not None][rank::world]
+    texts = list(args.text)[rank::world]
+    items: list = [str(p) for p in files] + texts
+    if items:
+        vectors, failures = model.embed(items, batch_size=args.batch_size, on_error="skip",
+                                        precision=args.precision, progress=None)
+    elif world > 1:  # more ranks than inputs: this rank writes an empty part
+        vectors, failures = np.zeros((0, model.embed_dim), np.float32), []
+    else:
+        raise EmptyInputError("inputs", "nothing to embed (no file with a known suffix, no --text)")
     failed = {f.index for f in failures}
-    rows = [row for i, row in enumerate(labels) if i not in failed]
-    out = Path(args.out)
+    rows = [file_record(p, model.modality_of(p)) for i, p in enumerate(files) if i not in failed]
+    rows += [{"text": t, "modality": "text"} for i, t in enumerate(texts, start=len(files)) if i not in failed]
+    out = part_path(Path(args.out), rank, world)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, vectors)
     with atomic_path(out.with_suffix(".jsonl")) as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_json(out.with_suffix(".json"), manifest(model.fingerprint(), model.embed_dim, args.model, rank, world,
+                                                  len(rows)))
     for f in failures:
         print(f"skipped {f.source}: {f.reason}", file=sys.stderr)
     print(f"embedded {len(rows)} inputs → {out} ({vectors.shape[0]}×{vectors.shape[1]}); {len(failures)} skipped")
-    return 0 if rows else 1
+    return 0 if rows or world > 1 else 1
+
+
+def _rank_device(world: int) -> str | None:
+    """Under torchrun with GPUs, rank r's process uses GPU ``LOCAL_RANK``; otherwise the default device."""
+    import os
+
+    import torch
+
+    if world > 1 and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return None
 
 
 def walk(paths: list[str]) -> list[Path]:
