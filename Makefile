@@ -32,6 +32,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+demo: setup
+	$(VENV)/bin/omniembed demo --out omnidigits-demo
+
 test: setup
 	$(PY) -m pytest -q
 

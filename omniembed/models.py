@@ -11,3 +11,26 @@ def omni_tiny() -> ModelConfig:
     """Every registered modality at a tiny size (a few MB, fast on CPU), random init: for tests and examples."""
     modalities = {name: cls.tiny_config() for name, cls in sorted(_MODALITIES.items())}
     return ModelConfig(name="omni-tiny", embed_dim=64, anchor="image", modalities=modalities)
+
+
+@register_model("omni-digits")
+def omni_digits() -> ModelConfig:
+    """The OmniDigits demo model (``omniembed demo``): small CNNs (timm ``resnet10t``) for 32-pixel images and
+    64-bin spectrograms, which learn from a few thousand samples in minutes on a CPU; a two-layer text
+    transformer; video as its frames through the image encoder plus its audio track; a small Point-BERT."""
+    return ModelConfig.from_dict({
+        "name": "omni-digits",
+        "embed_dim": 64,
+        "anchor": "image",
+        "modalities": {
+            "image": {"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
+                      "timm": {"name": "resnet10t"}},
+            "text": {"context_length": 16, "trunk": {"width": 64, "depth": 2, "heads": 4, "causal": True}},
+            "audio": {"n_clips": 1, "clip_seconds": 1.0, "target_frames": 100, "feature_norm": "clip",
+                      "trunk": {"width": 64, "depth": 2, "heads": 4, "ln_eps": 1e-6, "bias_kv": True},
+                      "logit_scale": {"init": 14.285714285714285, "learnable": True}},
+            "video": {"n_clips": 1, "clip_seconds": 1.0, "frames_per_clip": 2},
+            "pointcloud": {"n_points": 512, "n_groups": 32, "group_size": 16, "encoder_dims": 64, "stem_hidden": 32,
+                           "pos_hidden": 32, "trunk": {"width": 64, "depth": 2, "heads": 4, "ln_eps": 1e-6}},
+        },
+    })

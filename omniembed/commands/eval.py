@@ -27,31 +27,36 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..eval.folder import eval_set_from_folder
     from ..eval.runner import evaluate
+    from ..eval.zeroshot import DEFAULT_TEMPLATES
     from .common import open_model
 
     root = Path(args.data)
     folder = root / args.split if args.split else root
     model = open_model(args.model, device=args.device)
-    classes = args.classes.split(",") if args.classes else manifest_classes(root, folder)
+    manifest = read_manifest(root, folder)
+    classes = args.classes.split(",") if args.classes else manifest.get("class_names", [])
+    templates = manifest.get("prompt_templates") or DEFAULT_TEMPLATES
     if not classes:
         raise ConfigError(f"no class names: pass --classes or give a folder with a manifest.json ({root})")
     pairs = (parse_pairs(args.trained_pairs) if args.trained_pairs is not None
              else trained_pairs_of(Path(args.model)))
     data = eval_set_from_folder(folder, model, classes)
-    report = evaluate(model, data, trained_pairs=pairs, out_dir=args.out, batch_size=args.batch_size)
+    report = evaluate(model, data, trained_pairs=pairs, templates=templates, out_dir=args.out,
+                      batch_size=args.batch_size)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.markdown())
     if args.out:
         print(f"report and plots written to {args.out}")
     return 0
 
 
-def manifest_classes(*folders: Path) -> list[str]:
-    """``class_names`` from the first ``manifest.json`` found in ``folders`` (or their parents), else []."""
+def read_manifest(*folders: Path) -> dict:
+    """The first ``manifest.json`` in ``folders`` (or their parents): ``class_names`` and optional
+    ``prompt_templates`` for zero-shot prompts; {} when there is none."""
     for folder in folders:
         for candidate in (folder / "manifest.json", folder.parent / "manifest.json"):
             if candidate.is_file():
-                return list(json.loads(candidate.read_text()).get("class_names", []))
-    return []
+                return json.loads(candidate.read_text())
+    return {}
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
