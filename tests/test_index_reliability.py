@@ -45,12 +45,15 @@ def test_a_build_killed_mid_way_and_rerun_has_the_same_contents(tmp_path, model_
     files = folder(root, 40, n_tones=2)  # many batches of one: the kill lands mid-way even on a fast machine
     reference = contents(Index.build(tiny_model, tmp_path / "reference", [root], batch_size=8))
     out = tmp_path / "idx"
-    proc = subprocess.Popen([sys.executable, "-m", "omniembed.cli", "index", "build", "--model", str(model_dir),
-                             "--out", str(out), "--batch-size", "1", str(root)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "build.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "omniembed.cli", "index", "build", "--model", str(model_dir),
+                                 "--out", str(out), "--batch-size", "1", str(root)],
+                                stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 120
     while committed_rows(out / "index.sqlite") < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
+    assert proc.poll() is None, f"the build ended before it could be killed:\n{log.read_text()}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = committed_rows(out / "index.sqlite")

@@ -7,7 +7,6 @@ import open3d as o3d
 import pytest
 import torch
 
-import omniembed
 from omniembed.errors import ConfigError, EmptyInputError, InputError, MissingInputError, UnreadableInputError
 from omniembed.modalities.pointcloud import (PointCloud, PointCloudConfig, PointCloudModality, read_point_cloud,
                                              render_depth, view_rotation)

@@ -14,6 +14,7 @@ from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerT
 from omniembed.errors import ConfigError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.transformer import Transformer
+from omniembed import registry
 from omniembed.registry import Modality, get_modality, modality_for_suffix, register_modality
 
 
@@ -39,7 +40,6 @@ class WindowStem(nn.Module):
         return Tokens(torch.cat([self.cls.expand(len(x), -1, -1), tokens], 1))
 
 
-@register_modality
 class SensorModality(Modality):
     name = "test_sensor"
     config_cls = SensorConfig
@@ -63,6 +63,15 @@ class SensorModality(Modality):
     @classmethod
     def tiny_config(cls) -> SensorConfig:
         return SensorConfig()
+
+
+@pytest.fixture(autouse=True)
+def sensor_registered():
+    """Register the test modality for this module's tests only: a leftover entry would join every model built
+    from "all registered modalities" later in the session, and those could not be loaded by another process."""
+    register_modality(SensorModality)
+    yield
+    del registry._MODALITIES[SensorModality.name]
 
 
 def sensor_model():
