@@ -8,22 +8,26 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from ..model import OmniEmbedModel
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float], dpi: float | None = None) -> "Figure":
+    """A figure drawn by Agg and owned by the caller. Not pyplot: switching pyplot's process-wide backend to Agg
+    (``matplotlib.use``) silenced the inline plots of any notebook that made a grid or a report."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def plot_confusions(confusions: dict[str, np.ndarray], class_names: Sequence[str], path: Path) -> Path:
     """One heat map per modality (rows: true class, columns: predicted)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(confusions), figsize=(3.2 * len(confusions), 3.4), squeeze=False)
+    fig = _figure(figsize=(3.2 * len(confusions), 3.4))
+    axes = fig.subplots(1, len(confusions), squeeze=False)
     for ax, (modality, matrix) in zip(axes[0], confusions.items()):
         ax.imshow(matrix, cmap="Blues")
         ax.set_title(modality)
@@ -33,18 +37,17 @@ def plot_confusions(confusions: dict[str, np.ndarray], class_names: Sequence[str
     axes[0][0].set_ylabel("true", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_joint_space(embeddings: dict[str, np.ndarray], labels: dict[str, np.ndarray], path: Path) -> Path:
     """PCA of every modality's embeddings into one 2-D map: colour = class, marker = modality."""
-    plt = _pyplot()
     stacked = np.concatenate(list(embeddings.values()))
     centred = stacked - stacked.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     markers = "os^Dv*PX"
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = _figure(figsize=(6, 5))
+    ax = fig.subplots()
     for i, (modality, emb) in enumerate(embeddings.items()):
         xy = (emb - stacked.mean(axis=0)) @ vt[:2].T
         ax.scatter(xy[:, 0], xy[:, 1], c=labels[modality], cmap="tab10", vmin=0, vmax=9, s=12, alpha=0.7,
@@ -53,16 +56,15 @@ def plot_joint_space(embeddings: dict[str, np.ndarray], labels: dict[str, np.nda
     ax.set_title("joint embedding space (PCA): colour = class, marker = modality", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_retrievals(model: "OmniEmbedModel", rows: list[tuple[str, str, list[tuple[str, str, float]]]],
                     path: Path, size: int = 96) -> Path:
     """rows: (query path, query modality, [(result path, result modality, score), ...]) → one grid PNG."""
-    plt = _pyplot()
     n_cols = 1 + max(len(r[2]) for r in rows)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.5 * n_cols, 1.6 * len(rows)), squeeze=False)
+    fig = _figure(figsize=(1.5 * n_cols, 1.6 * len(rows)))
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
     for r, (query, query_mod, results) in enumerate(rows):
         cells = [(query, query_mod, None), *results]
         for c in range(n_cols):
@@ -76,7 +78,6 @@ def plot_retrievals(model: "OmniEmbedModel", rows: list[tuple[str, str, list[tup
             ax.set_title(caption, fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -100,10 +101,8 @@ def text_card(text: str, size: int = 96) -> np.ndarray:
     """A white square with ``text`` wrapped on it, as uint8 [size, size, 3]."""
     import textwrap
 
-    plt = _pyplot()
-    fig = plt.figure(figsize=(1, 1), dpi=size)
+    fig = _figure(figsize=(1, 1), dpi=size)
     fig.text(0.5, 0.5, "\n".join(textwrap.wrap(text, 14)[:5]), ha="center", va="center", fontsize=7, wrap=True)
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
     return image
