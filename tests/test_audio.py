@@ -75,7 +75,11 @@ def test_fbank_equals_imagebind_golden_features(name):
     golden = load_file(str(folder / f"{name}_features.safetensors"))["audio_features"][0]  # [3, 1, 128, 204]
     features = imagebind(exact=True).features(folder / f"{name}.wav")
     assert features.shape == golden.shape == (3, 1, 128, 204)
-    torch.testing.assert_close(features, golden, atol=1e-6, rtol=0)
+    # Same operations, not the same bits: MKL picks FFT/GEMM kernels and reduction orders by CPU, so on a CPU other
+    # than the golden's the normalised log-mels differ by up to ~1e-3 in near-silent bins (mean ~4e-6). The
+    # reference's quirks this pins (clip placement, in-place mean over overlaps) move values by up to 1.1.
+    torch.testing.assert_close(features, golden, atol=2e-3, rtol=0)
+    assert (features - golden).abs().mean() < 2e-5
 
 
 @pytest.mark.parametrize("name", ["tone_8k", "chirp_8k"])
