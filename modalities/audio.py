@@ -105,8 +105,8 @@ class AudioConfig(ModalityConfig):
 def imagebind_audio_config(trunk: TransformerConfig, head: HeadConfig, logit_scale: LogitScaleConfig,
                            exact: bool = True) -> AudioConfig:
     """The audio config of a converted ImageBind model: channel 0 only and shared-buffer mean removal. With
-    ``exact`` also torchaudio's resampler and per-clip Kaldi fbank (bit-equal features); without, the batched
-    path (within the stated tolerance, several times faster)."""
+    ``exact`` also torchaudio's resampler and per-clip Kaldi fbank (the reference's own operations: its features
+    up to float rounding); without, the batched path (within the stated tolerance, several times faster)."""
     return AudioConfig(channel_mix="first", mean_removal="shared_buffer",
                        resampler="torchaudio" if exact else "polyphase", fbank="kaldi" if exact else "batched",
                        trunk=trunk, head=head, logit_scale=logit_scale)
