@@ -149,6 +149,10 @@ class VideoEncoder(nn.Module):
         """The image encoder's: a video is scored against text like an image."""
         return self.frames_encoder.logit_scale
 
+    def scale_parameters(self) -> list[nn.Parameter]:
+        """None of its own: the scale is the image encoder's, which that encoder's pairs train."""
+        return []
+
 
 @register_modality
 class VideoModality(Modality):

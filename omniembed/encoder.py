@@ -85,6 +85,10 @@ class ModalityEncoder(nn.Module):
     def logit_scale(self) -> torch.Tensor:
         return self.postprocess.logit_scale()
 
+    def scale_parameters(self) -> list[nn.Parameter]:
+        """The logit scale's own parameters (empty when it is fixed)."""
+        return list(self.postprocess.parameters())
+
 
 def to_device(batch: Batch, device: torch.device, dtype: torch.dtype | None = None) -> Batch:
     """Move a tensor or a dict of tensors; floating tensors are cast to ``dtype`` when given."""

@@ -155,7 +155,8 @@ def configure_trainable(model: OmniEmbedModel, config: ExperimentConfig) -> dict
     for m, encoder in model.encoders.items():
         encoder.requires_grad_(m in paired and m not in frozen)
         if m not in scale_of:
-            encoder.postprocess.requires_grad_(False)
+            for p in encoder.scale_parameters():
+                p.requires_grad_(False)
     lora = config.model.anchor_lora
     if lora is not None:
         if model.anchor not in frozen:
@@ -241,7 +242,7 @@ def needs_unused_search(module: TrainingModule, config: ExperimentConfig) -> boo
         used: set[int] = set()
         for m in modalities_of(ds):
             encoder = module.model.encoders[m]
-            scale = {id(p) for p in encoder.postprocess.parameters()}
+            scale = {id(p) for p in encoder.scale_parameters()}
             used |= {id(p) for p in encoder.parameters()} - scale
             if m in {b for _, b in ds.pairs}:
                 used |= scale

@@ -92,6 +92,16 @@ def test_anchor_is_frozen_by_default_and_only_paired_scales_learn(shapes, tmp_pa
     assert not model.encoders["image"].training and model.encoders["text"].training
 
 
+def test_towers_no_pair_uses_are_built_frozen_for_a_later_stage(shapes, tmp_path):
+    # stage 1 of a staged recipe builds every tower; video (no logit scale of its own) and audio stay untouched
+    config = experiment(shapes, tmp_path, ["model.modalities=[image, text, audio, video]"])
+    model = trainer.build_model(config)
+    counts = trainer.configure_trainable(model, config)
+    assert set(model.modalities) == {"image", "text", "audio", "video"}
+    assert counts["audio"] == counts["video"] == 0 and counts["image"] > 0 and counts["text"] > 0
+    assert not trainer.needs_unused_search(trainer.TrainingModule(model, config), config)
+
+
 def test_anchor_lora_trains_only_the_adapters_and_merges_exactly(shapes, tmp_path):
     config = experiment(shapes, tmp_path, ["model.frozen=[image, text]", "model.anchor_lora={rank: 4, alpha: 8}"])
     model = trainer.build_model(config)
