@@ -58,8 +58,8 @@ ESPEAK_VOICES = {
 ESPEAK_TAKES = 4
 """Recordings per (voice, digit), each at its own seeded speed (words per minute) and pitch."""
 ESPEAK_SPEED, ESPEAK_PITCH = (120, 200), (25, 75)
-ESPEAK_RATE = 16000
-"""Synthesised speech is resampled to this rate (Hz), the audio modality's own."""
+ESPEAK_RATE = 8000
+"""Synthesised speech is resampled to this rate (Hz): FSDD's, and the demo model's audio rate."""
 ESPEAK_INSTALL_HINT = "install it with `apt-get install espeak-ng`, or build from shared data (source='shared')"
 
 
