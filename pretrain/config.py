@@ -29,6 +29,8 @@ import yaml
 from omniembed.config import from_dict, to_dict
 from omniembed.errors import ConfigError
 
+from .augment import build_transform
+
 
 @dataclass
 class LoRAConfig:
@@ -97,6 +99,8 @@ class DataConfig:
     prefetch: int = 2
     max_skip_fraction: float = 0.5
     """Stop with an error when more than this share of the samples read so far were corrupt or incomplete."""
+    augment: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Training-time augmentation per modality, ``{modality: {kind: affine | points, ...}}`` (:mod:`.augment`)."""
 
 
 @dataclass
@@ -165,6 +169,8 @@ class ExperimentConfig:
             batch = ds.batch_size or self.data.batch_size
             if batch % self.data.streams:
                 raise ConfigError(f"{where}: batch size {batch} is not divisible by data.streams {self.data.streams}")
+        for modality, spec in self.data.augment.items():
+            build_transform(modality, spec)
         names = [ds.name for ds in self.data.datasets]
         if len(set(names)) != len(names):
             raise ConfigError(f"dataset names must be unique, got {names}")

@@ -29,6 +29,7 @@ from omniembed.model import TRAINING_FILE, OmniEmbedModel
 from omniembed.nn.transformer import Block, Transformer
 
 from . import distributed
+from .augment import Augmenter
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import ExperimentConfig, dump_yaml, load_config
 from .data import PairLoader, modalities_of
@@ -68,6 +69,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_yaml(config))
     loader = PairLoader(config.data, model.processors, config.train.seed, info.rank, info.world, step, data_state)
+    augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
     log = MetricsLogger(out, config, info, start_step=step, trainable=trainable)
     autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
 
@@ -75,7 +77,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
     while step < config.train.steps:
         t0 = time.perf_counter()
         batch = next(loader)
-        inputs = {m: to_device(x, info.device) for m, x in batch.inputs.items()}
+        inputs = augment({m: to_device(x, info.device) for m, x in batch.inputs.items()}, step)
         metrics, grad_norm = train_step(module, objective, optimizer, inputs, batch.dataset, autocast,
                                         config.optim.grad_clip)
         scheduler.step()

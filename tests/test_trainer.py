@@ -238,11 +238,12 @@ class Interrupted(Exception):
     pass
 
 
-def test_interrupted_run_with_drop_path_resumes_exactly(shapes, tmp_path):
-    """Drop-path draws from the training RNG: resuming must restore it (and the loader must not consume it)."""
+def test_interrupted_run_with_drop_path_and_augmentation_resumes_exactly(shapes, tmp_path):
+    """Drop-path draws from the training RNG: resuming must restore it (and the loader must not consume it);
+    augmentation draws from a generator of the step, so a resumed run augments as an uninterrupted one."""
     overrides = ["train.steps=9", "train.checkpoint_every=4", "model.overrides.modalities.text.trunk.drop_path=0.3",
                  "model.overrides.modalities.text.trunk.depth=2",  # rates rise from 0 over the blocks
-                 "data.num_workers=1"]
+                 "data.num_workers=1", "data.augment={image: {kind: affine, min_scale: 0.5, degrees: 15}}"]
     straight = trainer.train(experiment(shapes, tmp_path / "a", overrides))
 
     def crash(model, step):

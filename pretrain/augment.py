@@ -1,0 +1,109 @@
+"""Training-time augmentation per modality (``data.augment``): a typed config per kind, applied to each step's batch.
+
+::
+
+    data:
+      augment:
+        image: {kind: affine, min_scale: 0.4}     # modalities/image_augment.py
+        pointcloud: {kind: points}                # modalities/point_augment.py (PointNet++ / Point-BERT defaults)
+
+A modality's collated batch (a tensor: images ``[B, C, H, W]``, clouds ``[B, N, 3 + E]``) is transformed in the
+training step, on the device, before the towers see it. The draws come from a generator seeded by
+(``train.seed``, step, rank), so a resumed run augments exactly as an uninterrupted one and ranks draw apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from omniembed.config import from_dict
+from omniembed.errors import ConfigError
+from omniembed.modalities.image_augment import RandomAffine
+from omniembed.modalities.point_augment import Compose, Jitter, PointDropout, RandomScale, RotateUp
+
+BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class AffineAugment:
+    """Images zoomed out, shifted and turned (see :class:`RandomAffine`)."""
+
+    min_scale: float = 0.5
+    max_scale: float = 1.0
+    translate: float = 1.0
+    degrees: float = 0.0
+    padding: str = "border"
+
+    def build(self) -> BatchTransform:
+        return RandomAffine(self.min_scale, self.max_scale, self.translate, self.degrees, self.padding)
+
+
+@dataclass
+class PointAugment:
+    """Rotation about ``up_axis`` (up to ``max_angle`` radians; 0 for none), per-axis scale in ``scale``, jitter of
+    std ``jitter`` clipped to ±``jitter_clip``, and dropout of up to ``dropout`` of the points, in that order."""
+
+    up_axis: int = 1
+    max_angle: float = math.pi
+    scale: list[float] = field(default_factory=lambda: [2 / 3, 3 / 2])
+    jitter: float = 0.01
+    jitter_clip: float = 0.05
+    dropout: float = 0.875
+    normals: bool = False
+
+    def build(self) -> BatchTransform:
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"scale must be [low, high] with 0 < low <= high, got {self.scale}")
+        return Compose([RotateUp(self.up_axis, self.max_angle, self.normals),
+                        RandomScale(self.scale[0], self.scale[1], normals=self.normals),
+                        Jitter(self.jitter, self.jitter_clip), PointDropout(self.dropout)])
+
+
+AUGMENTATIONS: dict[str, type] = {"affine": AffineAugment, "points": PointAugment}
+
+
+def build_transform(modality: str, spec: dict[str, Any]) -> BatchTransform:
+    """``{"kind": name, **its fields}`` → the transform; a ConfigError naming ``data.augment.<modality>`` if bad."""
+    where = f"data.augment.{modality}"
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise ConfigError(f"{where}: expected {{kind: {' | '.join(AUGMENTATIONS)}, ...}}, got {spec!r}")
+    fields = dict(spec)
+    kind = fields.pop("kind")
+    if kind not in AUGMENTATIONS:
+        raise ConfigError(f"{where}.kind: unknown augmentation '{kind}' (known: {', '.join(AUGMENTATIONS)})")
+    config = from_dict(AUGMENTATIONS[kind], fields, where)
+    try:
+        return config.build()
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+class Augmenter:
+    """Applies each configured modality's transform to a step's inputs ``{modality: batch}``; others pass as is."""
+
+    def __init__(self, specs: dict[str, dict[str, Any]], modalities: list[str], seed: int, rank: int = 0):
+        unknown = sorted(set(specs) - set(modalities))
+        if unknown:
+            raise ConfigError(f"data.augment names {', '.join(unknown)}, which the model lacks (it has "
+                              f"{', '.join(modalities)})")
+        self.transforms = {m: build_transform(m, spec) for m, spec in specs.items()}
+        self.seed, self.rank = seed, rank
+
+    def __call__(self, inputs: dict[str, Any], step: int) -> dict[str, Any]:
+        """``step``: the step about to run (0-based); the same step always draws the same augmentations."""
+        generator = torch.Generator().manual_seed(((self.seed * 1_000_003 + step) * 1_009 + self.rank) % 2 ** 63)
+        out = dict(inputs)
+        for modality, transform in self.transforms.items():
+            if modality not in inputs:
+                continue
+            batch = inputs[modality]
+            if not isinstance(batch, torch.Tensor):
+                raise ConfigError(f"data.augment.{modality}: its batches are {type(batch).__name__}, not tensors; "
+                                  f"these augmentations take image or point-cloud tensors")
+            out[modality] = transform(batch, generator)
+        return out
+
