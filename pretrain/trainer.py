@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import math
 import os
 import sys
@@ -369,10 +370,19 @@ def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentCon
 
 
 def training_provenance(config: ExperimentConfig) -> dict[str, Any]:
-    """{"pairs": sorted trained modality pairs, "datasets": names, "steps": n} of a run."""
-    pairs = sorted({tuple(sorted(p)) for ds in config.data.datasets for p in ds.pairs})
-    return {"pairs": [list(p) for p in pairs], "datasets": [ds.name for ds in config.data.datasets],
-            "steps": config.train.steps}
+    """{"pairs": sorted modality pairs the weights were trained on, "datasets": names, "steps": n} of a run. A run
+    that starts from an exported model inherits its pairs (a staged recipe: image–text first, then the others
+    bound to the frozen anchor) and keeps that model's record under "init"."""
+    pairs = {tuple(sorted(p)) for ds in config.data.datasets for p in ds.pairs}
+    earlier = Path(config.model.init) / TRAINING_FILE
+    before = json.loads(earlier.read_text()) if earlier.is_file() else None
+    if before is not None:
+        pairs |= {tuple(sorted(p)) for p in before.get("pairs", [])}
+    record: dict[str, Any] = {"pairs": [list(p) for p in sorted(pairs)],
+                              "datasets": [ds.name for ds in config.data.datasets], "steps": config.train.steps}
+    if before is not None:
+        record["init"] = {"from": config.model.init, **before}
+    return record
 
 
 # ---- command line ----------------------------------------------------------------------------------------------

@@ -102,6 +102,19 @@ def test_towers_no_pair_uses_are_built_frozen_for_a_later_stage(shapes, tmp_path
     assert not trainer.needs_unused_search(trainer.TrainingModule(model, config), config)
 
 
+def test_a_run_from_an_exported_model_records_the_pairs_it_was_trained_on_before(shapes, tmp_path):
+    earlier = tmp_path / "anchor"
+    earlier.mkdir()
+    (earlier / "training.json").write_text(json.dumps({"pairs": [["image", "text"]], "datasets": ["captions"],
+                                                       "steps": 500}))
+    config = experiment(shapes, tmp_path, [f"model.init={earlier}", "data.datasets.0.pairs=[[image, audio]]"])
+    record = trainer.training_provenance(config)
+    assert record["pairs"] == [["audio", "image"], ["image", "text"]]
+    assert record["init"] == {"from": str(earlier), "pairs": [["image", "text"]], "datasets": ["captions"],
+                              "steps": 500}
+    assert "init" not in trainer.training_provenance(experiment(shapes, tmp_path / "fresh"))
+
+
 def test_anchor_lora_trains_only_the_adapters_and_merges_exactly(shapes, tmp_path):
     config = experiment(shapes, tmp_path, ["model.frozen=[image, text]", "model.anchor_lora={rank: 4, alpha: 8}"])
     model = trainer.build_model(config)
