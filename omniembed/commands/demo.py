@@ -14,9 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or shared when present (auto)")
     parser.add_argument("--train", type=int, default=None, help="training samples (default 2000; quick 200)")
     parser.add_argument("--test", type=int, default=None, help="test samples (default 500; quick 60)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default 450, ~8 min on 2 cores; quick 120)")
+    parser.add_argument("--anchor-steps", type=int, default=None,
+                        help="image–text steps of the anchor (default 500, ~2 min on 2 cores; quick 150)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps binding audio, video and point clouds to the anchor (default 450, ~6.5 min; "
+                             "quick 100)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*", help="recipe overrides, key=value (e.g. optim.lr=1e-3)")
+    parser.add_argument("overrides", nargs="*", help="overrides of both recipes, key=value (e.g. optim.lr=1e-3)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     base = (DemoConfig.quick(Path(args.out), args.source, args.seed) if args.quick
             else DemoConfig(out=Path(args.out), source=args.source, seed=args.seed))
-    sizes = {k: v for k, v in (("n_train", args.train), ("n_test", args.test), ("steps", args.steps))
-             if v is not None}
+    sizes = {k: v for k, v in (("n_train", args.train), ("n_test", args.test), ("anchor_steps", args.anchor_steps),
+                               ("steps", args.steps)) if v is not None}
     result = run_demo(dataclasses.replace(base, overrides=list(args.overrides), **sizes))
     total = sum(result.seconds.values())
     print(f"\ndone in {total:.0f} s: model {result.model_dir}, index {result.index_dir}, "
