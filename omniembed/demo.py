@@ -9,8 +9,9 @@
    emergent ones (never trained together, e.g. audio→text, audio→point cloud);
 4. index the test split and run a few cross-modal searches.
 
-Every stage is resumable: a finished stage (dataset manifest, exported model, report, index) is reused when the
-demo runs again with the same settings, so an interrupted ``make demo`` picks up where it stopped.
+Every stage is resumable: a finished stage (dataset, each exported model, index) is reused when the demo runs
+again with the same settings, and an interrupted training resumes from its last checkpoint, so an interrupted
+``make demo`` picks up where it stopped. The evaluation (seconds) and the searches run every time.
 """
 
 from __future__ import annotations
