@@ -29,20 +29,6 @@ BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass
-class AffineAugment:
-    """Images zoomed out, shifted and turned (see :class:`RandomAffine`)."""
-
-    min_scale: float = 0.5
-    max_scale: float = 1.0
-    translate: float = 1.0
-    degrees: float = 0.0
-    padding: str = "border"
-
-    def build(self) -> BatchTransform:
-        return RandomAffine(self.min_scale, self.max_scale, self.translate, self.degrees, self.padding)
-
-
-@dataclass
 class PointAugment:
     """Rotation about ``up_axis`` (up to ``max_angle`` radians; 0 for none), per-axis scale in ``scale``, jitter of
     std ``jitter`` clipped to ±``jitter_clip``, and dropout of up to ``dropout`` of the points, in that order."""
@@ -55,15 +41,20 @@ class PointAugment:
     dropout: float = 0.875
     normals: bool = False
 
-    def build(self) -> BatchTransform:
+    def __post_init__(self) -> None:
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"scale must be [low, high] with 0 < low <= high, got {self.scale}")
-        return Compose([RotateUp(self.up_axis, self.max_angle, self.normals),
-                        RandomScale(self.scale[0], self.scale[1], normals=self.normals),
-                        Jitter(self.jitter, self.jitter_clip), PointDropout(self.dropout)])
+        self.chain = Compose([RotateUp(self.up_axis, self.max_angle, self.normals),
+                              RandomScale(self.scale[0], self.scale[1], normals=self.normals),
+                              Jitter(self.jitter, self.jitter_clip), PointDropout(self.dropout)])
+
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """[B, N, 3 + E] → [B, N, 3 + E]."""
+        return self.chain(clouds, generator)
 
 
-AUGMENTATIONS: dict[str, type] = {"affine": AffineAugment, "points": PointAugment}
+AUGMENTATIONS: dict[str, type] = {"affine": RandomAffine, "points": PointAugment}
+"""Kind → a dataclass whose fields are the config and whose instances are the batch transforms."""
 
 
 def build_transform(modality: str, spec: dict[str, Any]) -> BatchTransform:
@@ -75,9 +66,8 @@ def build_transform(modality: str, spec: dict[str, Any]) -> BatchTransform:
     kind = fields.pop("kind")
     if kind not in AUGMENTATIONS:
         raise ConfigError(f"{where}.kind: unknown augmentation '{kind}' (known: {', '.join(AUGMENTATIONS)})")
-    config = from_dict(AUGMENTATIONS[kind], fields, where)
     try:
-        return config.build()
+        return from_dict(AUGMENTATIONS[kind], fields, where)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
