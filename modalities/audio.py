@@ -10,7 +10,9 @@ The recipe is ImageBind's (``load_and_transform_audio_data`` + its audio encoder
   ``(x − mean) / std`` with mean −4.268, std 9.138 → ``[K, 1, 128, 204]`` per input.
 * **encoder** — Conv2d patches (kernel 16, stride 10 → 12 × 19 = 228) → LayerNorm → CLS + positions →
   transformer with bias key/value tokens → LayerNorm, CLS, Linear → unit vector; the clips' vectors are averaged
-  (:class:`~omniembed.encoder.ModalityEncoder`). Logit scale fixed at 20.
+  (:class:`~omniembed.encoder.ModalityEncoder`). Logit scale fixed at 20. Two switches replace the stem and
+  transformer: ``timm`` (a 2-D CNN over the filterbank image) and ``tdnn`` (1-D convolutions along time, the mel
+  bins as channels: :mod:`omniembed.nn.tdnn`, the demo model's choice).
 
 Defaults differ from ImageBind in two places, each a switch: ``channel_mix="mean"`` mixes all channels to mono
 (ImageBind: ``"first"``, channel 0 only) and ``mean_removal="clip"`` subtracts each clip's own mean (ImageBind:
@@ -46,6 +48,7 @@ from omniembed.config import HeadConfig, LogitScaleConfig, ModalityConfig, Trans
 from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
 from omniembed.errors import ConfigError, EmptyInputError, InputError
 from omniembed.nn.heads import Postprocess, TokenHead
+from omniembed.nn.tdnn import TdnnConfig, TdnnTrunk
 from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
@@ -96,6 +99,9 @@ class AudioConfig(ModalityConfig):
     timm: TimmConfig | None = None
     """A timm CNN over the filterbank image ``[1, n_mels, target_frames]`` instead of the patch stem and
     transformer (``in_chans=1``); small CNNs learn from little data much faster than a ViT."""
+    tdnn: TdnnConfig | None = None
+    """A time-delay network (1-D convolutions along time, mel bins as channels) instead of the patch stem and
+    transformer: the cheapest tower that generalises to unseen speakers from a few of them."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(
         width=768, depth=12, heads=12, drop_path=0.1, ln_eps=1e-6, bias_kv=True))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls", norm_eps=1e-6))
@@ -168,6 +174,10 @@ class AudioModality(Modality):
                     "patch_stride"):
             if getattr(config, key) <= 0:
                 raise ConfigError(f"audio.{key} must be positive, got {getattr(config, key)}")
+        if config.timm is not None and config.tdnn is not None:
+            raise ConfigError("audio: set one of 'timm' and 'tdnn' (each replaces the patch transformer), not both")
+        if config.tdnn is not None:
+            config.tdnn.validate("audio.tdnn")
         if config.target_frames < config.patch_size or config.n_mels < config.patch_size:
             raise ConfigError(f"audio: a {config.n_mels} × {config.target_frames} spectrogram is smaller than one "
                               f"{config.patch_size}-patch")
@@ -294,8 +304,8 @@ class AudioModality(Modality):
     # ---- encoder -------------------------------------------------------------------------------------------------
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
-        if cfg.timm is not None:
-            trunk = TimmTrunk(cfg.timm, in_chans=1)
+        if cfg.timm is not None or cfg.tdnn is not None:
+            trunk = TimmTrunk(cfg.timm, in_chans=1) if cfg.timm is not None else TdnnTrunk(cfg.tdnn, cfg.n_mels)
             head = TokenHead(HeadConfig(pool="cls", norm=False, bias=cfg.head.bias), trunk.width, embed_dim)
             return ModalityEncoder(IdentityStem(), trunk, PoolingHead(head), Postprocess(cfg.logit_scale),
                                    clip_ndim=3)

@@ -15,10 +15,11 @@ def omni_tiny() -> ModelConfig:
 
 @register_model("omni-digits")
 def omni_digits() -> ModelConfig:
-    """The OmniDigits demo model (``omniembed demo``): small CNNs (timm ``resnet10t``) for 32-pixel images and
-    spectrograms (40 mel bins at 8 kHz, the Free Spoken Digit Dataset's rate: 128 bins up to 8 kHz leave half of
-    them empty), which learn from a few thousand samples in minutes on a CPU; a two-layer text transformer; video as
-    its frames through the image encoder plus its audio track; a small Point-BERT."""
+    """The OmniDigits demo model (``omniembed demo``): a small CNN (timm ``resnet10t``) for 32-pixel images and a
+    time-delay network over spectrograms (40 mel bins at 8 kHz, the Free Spoken Digit Dataset's rate: 128 bins up
+    to 8 kHz leave half of them empty, and per-clip normalised), which learn from a few thousand samples in minutes
+    on a CPU and carry over to unseen writers and speakers; a two-layer text transformer; video as its frames
+    through the image encoder plus its audio track; a small Point-BERT."""
     return ModelConfig.from_dict({
         "name": "omni-digits",
         "embed_dim": 64,
@@ -28,8 +29,7 @@ def omni_digits() -> ModelConfig:
                       "timm": {"name": "resnet10t"}},
             "text": {"context_length": 16, "trunk": {"width": 64, "depth": 2, "heads": 4, "causal": True}},
             "audio": {"sample_rate": 8000, "n_mels": 40, "n_clips": 1, "clip_seconds": 1.0, "target_frames": 100,
-                      "feature_norm": "clip",
-                      "trunk": {"width": 64, "depth": 2, "heads": 4, "ln_eps": 1e-6, "bias_kv": True},
+                      "feature_norm": "clip", "tdnn": {"width": 128},
                       "logit_scale": {"init": 14.285714285714285, "learnable": True}},
             "video": {"n_clips": 1, "clip_seconds": 1.0, "frames_per_clip": 2},
             "pointcloud": {"n_points": 512, "n_groups": 32, "group_size": 16, "encoder_dims": 64, "stem_hidden": 32,

@@ -412,3 +412,28 @@ def test_clip_feature_norm_makes_every_mel_bin_zero_mean_unit_variance_over_vali
 def test_unknown_feature_norm_is_a_config_error():
     with pytest.raises(ConfigError, match="feature_norm"):
         AudioModality(dataclasses.replace(AudioModality.tiny_config(), feature_norm="speaker"))
+
+
+def test_a_tdnn_can_replace_the_spectrogram_transformer():
+    import omniembed
+    from omniembed.nn.tdnn import TdnnConfig, TdnnTrunk
+
+    audio = dataclasses.replace(AudioModality.tiny_config(), n_mels=40, n_clips=2, feature_norm="clip",
+                                tdnn=TdnnConfig(width=32))
+    config = ModelConfig(embed_dim=16, anchor="audio", modalities={"audio": audio})
+    assert ModelConfig.from_json(config.to_json()).modalities["audio"].tdnn == TdnnConfig(width=32)
+    model = omniembed.create(config)
+    assert isinstance(model.encoder("audio").trunk, TdnnTrunk)
+    assert model.encoder("audio").trunk.layers[0].in_channels == 40  # the mel bins are its channels
+    rows = model.embed([np.sin(np.arange(16000) / 10).astype(np.float32)], modality="audio")
+    assert rows.shape == (1, 16) and np.isclose(np.linalg.norm(rows), 1, atol=1e-5)
+
+
+def test_timm_and_tdnn_together_are_a_config_error():
+    from omniembed.nn.tdnn import TdnnConfig
+    from omniembed.nn.timm_trunk import TimmConfig
+
+    with pytest.raises(ConfigError, match="one of 'timm' and 'tdnn'"):
+        audio(timm=TimmConfig(name="test_resnet"), tdnn=TdnnConfig())
+    with pytest.raises(ConfigError, match="audio.tdnn.kernels"):
+        audio(tdnn=TdnnConfig(kernels=[2, 3, 3]))
