@@ -10,9 +10,10 @@ Without either, the run is a single process and no process group is created.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -73,6 +74,20 @@ def setup(device: str = "auto", timeout_s: float = 1800) -> DistInfo:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_process(code: int) -> NoReturn:
+    """End this process of a multi-process run now, skipping interpreter finalisation (stdio is flushed first).
+
+    After FSDP2 training, torch's autograd device threads and gloo's run-loop threads outlive
+    ``destroy_process_group``: DTensor's sharding caches keep the device mesh, and with it the group, alive to the
+    end. When Python finalises, a native thread that re-takes the GIL is ended with ``pthread_exit``, and the
+    unwind through a ``noexcept`` frame aborts the process ("terminate called without an active exception",
+    SIGABRT) after a run that succeeded. Call this only once everything the run writes is closed.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def barrier() -> None:

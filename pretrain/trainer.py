@@ -387,6 +387,8 @@ def training_provenance(config: ExperimentConfig) -> dict[str, Any]:
 
 # ---- command line ----------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    """The command line; a process of a multi-process run ends here (``distributed.exit_process``) instead of
+    returning, once its outputs are written."""
     parser = argparse.ArgumentParser(prog="python -m omniembed.pretrain.trainer", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="experiment YAML")
     parser.add_argument("overrides", nargs="*", help="key=value overrides (dotted keys, YAML values)")
@@ -397,10 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         exported = train(config, resume=args.resume)
     except OmniEmbedError as exc:
         print(f"omniembed train: error: {exc}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"model saved to {exported}", file=sys.stderr)
-    return 0
+        code = 2
+    else:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"model saved to {exported}", file=sys.stderr)
+        code = 0
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        distributed.exit_process(code)
+    return code
 
 
 if __name__ == "__main__":

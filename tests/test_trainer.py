@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from omniembed.errors import ConfigError
 from omniembed.io import load_tensors
 from omniembed.pretrain import trainer
 from omniembed.pretrain.config import load_config
+from omniembed.pretrain import distributed
 from omniembed.pretrain.distributed import env_from_slurm
 from omniembed.pretrain.lora import LoRALinear, merge_lora_state
 
@@ -180,6 +184,30 @@ def test_slurm_variables_become_torchrun_variables():
     with pytest.raises(ConfigError, match="MASTER_ADDR"):
         env_from_slurm({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"})
 
+
+
+def test_exit_process_flushes_buffered_output_and_skips_finalisation():
+    code = ("import atexit, sys\n"
+            "from omniembed.pretrain.distributed import exit_process\n"
+            "atexit.register(lambda: print('finalised'))\n"
+            "print('buffered', end='')\n"
+            "sys.stderr.write('unflushed')\n"
+            "exit_process(3)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe is block-buffered
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert (done.returncode, done.stdout) == (3, "buffered")
+    assert done.stderr.endswith("unflushed")
+
+
+@pytest.mark.parametrize("world, ends", [("2", True), ("1", False)])
+def test_main_ends_a_process_of_a_multi_process_run_instead_of_returning(monkeypatch, tmp_path, world, ends):
+    ended = []
+    monkeypatch.setenv("WORLD_SIZE", world)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(trainer, "train", lambda config, resume: tmp_path / "model")
+    monkeypatch.setattr(distributed, "exit_process", ended.append)
+    assert trainer.main([str(RECIPE), f"train.out_dir={tmp_path}"]) == 0
+    assert ended == ([0] if ends else [])
 
 # ---- a short real run ------------------------------------------------------------------------------------------
 def test_single_process_run_logs_pairs_calls_eval_and_exports_a_loadable_model(shapes, tmp_path):
