@@ -178,7 +178,8 @@ class AudioModality(Modality):
             raise ConfigError("audio: set one of 'timm' and 'tdnn' (each replaces the patch transformer), not both")
         if config.tdnn is not None:
             config.tdnn.validate("audio.tdnn")
-        if config.target_frames < config.patch_size or config.n_mels < config.patch_size:
+        patch_stem = config.timm is None and config.tdnn is None
+        if patch_stem and (config.target_frames < config.patch_size or config.n_mels < config.patch_size):
             raise ConfigError(f"audio: a {config.n_mels} × {config.target_frames} spectrogram is smaller than one "
                               f"{config.patch_size}-patch")
         self.window = frame_samples(config.sample_rate)[0]

@@ -429,6 +429,18 @@ def test_a_tdnn_can_replace_the_spectrogram_transformer():
     assert rows.shape == (1, 16) and np.isclose(np.linalg.norm(rows), 1, atol=1e-5)
 
 
+
+def test_only_the_patch_stem_needs_a_spectrogram_of_at_least_one_patch():
+    from omniembed.nn.tdnn import TdnnConfig
+
+    with pytest.raises(ConfigError, match="8 × 100 spectrogram is smaller than one 16-patch"):
+        audio(n_mels=8, target_frames=100)
+    import omniembed
+
+    small = dataclasses.replace(AudioModality.tiny_config(), n_mels=8, tdnn=TdnnConfig(width=16))
+    model = omniembed.create(ModelConfig(embed_dim=4, anchor="audio", modalities={"audio": small}))
+    assert model.embed([np.sin(np.arange(16000) / 10).astype(np.float32)], modality="audio").shape == (1, 4)
+
 def test_timm_and_tdnn_together_are_a_config_error():
     from omniembed.nn.tdnn import TdnnConfig
     from omniembed.nn.timm_trunk import TimmConfig
