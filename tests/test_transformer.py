@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from omniembed.config import TransformerConfig
@@ -61,3 +62,13 @@ def test_drop_path_is_identity_in_eval_and_random_in_train():
     torch.testing.assert_close(trunk(x), trunk(x))
     trunk.train()
     assert not torch.allclose(trunk(x), trunk(x))
+
+
+def test_drop_path_rises_linearly_over_the_blocks_and_the_trunk_builds_on_the_meta_device():
+    rates = [b.drop_path.p for b in Transformer(TransformerConfig(width=16, depth=5, heads=2, drop_path=0.2)).blocks]
+    assert rates == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2])
+    assert [b.drop_path.p for b in Transformer(TransformerConfig(width=16, depth=1, heads=2, drop_path=0.2)).blocks] \
+        == [0.0]
+    with torch.device("meta"):  # shapes only, no memory: how a large model is built before sharding
+        trunk = Transformer(TransformerConfig(width=16, depth=3, heads=2, drop_path=0.1))
+    assert {p.device.type for p in trunk.parameters()} == {"meta"}

@@ -103,7 +103,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.pre_norm = nn.LayerNorm(config.width, eps=config.ln_eps) if config.pre_norm else nn.Identity()
-        rates = torch.linspace(0, config.drop_path, config.depth).tolist() if config.depth else []
+        rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]  # no tensor: meta-safe
         self.blocks = nn.ModuleList(
             Block(config.width, config.heads, config.mlp_ratio, rate, config.ln_eps, config.bias_kv) for rate in rates
         )
