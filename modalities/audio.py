@@ -107,6 +107,11 @@ class AudioConfig(ModalityConfig):
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls", norm_eps=1e-6))
     logit_scale: LogitScaleConfig = field(default_factory=lambda: LogitScaleConfig(init=20.0, learnable=False))
 
+    @property
+    def patch_stem(self) -> bool:
+        """Whether the tower is the patch stem and transformer (neither ``timm`` nor ``tdnn`` replaces them)."""
+        return self.timm is None and self.tdnn is None
+
 
 def imagebind_audio_config(trunk: TransformerConfig, head: HeadConfig, logit_scale: LogitScaleConfig,
                            exact: bool = True) -> AudioConfig:
@@ -178,8 +183,7 @@ class AudioModality(Modality):
             raise ConfigError("audio: set one of 'timm' and 'tdnn' (each replaces the patch transformer), not both")
         if config.tdnn is not None:
             config.tdnn.validate("audio.tdnn")
-        patch_stem = config.timm is None and config.tdnn is None
-        if patch_stem and (config.target_frames < config.patch_size or config.n_mels < config.patch_size):
+        if config.patch_stem and (config.target_frames < config.patch_size or config.n_mels < config.patch_size):
             raise ConfigError(f"audio: a {config.n_mels} × {config.target_frames} spectrogram is smaller than one "
                               f"{config.patch_size}-patch")
         self.window = frame_samples(config.sample_rate)[0]
@@ -305,7 +309,7 @@ class AudioModality(Modality):
     # ---- encoder -------------------------------------------------------------------------------------------------
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
-        if cfg.timm is not None or cfg.tdnn is not None:
+        if not cfg.patch_stem:
             trunk = TimmTrunk(cfg.timm, in_chans=1) if cfg.timm is not None else TdnnTrunk(cfg.tdnn, cfg.n_mels)
             head = TokenHead(HeadConfig(pool="cls", norm=False, bias=cfg.head.bias), trunk.width, embed_dim)
             return ModalityEncoder(IdentityStem(), trunk, PoolingHead(head), Postprocess(cfg.logit_scale),
