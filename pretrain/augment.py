@@ -6,9 +6,10 @@
       augment:
         image: {kind: affine, min_scale: 0.4}     # modalities/image_augment.py
         pointcloud: {kind: points}                # modalities/point_augment.py (PointNet++ / Point-BERT defaults)
+        audio: {kind: spec}                       # modalities/audio_augment.py (speed, vocal tract, SpecAugment)
 
-A modality's collated batch (a tensor: images ``[B, C, H, W]``, clouds ``[B, N, 3 + E]``) is transformed in the
-training step, on the device, before the towers see it. The draws come from a generator seeded by
+A modality's collated batch (a tensor: images ``[B, C, H, W]``, clouds ``[B, N, 3 + E]``, filterbanks
+``[B, n_clips, 1, M, T]``) is transformed in the training step, on the device, before the towers see it. The draws come from a generator seeded by
 (``train.seed``, step, rank), so a resumed run augments exactly as an uninterrupted one and ranks draw apart.
 """
 
@@ -22,6 +23,7 @@ import torch
 
 from omniembed.config import from_dict
 from omniembed.errors import ConfigError
+from omniembed.modalities.audio_augment import SpecAugment
 from omniembed.modalities.image_augment import RandomAffine
 from omniembed.modalities.point_augment import Compose, Jitter, PointDropout, RandomScale, RotateUp
 
@@ -53,7 +55,7 @@ class PointAugment:
         return self.chain(clouds, generator)
 
 
-AUGMENTATIONS: dict[str, type] = {"affine": RandomAffine, "points": PointAugment}
+AUGMENTATIONS: dict[str, type] = {"affine": RandomAffine, "points": PointAugment, "spec": SpecAugment}
 """Kind → a dataclass whose fields are the config and whose instances are the batch transforms."""
 
 
@@ -93,7 +95,7 @@ class Augmenter:
             batch = inputs[modality]
             if not isinstance(batch, torch.Tensor):
                 raise ConfigError(f"data.augment.{modality}: its batches are {type(batch).__name__}, not tensors; "
-                                  f"these augmentations take image or point-cloud tensors")
+                                  f"these augmentations take image, point-cloud or filterbank tensors")
             out[modality] = transform(batch, generator)
         return out
 

@@ -1,4 +1,5 @@
-"""Training-time augmentation (``data.augment``): the image affine, the point-cloud chain, seeding, bad configs."""
+"""Training-time augmentation (``data.augment``): the image affine, the point-cloud chain, the spectrogram warps and
+masks, seeding, bad configs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from omniembed.errors import ConfigError
+from omniembed.modalities.audio_augment import SpecAugment
 from omniembed.modalities.image_augment import RandomAffine
 from omniembed.pretrain.augment import Augmenter, build_transform
 from omniembed.pretrain.config import load_config
@@ -80,12 +82,60 @@ def test_point_augmentation_keeps_the_cloud_shape_and_moves_the_points():
     torch.testing.assert_close(still, clouds)
 
 
+SPEC_OFF = {"time_stretch": [1, 1], "freq_warp": [1, 1], "freq_masks": 0, "time_masks": 0}
+
+
+def ramp(n: int, axis: int, m: int = 40, t: int = 100) -> torch.Tensor:
+    """[n, 1, 1, m, t] filterbanks whose value is the mel bin (axis 0) or the frame + 1 (axis 1)."""
+    grid = torch.arange(m, dtype=torch.float32)[:, None].expand(m, t) if axis == 0 else \
+        torch.arange(1, t + 1, dtype=torch.float32)[None, :].expand(m, t)
+    return grid.expand(n, 1, 1, m, t).clone()
+
+
+def test_spec_augment_switched_off_is_the_identity():
+    features = torch.randn(3, 2, 1, 40, 100)
+    out = SpecAugment(**SPEC_OFF)(features, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, features, atol=1e-4, rtol=0)  # resampled at the frames' own places
+
+
+def test_frequency_warp_scales_the_mel_axis_about_the_lowest_bin_and_repeats_the_top():
+    up = SpecAugment(**{**SPEC_OFF, "freq_warp": [2, 2]})(ramp(2, axis=0), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(up[0, 0, 0, :, 0], torch.arange(40.0) / 2)  # bin f shows what bin f / 2 held
+    down = SpecAugment(**{**SPEC_OFF, "freq_warp": [0.5, 0.5]})(ramp(2, axis=0), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(down[0, 0, 0, :20, 0], torch.arange(20.0) * 2)
+    top = down[0, 0, 0, 20:, :]
+    torch.testing.assert_close(top, torch.full_like(top, 39.0))  # read from above the top: the top bin, not silence
+
+
+def test_time_stretch_resamples_the_frames_and_pads_a_squeezed_utterance_with_zeros():
+    fast = SpecAugment(**{**SPEC_OFF, "time_stretch": [0.5, 0.5]})(ramp(2, axis=1), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(fast[0, 0, 0, 0, :50], torch.arange(1, 101, 2, dtype=torch.float32))
+    assert (fast[..., 51:] == 0).all()
+    slow = SpecAugment(**{**SPEC_OFF, "time_stretch": [2, 2]})(ramp(2, axis=1), torch.Generator().manual_seed(0))
+    assert slow[0, 0, 0, 0, -1] == pytest.approx(50.5)  # the second half of the utterance ran past the end
+
+
+def test_spec_masks_zero_whole_bands_and_spans_of_at_most_the_given_width():
+    features = torch.randn(64, 1, 1, 40, 100) + 10  # nothing is 0 before masking
+    spec = SpecAugment(**{**SPEC_OFF, "freq_masks": 1, "freq_mask": 8, "time_masks": 1, "time_mask": 10})
+    out = spec(features, torch.Generator().manual_seed(0))
+    assert out.shape == features.shape and out.dtype == features.dtype
+    zero = out[:, 0, 0] == 0                              # [64, M, T]
+    bands, spans = zero.all(dim=2), zero.all(dim=1)       # masked bins [64, M], masked frames [64, T]
+    torch.testing.assert_close(zero, bands[:, :, None] | spans[:, None, :], rtol=0, atol=0)  # nothing else
+    assert bands.sum(1).max() <= 8 and spans.sum(1).max() <= 10
+    assert bands.sum(1).float().mean() > 2 and spans.sum(1).float().mean() > 3  # widths are drawn, not fixed
+    assert len({tuple(b.nonzero().flatten().tolist()) for b in bands}) > 20  # each spectrogram on its own
+
+
 @pytest.mark.parametrize("augment, message", [
     ("{image: {kind: blur}}", "data.augment.image.kind: unknown augmentation 'blur'"),
     ("{image: {kind: affine, zoom: 2}}", "unknown config key(s) in data.augment.image: zoom"),
     ("{image: {kind: affine, min_scale: 0.9, max_scale: 0.5}}", "data.augment.image: RandomAffine: need 0 < min_scale"),
     ("{image: {min_scale: 0.5}}", "data.augment.image: expected {kind: affine | points"),
     ("{pointcloud: {kind: points, scale: [2]}}", "data.augment.pointcloud: scale must be [low, high]"),
+    ("{audio: {kind: spec, freq_warp: [1.1, 0.9]}}", "data.augment.audio: SpecAugment: freq_warp must be [low, high]"),
+    ("{audio: {kind: spec, time_masks: -1}}", "data.augment.audio: SpecAugment: time_masks must be >= 0"),
 ])
 def test_bad_augmentation_config_names_the_key(augment, message):
     overrides = ["data.datasets=[{name: d, shards: [x.tar], pairs: [[image, text]]}]", f"data.augment={augment}"]
