@@ -9,8 +9,9 @@
         audio: {kind: spec}                       # modalities/audio_augment.py (speed, vocal tract, SpecAugment)
 
 A modality's collated batch (a tensor: images ``[B, C, H, W]``, clouds ``[B, N, 3 + E]``, filterbanks
-``[B, n_clips, 1, M, T]``) is transformed in the training step, on the device, before the towers see it. The draws come from a generator seeded by
-(``train.seed``, step, rank), so a resumed run augments exactly as an uninterrupted one and ranks draw apart.
+``[B, n_clips, 1, M, T]``) is transformed in the training step, on the device, before the towers see it. The draws
+come from a generator seeded by (``train.seed``, step, rank), so a resumed run augments exactly as an uninterrupted
+one and ranks draw apart.
 """
 
 from __future__ import annotations
