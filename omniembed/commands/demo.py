@@ -7,18 +7,24 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..demo import DemoConfig
+
+    full, quick = DemoConfig(), DemoConfig.quick(Path("."))
     parser.add_argument("--out", default="omnidigits-demo", help="working folder (data, run, report, index)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a minute end to end (for tests)")
     parser.add_argument("--source", default="auto", choices=["auto", "shared", "offline"],
                         help="MNIST + FSDD from ../shared/data (shared), sklearn digits + espeak-ng (offline), "
                              "or shared when present (auto)")
-    parser.add_argument("--train", type=int, default=None, help="training samples (default 2000; quick 200)")
-    parser.add_argument("--test", type=int, default=None, help="test samples (default 500; quick 60)")
+    parser.add_argument("--train", type=int, default=None,
+                        help=f"training samples (default {full.n_train}; quick {quick.n_train})")
+    parser.add_argument("--test", type=int, default=None,
+                        help=f"test samples (default {full.n_test}; quick {quick.n_test})")
     parser.add_argument("--anchor-steps", type=int, default=None,
-                        help="image–text steps of the anchor (default 500, ~2 min on 2 cores; quick 150)")
+                        help=f"image–text steps of the anchor (default {full.anchor_steps}, ~2 min on 2 cores; "
+                             f"quick {quick.anchor_steps})")
     parser.add_argument("--steps", type=int, default=None,
-                        help="steps binding audio, video and point clouds to the anchor (default 450, ~6.5 min; "
-                             "quick 100)")
+                        help=f"steps binding audio, video and point clouds to the anchor (default {full.steps}, "
+                             f"~6.5 min; quick {quick.steps})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("overrides", nargs="*", help="overrides of both recipes, key=value (e.g. optim.lr=1e-3)")
 
