@@ -33,6 +33,7 @@ from omniembed.errors import ConfigError, OmniEmbedError
 from omniembed.registry import Modality, modality_for_suffix
 
 from .config import DataConfig, DatasetConfig
+from .tensor_pack import pack, unpack
 
 DECODE_ERRORS = (OmniEmbedError, ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError)
 """What a corrupt or odd file raises while decoding; such a sample is counted and skipped."""
@@ -77,7 +78,7 @@ class StreamState:
     visit: int = 0
     offset: int = 0
     emitted: int = 0
-    buffer: list[list[int]] = field(default_factory=list)
+    buffer: list[tuple[int, int] | list[int]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -129,8 +130,8 @@ class SampleStream:
             self._reader, self._visit, self._offset = None, self._visit + 1, 0
 
     def state(self) -> StreamState:
-        return StreamState(self._visit, self._offset, self._emitted, [list(i) for i, _ in self._buffer],
-                           dict(self.counts))
+        # the ids stay tuples (JSON writes them as lists): this runs every step for every stream
+        return StreamState(self._visit, self._offset, self._emitted, [i for i, _ in self._buffer], dict(self.counts))
 
     def _restore(self, state: StreamState) -> None:
         """Re-read the samples still in the buffer (from their shard visits), then seek into the current visit."""
@@ -224,7 +225,8 @@ def streams_of(rank: int, world: int, worker: int, workers: int, streams: int) -
 
 
 class StepShards(IterableDataset):
-    """Yields, for each step from ``start_step``, this worker's share of the step's batch (uncollated)."""
+    """Yields, for each step from ``start_step``, this worker's share of the step's batch: its samples, uncollated,
+    packed (:mod:`.tensor_pack`), and its streams' positions."""
 
     def __init__(self, config: DataConfig, processors: dict[str, Modality], seed: int, rank: int, world: int,
                  start_step: int, state: dict[str, dict] | None):
@@ -255,7 +257,7 @@ class StepShards(IterableDataset):
                 for inputs in self._take(streams[d, c], decoders[d], per_stream):
                     for m, x in inputs.items():
                         samples[m].append(x)
-            yield {"step": step, "dataset": d, "samples": samples,
+            yield {"step": step, "dataset": d, "samples": pack(samples),
                    "state": {stream_id(datasets[e], c): vars(s.state()) for (e, c), s in streams.items()}}
             step += 1
 
@@ -279,6 +281,10 @@ class StepShards(IterableDataset):
                 continue
             got += 1
             yield inputs
+
+
+def _as_is(item: Any) -> Any:
+    return item
 
 
 def stream_id(ds: DatasetConfig, c: int) -> str:
@@ -315,7 +321,9 @@ class PairLoader:
         dataset = StepShards(config, processors, seed, rank, world, start_step, state)
         self._state = dict(state or {})
         # its own generator: DataLoader draws worker seeds from it, which must not move the training RNG
-        self._loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
+        # collate_fn: the worker's share is collated here, by the processors; the default would walk every
+        # stream's buffer state in the workers on each step for nothing (~30 ms a step)
+        self._loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers, collate_fn=_as_is,
                                   prefetch_factor=config.prefetch if config.num_workers else None,
                                   generator=torch.Generator().manual_seed(seed))
         self._it = iter(self._loader)
@@ -327,7 +335,8 @@ class PairLoader:
         parts = [next(self._it) for _ in range(self.workers)]
         if len({p["step"] for p in parts}) != 1:
             raise DataError(f"loader workers out of step: {[p['step'] for p in parts]}")
-        samples = {m: [x for p in parts for x in p["samples"][m]] for m in parts[0]["samples"]}
+        shares = [unpack(p["samples"]) for p in parts]
+        samples = {m: [x for share in shares for x in share[m]] for m in shares[0]}
         for p in parts:
             self._state.update(p["state"])
         inputs = {m: self.processors[m].collate(xs) for m, xs in samples.items()}

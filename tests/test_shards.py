@@ -1,4 +1,5 @@
-"""Shards and the training data pipeline: make_shards, world-size-independent batches, resume, corrupt samples."""
+"""Shards and the training data pipeline: make_shards, world-size-independent batches, resume, corrupt samples,
+packing a worker's share."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from PIL import Image
 
 import omniembed
 from omniembed.errors import ConfigError
+from omniembed.modalities.audio import AudioClips
 from omniembed.pretrain.config import DataConfig, DatasetConfig
 from omniembed.pretrain.data import PairLoader, SampleStream, StreamState, dataset_for_step, expand_shards
+from omniembed.pretrain.tensor_pack import pack, unpack
 from omniembed.pretrain.shards import make_shards, samples_from_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,3 +203,19 @@ def test_streams_must_split_over_processes_and_workers(tmp_path, processors):
     index = make_pair_shards(tmp_path, n=6)
     with pytest.raises(ConfigError, match="data.streams"):
         PairLoader(data_config(index, streams=3), processors, seed=0, rank=0, world=2)
+
+
+def test_packed_share_unpacks_to_the_same_samples_from_one_buffer_per_dtype():
+    clips = AudioClips(torch.randn(2, 50), torch.tensor([50, 31]), "a.wav")
+    share = {"audio": [clips, AudioClips(torch.randn(1, 7), torch.tensor([7]), "b.wav")],
+             "image": [torch.randn(3, 4, 5).transpose(1, 2), torch.randn(3, 5, 4)],  # one not contiguous
+             "video": [{"frames": torch.randn(2, 3), "has_audio": torch.tensor(True), "fps": 25.0}]}
+    packed = pack(share)
+    assert {dtype: b.shape for dtype, b in packed.buffers.items()} == {
+        torch.float32: (100 + 7 + 60 + 60 + 6,), torch.int64: (3,), torch.bool: (1,)}
+    back = unpack(packed)
+    assert back["audio"][0].source == "a.wav" and back["video"][0]["fps"] == 25.0
+    assert torch.equal(back["audio"][0].waves, clips.waves) and torch.equal(back["audio"][0].lengths, clips.lengths)
+    assert torch.equal(back["image"][0], share["image"][0]) and torch.equal(back["image"][1], share["image"][1])
+    assert bool(back["video"][0]["has_audio"]) and back["video"][0]["frames"].shape == (2, 3)
+

@@ -1,0 +1,77 @@
+"""A loader worker's share of a step, packed into one flat tensor per dtype for the trip to the training process.
+
+A DataLoader worker sends every tensor through a shared-memory segment and file descriptor of its own. A share
+of 32 samples × 4 modalities is some 200 small tensors, and that per-tensor cost (segment, descriptor passing,
+mapping on the other side) came to more CPU time per step than decoding the samples. Packing copies the tensors
+into one buffer per dtype (a few MB: one memcpy) and the receiver rebuilds the same structure from views of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class TensorSlot:
+    """Where one tensor lies in its dtype's buffer: ``buffer[offset : offset + numel].view(shape)``."""
+
+    dtype: torch.dtype
+    offset: int
+    shape: tuple[int, ...]
+
+
+@dataclass
+class PackedTree:
+    """A tree of samples (dataclasses, dicts, lists, tuples; other leaves kept as they are) whose tensors live in
+    ``buffers`` (one flat ``[n]`` tensor per dtype) and are named by :class:`TensorSlot` s in ``skeleton``."""
+
+    buffers: dict[torch.dtype, torch.Tensor]
+    skeleton: Any
+
+
+def pack(tree: Any) -> PackedTree:
+    """Copy every tensor of ``tree`` into one flat buffer per dtype."""
+    parts: dict[torch.dtype, list[torch.Tensor]] = {}
+    sizes: dict[torch.dtype, int] = {}
+
+    def slot(t: torch.Tensor) -> TensorSlot:
+        offset = sizes.get(t.dtype, 0)
+        parts.setdefault(t.dtype, []).append(t.reshape(-1))
+        sizes[t.dtype] = offset + t.numel()
+        return TensorSlot(t.dtype, offset, tuple(t.shape))
+
+    skeleton = map_tensors(tree, slot)
+    return PackedTree({dtype: torch.cat(ts) for dtype, ts in parts.items()}, skeleton)
+
+
+def unpack(packed: PackedTree) -> Any:
+    """The tree :func:`pack` was given, its tensors now views of the buffers."""
+    def view(s: TensorSlot) -> torch.Tensor:
+        return packed.buffers[s.dtype][s.offset: s.offset + _numel(s.shape)].view(s.shape)
+
+    return map_tensors(packed.skeleton, view, leaf=TensorSlot)
+
+
+def map_tensors(tree: Any, fn: Callable[[Any], Any], leaf: type = torch.Tensor) -> Any:
+    """``tree`` with ``fn`` applied to each instance of ``leaf``, through dataclasses, dicts, lists and tuples."""
+    if isinstance(tree, leaf):
+        return fn(tree)
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        return dataclasses.replace(tree, **{f.name: map_tensors(getattr(tree, f.name), fn, leaf)
+                                            for f in dataclasses.fields(tree) if f.init})
+    if isinstance(tree, dict):
+        return {k: map_tensors(v, fn, leaf) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(map_tensors(v, fn, leaf) for v in tree)
+    return tree
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
