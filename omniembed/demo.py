@@ -39,7 +39,7 @@ class DemoConfig:
     anchor_steps: int = 500
     """Image–text steps; on an idle 2-core CPU one (batch 64) takes ~0.2 s."""
     steps: int = 450
-    """Binding steps (audio, video, point cloud to the frozen image tower), ~0.8 s each: `make demo` ≈ 8–10 min."""
+    """Binding steps (audio, video, point cloud to the frozen image tower), ~0.4 s each."""
     batch_size: int = 64
     seed: int = 0
     anchor_recipe: str = "omnidigits_anchor"

@@ -99,6 +99,9 @@ class DataConfig:
     prefetch: int = 2
     max_skip_fraction: float = 0.5
     """Stop with an error when more than this share of the samples read so far were corrupt or incomplete."""
+    decoded_cache_mb: int = 0
+    """Keep up to this many MiB of decoded files in each loader worker, so that a sample met again (a dataset
+    that fits in memory, seen for several epochs) is not decoded again (:mod:`.decoded_cache`). 0: off."""
     augment: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Training-time augmentation per modality, ``{modality: {kind: affine | points, ...}}`` (:mod:`.augment`)."""
 
@@ -169,6 +172,8 @@ class ExperimentConfig:
             batch = ds.batch_size or self.data.batch_size
             if batch % self.data.streams:
                 raise ConfigError(f"{where}: batch size {batch} is not divisible by data.streams {self.data.streams}")
+        if self.data.decoded_cache_mb < 0:
+            raise ConfigError(f"data.decoded_cache_mb must be 0 (off) or positive, got {self.data.decoded_cache_mb}")
         for modality, spec in self.data.augment.items():
             build_transform(modality, spec)
         names = [ds.name for ds in self.data.datasets]

@@ -21,6 +21,7 @@ import random
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,6 +34,7 @@ from omniembed.errors import ConfigError, OmniEmbedError
 from omniembed.registry import Modality, modality_for_suffix
 
 from .config import DataConfig, DatasetConfig
+from .decoded_cache import DecodedCache
 from .tensor_pack import pack, unpack
 
 DECODE_ERRORS = (OmniEmbedError, ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError)
@@ -163,9 +165,11 @@ class PairDecoder:
     does at inference. A processor with ``load_bytes(data, suffix)`` is given the bytes directly instead.
     """
 
-    def __init__(self, processors: dict[str, Modality], modalities: list[str], keys: dict[str, str]):
+    def __init__(self, processors: dict[str, Modality], modalities: list[str], keys: dict[str, str],
+                 cache: DecodedCache | None = None):
         self.processors = {m: processors[m] for m in modalities}
         self.keys = keys
+        self.cache = cache
 
     def extension_of(self, modality: str, sample: dict[str, Any]) -> tuple[str, str] | None:
         """(sample key, file suffix) of ``modality``'s member, or None when the sample has none."""
@@ -183,7 +187,13 @@ class PairDecoder:
         members = {m: self.extension_of(m, sample) for m in self.processors}
         if any(member is None for member in members.values()):
             return None
-        return {m: decode_file(self.processors[m], sample[ext], suffix) for m, (ext, suffix) in members.items()}
+        return {m: self._decode(m, sample, ext, suffix) for m, (ext, suffix) in members.items()}
+
+    def _decode(self, modality: str, sample: dict[str, Any], ext: str, suffix: str) -> Any:
+        decode = partial(decode_file, self.processors[modality], sample[ext], suffix)
+        if self.cache is None or "__url__" not in sample:
+            return decode()
+        return self.cache.get_or_decode((sample["__url__"], sample["__key__"], ext), decode)
 
 
 def suffix_modality(ext: str) -> tuple[str, str] | None:
@@ -240,7 +250,8 @@ class StepShards(IterableDataset):
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         mine = streams_of(self.rank, self.world, worker, workers, self.config.streams)
         datasets = self.config.datasets
-        decoders = [PairDecoder(self.processors, modalities_of(ds), ds.keys) for ds in datasets]
+        cache = DecodedCache(self.config.decoded_cache_mb << 20) if self.config.decoded_cache_mb else None
+        decoders = [PairDecoder(self.processors, modalities_of(ds), ds.keys, cache) for ds in datasets]
         streams = {}
         for d, ds in enumerate(datasets):
             for c in mine:

@@ -1,5 +1,5 @@
 """Shards and the training data pipeline: make_shards, world-size-independent batches, resume, corrupt samples,
-packing a worker's share."""
+packing a worker's share, the decoded-file cache."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from PIL import Image
 import omniembed
 from omniembed.errors import ConfigError
 from omniembed.modalities.audio import AudioClips
-from omniembed.pretrain.config import DataConfig, DatasetConfig
+from omniembed.pretrain import data as pretrain_data
+from omniembed.pretrain.config import DataConfig, DatasetConfig, load_config
 from omniembed.pretrain.data import PairLoader, SampleStream, StreamState, dataset_for_step, expand_shards
+from omniembed.pretrain.decoded_cache import DecodedCache
 from omniembed.pretrain.tensor_pack import pack, unpack
 from omniembed.pretrain.shards import make_shards, samples_from_folder
 
@@ -78,9 +80,11 @@ def processors():
     return omniembed.create(TINY, seed=0).processors
 
 
-def data_config(index: Path, workers: int = 0, streams: int = 4, batch: int = 8, buffer: int = 5) -> DataConfig:
+def data_config(index: Path, workers: int = 0, streams: int = 4, batch: int = 8, buffer: int = 5,
+                cache_mb: int = 0) -> DataConfig:
     ds = DatasetConfig(name="shapes", shards=[str(index)], pairs=[["image", "text"]])
-    return DataConfig(datasets=[ds], batch_size=batch, streams=streams, shuffle_buffer=buffer, num_workers=workers)
+    return DataConfig(datasets=[ds], batch_size=batch, streams=streams, shuffle_buffer=buffer, num_workers=workers,
+                      decoded_cache_mb=cache_mb)
 
 
 def global_batches(config, processors, world: int, steps: int, start: int = 0, state=None):
@@ -219,3 +223,39 @@ def test_packed_share_unpacks_to_the_same_samples_from_one_buffer_per_dtype():
     assert torch.equal(back["image"][0], share["image"][0]) and torch.equal(back["image"][1], share["image"][1])
     assert bool(back["video"][0]["has_audio"]) and back["video"][0]["frames"].shape == (2, 3)
 
+
+# ---- the decoded-file cache ------------------------------------------------------------------------------------
+def test_decoded_cache_gives_the_same_batches_and_decodes_each_file_once(tmp_path, processors, monkeypatch):
+    index = make_pair_shards(tmp_path, n=12, maxcount=4)
+    decoded = []
+    real = pretrain_data.decode_file
+    monkeypatch.setattr(pretrain_data, "decode_file",
+                        lambda processor, data, suffix: decoded.append(suffix) or real(processor, data, suffix))
+    plain, _ = global_batches(data_config(index), processors, world=1, steps=12)  # 96 samples: 8 passes
+    plain_decodes = len(decoded)
+    decoded.clear()
+    cached, _ = global_batches(data_config(index, cache_mb=1), processors, world=1, steps=12)
+    for a, b in zip(plain, cached):
+        assert torch.equal(a, b)
+    assert plain_decodes == 2 * 96
+    assert sorted(decoded) == [".png"] * 12 + [".txt"] * 12  # each of the 24 files once
+
+
+def test_decoded_cache_hands_out_copies_and_stops_growing_at_its_budget():
+    cache = DecodedCache(budget_bytes=3 * 4 * 100)  # three [100] float32 tensors
+    clips = AudioClips(torch.ones(1, 100), torch.tensor([100]), "a.wav")
+    first = cache.get_or_decode("a", lambda: clips)
+    first.waves.zero_()
+    again = cache.get_or_decode("a", lambda: pytest.fail("a stored file was decoded again"))
+    assert torch.equal(again.waves, torch.ones(1, 100)) and again.source == "a.wav"
+    assert cache.used_bytes == 4 * 100 + 8
+    cache.get_or_decode("b", lambda: {"frames": torch.zeros(100), "fps": 25.0})
+    cache.get_or_decode("c", lambda: torch.zeros(100))  # over the budget: handed out, not kept
+    assert len(cache) == 2 and (cache.hits, cache.misses) == (1, 3)
+    assert torch.equal(cache.get_or_decode("c", lambda: torch.full((3,), 7.0)), torch.full((3,), 7.0))
+
+
+def test_negative_decoded_cache_size_is_refused():
+    overrides = ["data.datasets=[{name: d, shards: [x.tar], pairs: [[image, text]]}]", "data.decoded_cache_mb=-5"]
+    with pytest.raises(ConfigError, match="data.decoded_cache_mb must be 0 \\(off\\) or positive, got -5"):
+        load_config(None, overrides)
