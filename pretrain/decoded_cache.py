@@ -10,19 +10,18 @@ the cache simply stops growing. Each loader worker is a process with its own cac
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from typing import Any, Callable, Hashable
 
 import numpy as np
 import torch
 
+from .trees import map_leaves
 
-IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
+ARRAYS = (torch.Tensor, np.ndarray)
 
 
 class DecodedCache:
-    """Decoded inputs (tensors, arrays, or dataclasses/dicts/lists of them) by key, up to ``budget_bytes`` of array data."""
+    """Decoded inputs (tensors and arrays in dataclasses, dicts, lists) by key, up to ``budget_bytes`` of arrays."""
 
     def __init__(self, budget_bytes: int):
         self.budget_bytes = budget_bytes
@@ -31,53 +30,30 @@ class DecodedCache:
         self._entries: dict[Hashable, Any] = {}
 
     def get_or_decode(self, key: Hashable, decode: Callable[[], Any]) -> Any:
-        """The input stored under ``key``, else ``decode()`` (stored when it fits). A copy either way: the
-        DataLoader moves the tensors it sends between processes into shared memory, which must not happen to
-        the stored ones (each would hold a shared-memory segment for the worker's lifetime)."""
+        """The input stored under ``key``, else ``decode()`` (stored when it fits). Its arrays are copies either
+        way: the DataLoader moves the tensors it sends between processes into shared memory, which must not
+        happen to the stored ones (each would hold a shared-memory segment for the worker's lifetime)."""
         if key in self._entries:
             self.hits += 1
             return _copy(self._entries[key])
         self.misses += 1
         value = decode()
         size = _nbytes(value)
-        if self.used_bytes + size <= self.budget_bytes:
-            self._entries[key] = value
-            self.used_bytes += size
-            return _copy(value)
-        return value
+        if self.used_bytes + size > self.budget_bytes:
+            return value
+        self._entries[key] = value
+        self.used_bytes += size
+        return _copy(value)
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
 def _copy(value: Any) -> Any:
-    """A copy of an input's arrays, the rest shared (``copy.deepcopy`` is ~10× slower on tensors)."""
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, IMMUTABLE):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(value, **{f.name: _copy(getattr(value, f.name))
-                                             for f in dataclasses.fields(value) if f.init})
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_copy(v) for v in value)
-    return copy.deepcopy(value)
+    return map_leaves(value, lambda a: a.clone() if isinstance(a, torch.Tensor) else a.copy(), ARRAYS)
 
 
 def _nbytes(value: Any) -> int:
-    """Bytes of the arrays in an input: a tensor, an array, or a dataclass, dict, list or tuple holding them."""
-    if isinstance(value, torch.Tensor):
-        return value.element_size() * value.nelement()
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_nbytes(v) for v in value)
-    return 0
+    sizes: list[int] = []
+    map_leaves(value, lambda a: sizes.append(a.nbytes), ARRAYS)
+    return sum(sizes)

@@ -8,11 +8,12 @@ into one buffer per dtype (a few MB: one memcpy) and the receiver rebuilds the s
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
+
+from .trees import map_leaves
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def pack(tree: Any) -> PackedTree:
         sizes[t.dtype] = offset + t.numel()
         return TensorSlot(t.dtype, offset, tuple(t.shape))
 
-    skeleton = map_tensors(tree, slot)
+    skeleton = map_leaves(tree, slot, torch.Tensor)
     return PackedTree({dtype: torch.cat(ts) for dtype, ts in parts.items()}, skeleton)
 
 
@@ -53,21 +54,7 @@ def unpack(packed: PackedTree) -> Any:
     def view(s: TensorSlot) -> torch.Tensor:
         return packed.buffers[s.dtype][s.offset: s.offset + _numel(s.shape)].view(s.shape)
 
-    return map_tensors(packed.skeleton, view, leaf=TensorSlot)
-
-
-def map_tensors(tree: Any, fn: Callable[[Any], Any], leaf: type = torch.Tensor) -> Any:
-    """``tree`` with ``fn`` applied to each instance of ``leaf``, through dataclasses, dicts, lists and tuples."""
-    if isinstance(tree, leaf):
-        return fn(tree)
-    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
-        return dataclasses.replace(tree, **{f.name: map_tensors(getattr(tree, f.name), fn, leaf)
-                                            for f in dataclasses.fields(tree) if f.init})
-    if isinstance(tree, dict):
-        return {k: map_tensors(v, fn, leaf) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(map_tensors(v, fn, leaf) for v in tree)
-    return tree
+    return map_leaves(packed.skeleton, view, TensorSlot)
 
 
 def _numel(shape: tuple[int, ...]) -> int:
