@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .random_draws import check_range, uniform
+
 
 @dataclass
 class SpecAugment:
@@ -37,9 +39,7 @@ class SpecAugment:
 
     def __post_init__(self) -> None:
         for name in ("time_stretch", "freq_warp"):
-            bounds = getattr(self, name)
-            if len(bounds) != 2 or not 0 < bounds[0] <= bounds[1]:
-                raise ValueError(f"SpecAugment: {name} must be [low, high] with 0 < low <= high, got {bounds}")
+            check_range("SpecAugment", name, getattr(self, name))
         for name in ("freq_masks", "freq_mask", "time_masks", "time_mask"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SpecAugment: {name} must be >= 0, got {getattr(self, name)}")
@@ -47,13 +47,12 @@ class SpecAugment:
     def __call__(self, spectrograms: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``[..., M, T]`` → the same shape and dtype, each spectrogram (over the leading dims) drawn on its own."""
         flat = spectrograms.reshape(-1, 1, *spectrograms.shape[-2:]).float()
-        b, _, m, t = flat.shape
-
-        def uniform(bounds: list[float], n: int) -> torch.Tensor:
-            draw = torch.rand(n, generator=generator, device=generator.device).to(flat.device)
-            return bounds[0] + (bounds[1] - bounds[0]) * draw
-
-        out = warp(flat, uniform(self.time_stretch, b), uniform(self.freq_warp, b))
+        b = flat.shape[0]
+        out = flat
+        if self.time_stretch != [1, 1] or self.freq_warp != [1, 1]:  # off: no resampling at all, not an identity one
+            stretch = uniform((b,), generator, flat.device, low=self.time_stretch[0], high=self.time_stretch[1])
+            freq = uniform((b,), generator, flat.device, low=self.freq_warp[0], high=self.freq_warp[1])
+            out = warp(flat, stretch, freq)
         out = mask_spans(out, self.freq_masks, self.freq_mask, axis=2, generator=generator)
         out = mask_spans(out, self.time_masks, self.time_mask, axis=3, generator=generator)
         return out.to(spectrograms.dtype).reshape(spectrograms.shape)
@@ -79,7 +78,7 @@ def mask_spans(flat: torch.Tensor, count: int, width: int, axis: int, generator:
     if count == 0 or width == 0:
         return flat
     b, size = flat.shape[0], flat.shape[axis]
-    draws = torch.rand((b, count, 2), generator=generator, device=generator.device).to(flat.device)
+    draws = uniform((b, count, 2), generator, flat.device)
     widths = (draws[..., 0] * (min(width, size) + 1)).floor()           # [B, count] in 0 … width
     starts = (draws[..., 1] * (size - widths + 1)).floor()              # [B, count]
     index = torch.arange(size, device=flat.device)[None, None, :]       # [1, 1, size]

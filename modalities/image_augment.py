@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .random_draws import uniform
+
 PADDING_MODES = ("border", "zeros", "reflection")
 
 
@@ -42,7 +44,7 @@ class RandomAffine:
         """``[..., C, H, W]`` → the same shape and dtype, each image (over the leading dims) drawn on its own."""
         flat = images.reshape(-1, *images.shape[-3:])
         b = flat.shape[0]
-        draws = torch.rand((b, 4), generator=generator, device=generator.device).to(flat.device, torch.float32)
+        draws = uniform((b, 4), generator, flat.device)
         scale = self.min_scale + (self.max_scale - self.min_scale) * draws[:, 0]
         angle = (draws[:, 1] * 2 - 1) * math.radians(self.degrees)
         # grid coordinates span [-1, 1]: a picture shrunk by s can move by up to 1 - s before it leaves the frame

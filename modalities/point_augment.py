@@ -20,19 +20,12 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from .random_draws import normal, uniform
+
 
 class PointTransform(Protocol):
     def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """[B, N, 3 + E] → [B, N, 3 + E]."""
-
-
-def _rand(shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-    """Uniform [0, 1) numbers drawn on the generator's device, moved to ``like``'s device and dtype."""
-    return torch.rand(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
-
-
-def _randn(shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-    return torch.randn(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
 
 
 def _with_xyz(clouds: torch.Tensor, xyz: torch.Tensor, normals: torch.Tensor | None = None) -> torch.Tensor:
@@ -51,7 +44,7 @@ class RotateUp:
 
     def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b = clouds.shape[0]
-        angle = (_rand((b,), generator, clouds) * 2 - 1) * self.max_angle
+        angle = (uniform((b,), generator, clouds.device, clouds.dtype) * 2 - 1) * self.max_angle
         cos, sin = angle.cos(), angle.sin()
         a, c = (self.up_axis + 1) % 3, (self.up_axis + 2) % 3  # the plane turned, right-handed about up
         rotation = torch.zeros(b, 3, 3, dtype=clouds.dtype, device=clouds.device)
@@ -73,7 +66,8 @@ class RandomScale:
 
     def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b = clouds.shape[0]
-        scale = self.low + (self.high - self.low) * _rand((b, 1, 3 if self.anisotropic else 1), generator, clouds)
+        axes = 3 if self.anisotropic else 1
+        scale = uniform((b, 1, axes), generator, clouds.device, clouds.dtype, self.low, self.high)
         # normals of a surface scaled by S turn by S⁻¹ (then are unit again)
         normals = F.normalize(clouds[..., 3:6] / scale, dim=-1) if self.normals else None
         return _with_xyz(clouds, clouds[..., :3] * scale, normals)
@@ -87,7 +81,8 @@ class Jitter:
     clip: float = 0.05
 
     def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        noise = (_randn(clouds.shape[:2] + (3,), generator, clouds) * self.sigma).clamp(-self.clip, self.clip)
+        noise = normal(clouds.shape[:2] + (3,), generator, clouds.device, clouds.dtype) * self.sigma
+        noise = noise.clamp(-self.clip, self.clip)
         return _with_xyz(clouds, clouds[..., :3] + noise)
 
 
@@ -100,8 +95,8 @@ class PointDropout:
 
     def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, n = clouds.shape[:2]
-        ratio = _rand((b, 1), generator, clouds) * self.max_ratio
-        drop = _rand((b, n), generator, clouds) < ratio
+        ratio = uniform((b, 1), generator, clouds.device, clouds.dtype) * self.max_ratio
+        drop = uniform((b, n), generator, clouds.device, clouds.dtype) < ratio
         return torch.where(drop[..., None], clouds[:, :1], clouds)
 
 

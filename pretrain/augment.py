@@ -27,6 +27,7 @@ from omniembed.errors import ConfigError
 from omniembed.modalities.audio_augment import SpecAugment
 from omniembed.modalities.image_augment import RandomAffine
 from omniembed.modalities.point_augment import Compose, Jitter, PointDropout, RandomScale, RotateUp
+from omniembed.modalities.random_draws import check_range
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -45,8 +46,7 @@ class PointAugment:
     normals: bool = False
 
     def __post_init__(self) -> None:
-        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
-            raise ValueError(f"scale must be [low, high] with 0 < low <= high, got {self.scale}")
+        check_range("PointAugment", "scale", self.scale)
         self.chain = Compose([RotateUp(self.up_axis, self.max_angle, self.normals),
                               RandomScale(self.scale[0], self.scale[1], normals=self.normals),
                               Jitter(self.jitter, self.jitter_clip), PointDropout(self.dropout)])
