@@ -193,7 +193,8 @@ class PairDecoder:
         decode = partial(decode_file, self.processors[modality], sample[ext], suffix)
         if self.cache is None or "__url__" not in sample:
             return decode()
-        return self.cache.get_or_decode((sample["__url__"], sample["__key__"], ext), decode)
+        # the modality too: datasets' ``keys`` may read one member as different modalities
+        return self.cache.get_or_decode((sample["__url__"], sample["__key__"], ext, modality), decode)
 
 
 def suffix_modality(ext: str) -> tuple[str, str] | None:
