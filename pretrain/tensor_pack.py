@@ -8,6 +8,7 @@ into one buffer per dtype (a few MB: one memcpy) and the receiver rebuilds the s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +53,7 @@ def pack(tree: Any) -> PackedTree:
 def unpack(packed: PackedTree) -> Any:
     """The tree :func:`pack` was given, its tensors now views of the buffers."""
     def view(s: TensorSlot) -> torch.Tensor:
-        return packed.buffers[s.dtype][s.offset: s.offset + _numel(s.shape)].view(s.shape)
+        return packed.buffers[s.dtype][s.offset: s.offset + math.prod(s.shape)].view(s.shape)
 
     return map_leaves(packed.skeleton, view, TensorSlot)
 
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
