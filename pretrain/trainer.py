@@ -37,6 +37,7 @@ from .data import PairLoader, modalities_of
 from .lora import add_lora, merge_lora_state
 from .losses import SIGLIP_BIAS_INIT, ContrastiveLoss, SigLIPLoss
 from .metrics import MetricsLogger
+from .trees import map_leaves
 
 EvalHook = Callable[[OmniEmbedModel, int], "dict[str, float] | None"]
 
@@ -332,11 +333,7 @@ def clip_gradients(module: nn.Module, max_norm: float | None) -> torch.Tensor:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    return batch
+    return map_leaves(batch, lambda t: t.to(device, non_blocking=True), torch.Tensor)
 
 
 def import_hook(spec: str | None) -> EvalHook | None:
