@@ -14,6 +14,8 @@ from torch import nn
 from .config import ModelConfig
 from .errors import CheckpointError, MissingModalityError
 from .io import atomic_dir, load_tensors, save_tensors, write_json
+from .provenance import SOURCE_FILE, announce, read_source
+from .model_card import write_model_card
 from .registry import Modality, get_modality, modality_for_suffix, path_suffix
 
 CONFIG_FILE = "config.json"
@@ -41,6 +43,8 @@ class OmniEmbedModel(nn.Module):
         })
         for proc in self.processors.values():
             proc.link(self.processors, self.encoders)
+        self.source: dict[str, Any] | None = None
+        """Where the weights came from and their licence (``source.json``, :mod:`omniembed.provenance`)."""
         self.eval()
 
     # ---- introspection ---------------------------------------------------------------------------------------
@@ -137,7 +141,19 @@ class OmniEmbedModel(nn.Module):
                                  name=self.config.name)
             write_json(tmp / CONFIG_FILE, {"format": "omniembed/1", **config.to_dict()})
             save_tensors(tmp / WEIGHTS_FILE, self.state_dict(), metadata={"format": "omniembed/1"})
+            if self.source is not None:
+                write_json(tmp / SOURCE_FILE, self.source)
+            write_model_card(tmp)
         return directory
+
+    def push_to_hub(self, repo_id: str, private: bool | None = None, revision: str | None = None,
+                    commit_message: str | None = None, token: str | None = None) -> str:
+        """Save (with the model card) and upload to the Hugging Face Hub repository ``repo_id`` (created if
+        needed); ``omniembed.load("hf:" + repo_id)`` reads it back. Returns the commit URL."""
+        from .pretrained.hub import push_model
+
+        return push_model(self, repo_id, private=private, revision=revision, commit_message=commit_message,
+                          token=token)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | None = None) -> "OmniEmbedModel":
@@ -157,6 +173,8 @@ class OmniEmbedModel(nn.Module):
         config.modalities = {m: get_modality(m).resolve_assets(c, directory) for m, c in config.modalities.items()}
         model = cls(config)
         model.load_weights(directory / WEIGHTS_FILE)
+        model.source = read_source(directory)
+        announce(model.source, "loading")
         if device is not None:
             model.to(device)
         return model

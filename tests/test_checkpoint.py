@@ -22,10 +22,10 @@ def test_save_then_load_gives_bit_identical_embeddings(tiny_model, image_files, 
     assert loaded.fingerprint() == tiny_model.fingerprint()
 
 
-def test_checkpoint_holds_only_json_and_safetensors(tiny_model, tmp_path):
+def test_checkpoint_holds_only_json_safetensors_and_its_model_card(tiny_model, tmp_path):
     tiny_model.save(tmp_path / "ckpt")
     names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
-    assert names == ["config.json", "model.safetensors"]
+    assert names == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert config["format"] == "omniembed/1" and config["anchor"] == "image"
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..model import OmniEmbedModel
 
 
 def open_model(spec: str, device: str | None = None) -> OmniEmbedModel:
-    """A checkpoint directory, or a registered model name (random init, seed 0)."""
-    from ..api import create, load
+    """What ``--model`` names: a checkpoint directory, a pretrained model (``imagebind_huge``,
+    ``open_clip:ARCH/TAG``, ``hf:ORG/REPO[@rev]``) or a registered config (random init, seed 0)."""
+    from ..api import open_model as open_spec
 
-    if Path(spec).is_dir():
-        return load(spec, device=device)
-    return create(spec, seed=0, device=device)
+    return open_spec(spec, device=device)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 FORMATS = ("imagebind",)
+LICENSED_AS = {"imagebind": "imagebind_huge"}
+"""format → the pretrained source whose licence a converted file inherits (ImageBind's weights are CC BY-NC-SA 4.0,
+and derivatives of them share it)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,10 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
     from ..convert import load_imagebind
+    from ..pretrained.download import file_sha256
+    from ..pretrained.sources import get_source
+    from ..provenance import announce
 
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
     model = load_imagebind(args.checkpoint, config=args.config, modalities=modalities)
+    record = get_source(LICENSED_AS[args.format]).provenance(file_sha256(Path(args.checkpoint)))
+    model.source = {**record, "name": f"{args.format}:{Path(args.checkpoint).name}",
+                    "url": os.path.abspath(args.checkpoint), "sha256_published": False}
+    announce(model.source, "converting")
     model.save(args.out)
     params = sum(p.numel() for p in model.parameters())
     print(f"converted {args.checkpoint} → {args.out}: {model.config.name}, {', '.join(model.modalities)}; "

@@ -17,7 +17,8 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", help="files or folders (walked; modality from the suffix)")
-    parser.add_argument("--model", required=True, help="checkpoint directory or registered model name")
+    parser.add_argument("--model", required=True,
+                        help="checkpoint directory, pretrained model (omniembed models) or registered config")
     parser.add_argument("--text", action="append", default=[], help="a text to embed (repeatable)")
     parser.add_argument("--out", required=True, help="output .npy; rows are described in OUT with suffix .jsonl")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -10,7 +10,8 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="a labelled folder (STEM.ext files + STEM.cls labels), e.g. an OmniDigits "
                                      "split such as omnidigits/test, or the dataset folder with --split")
-    parser.add_argument("--model", required=True, help="checkpoint directory or registered model name")
+    parser.add_argument("--model", required=True,
+                        help="checkpoint directory, pretrained model (omniembed models) or registered config")
     parser.add_argument("--split", default=None, help="sub-folder of DATA to evaluate (e.g. test)")
     parser.add_argument("--classes", default=None,
                         help="comma-separated class names (default: class_names from DATA's manifest.json)")

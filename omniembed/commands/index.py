@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            description="Embed every file under PATH... (modality from the suffix) into a new index; "
                                        "re-running a killed build resumes it.")
     build.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (walked recursively)")
-    build.add_argument("--model", required=True, help="checkpoint directory or registered model name")
+    build.add_argument("--model", required=True,
+                       help="checkpoint directory, pretrained model (omniembed models) or registered config")
     build.add_argument("--out", required=True, help="index directory to create")
     build.add_argument("--from-embeddings", nargs="+", default=[], metavar="PART",
                        help="merge part files written by `omniembed embed` (the .npy paths, e.g. emb.part*.npy)")

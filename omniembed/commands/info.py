@@ -6,7 +6,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="checkpoint directory or registered model name")
+    parser.add_argument("model",
+                        help="checkpoint directory, pretrained model (omniembed models) or registered config")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 

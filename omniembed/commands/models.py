@@ -1,4 +1,5 @@
-"""``omniembed models``: the named configs and registered modalities."""
+"""``omniembed models``: the pretrained models (name, size, modalities, licence), the named configs for random
+initialisation, and the registered modalities."""
 
 from __future__ import annotations
 
@@ -6,19 +7,34 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from ..pretrained import cache_root, list_sources
+    from ..pretrained.converters import CONVERTERS
+    from ..pretrained.named import converted_dir
     from ..registry import get_model_config, list_modalities, list_models
 
+    sources = [{"name": s.name, "url": s.url, "modalities": list(s.modalities), "embed_dim": s.embed_dim,
+                "parameters": CONVERTERS[s.converter].parameters(s.arguments), "download_bytes": s.size,
+                "sha256": s.sha256, "licence": s.licence, "cached": (converted_dir(s) / "config.json").is_file(),
+                "verified": s.verified} for s in list_sources()]
     models = {name: get_model_config(name) for name in list_models()}
     if args.json:
-        print(json.dumps({"models": {n: c.to_dict() for n, c in models.items()}, "modalities": list_modalities()}))
+        print(json.dumps({"pretrained": sources, "models": {n: c.to_dict() for n, c in models.items()},
+                          "modalities": list_modalities(), "cache": str(cache_root())}))
         return 0
-    print("models:")
+    print(f"pretrained (omniembed.load(NAME), --model NAME; cache {cache_root()}):")
+    for s in sources:
+        size = f"{s['download_bytes'] / 1e9:.2f} GB" if s["download_bytes"] else f"≈{4 * s['parameters'] / 1e9:.1f} GB"
+        print(f"  {s['name']:<16} {s['parameters'] / 1e9:.2f} B params  {size:<9} embed_dim={s['embed_dim']:<5} "
+              f"licence={s['licence']:<16} {'cached ' if s['cached'] else ''}modalities={','.join(s['modalities'])}")
+    print("  open_clip:ARCH/TAG   frozen open_clip image+text towers (open_clip's pretrained table; licence per tag)")
+    print("  hf:ORG/REPO[@rev]    a saved OmniEmbed model on the Hugging Face Hub")
+    print("configs (random init: omniembed.create(NAME)):")
     for name, cfg in models.items():
         print(f"  {name:<16} embed_dim={cfg.embed_dim:<5} anchor={cfg.anchor:<8} modalities={','.join(cfg.modalities)}")
     print("modalities: " + ", ".join(list_modalities()))

@@ -392,7 +392,7 @@ def _model_source(spec: str | os.PathLike) -> str:
 
 
 def _as_model(spec: "str | os.PathLike", device: str | None = None) -> "OmniEmbedModel":
-    """A checkpoint directory, or a registered model name (random init, seed 0 — as ``omniembed create``)."""
-    from ..api import create, load
+    """A checkpoint directory, a pretrained model name or a registered config (random init, seed 0)."""
+    from ..api import open_model
 
-    return load(spec, device=device) if Path(spec).is_dir() else create(str(spec), seed=0, device=device)
+    return open_model(spec, device=device)
