@@ -9,7 +9,7 @@ import sys
 from .errors import OmniEmbedError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "models": ("omniembed.commands.models", "list the named model configs and registered modalities"),
+    "models": ("omniembed.commands.models", "list the pretrained models, named configs and registered modalities"),
     "create": ("omniembed.commands.create", "create a randomly initialised model and save it to a directory"),
     "info": ("omniembed.commands.info", "describe a saved model (modalities, sizes, parameters)"),
     "embed": ("omniembed.commands.embed", "embed files or texts with a model and write the vectors"),
@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("omniembed.commands.data", "build a dataset (OmniDigits: digits in every modality)"),
     "index": ("omniembed.commands.index", "build, update, describe or export a searchable index of files"),
     "search": ("omniembed.commands.search", "search an index with a text or a file of any modality"),
+    "push": ("omniembed.commands.push", "upload a saved model with its model card to the Hugging Face Hub"),
 }
 """subcommand → (module with ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)."""
 

@@ -56,7 +56,8 @@ def render_model_card(directory: str | os.PathLike, repo_id: str | None = None) 
              f"one {config.get('embed_dim')}-dimensional space (unit vectors), aligned to the "
              f"**{config.get('anchor')}** encoder.", "",
              "```python", "import omniembed", "",
-             f'model = omniembed.load("hf:{repo_id or "ORG/REPO"}")' + ("" if repo_id else "   # or this directory's path"),
+             f'model = omniembed.load("hf:{repo_id or "ORG/REPO"}")'
+             + ("" if repo_id else "   # or this directory's path"),
              f"vectors = model.embed([{', '.join(EXAMPLES[m] for m in modalities if m in EXAMPLES)}])"
              "   # one unit row per input", "```", "",
              "## Modalities", "", "| modality | parameters |", "|---|---|"]
@@ -91,7 +92,8 @@ def _source_section(source: dict[str, Any] | None) -> list[str]:
                         "their licence is that of the initial weights and training data (see Training).", ""]
     lines.append(f"- source: `{source.get('name')}` — {source.get('url')}")
     if source.get("sha256"):
-        how = "published" if source.get("sha256_published") else "computed from the file; no published digest to compare with"
+        how = ("published" if source.get("sha256_published")
+               else "computed from the file; no published digest to compare with")
         lines.append(f"- sha256 of the original file: `{source['sha256']}` ({how})")
     if source.get("licence"):
         lines.append(f"- licence: **{source['licence']}** ({source.get('licence_url') or 'see the source'})")

@@ -27,7 +27,9 @@ from omniembed.config import ModelConfig
 from omniembed.errors import ConfigError, OmniEmbedError
 from omniembed.io import write_json
 from omniembed.model import TRAINING_FILE, OmniEmbedModel
+from omniembed.model_card import write_model_card
 from omniembed.nn.transformer import Block, Transformer
+from omniembed.pretrained import is_pretrained
 
 from . import distributed
 from .augment import Augmenter
@@ -120,9 +122,13 @@ def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.o
 def build_model(config: ExperimentConfig) -> OmniEmbedModel:
     """A named/JSON model (restricted to the modalities the run uses, overrides applied) or a checkpoint directory."""
     init = config.model.init
-    if Path(init).is_dir():
+    if Path(init).is_dir() or is_pretrained(init):
         if config.model.overrides:
-            raise ConfigError("model.overrides cannot change a model loaded from a checkpoint directory")
+            raise ConfigError("model.overrides cannot change a model loaded from a checkpoint directory or a "
+                              "pretrained source")
+        if init.startswith("open_clip:"):  # frozen CLIP towers + a new tower for every other modality the run binds
+            used = config.model.modalities or [m for ds in config.data.datasets for m in modalities_of(ds)]
+            return omniembed.load(init, add=sorted(set(used) - {"image", "text"}))
         return omniembed.load(init)
     data = resolve_config(init).to_dict()
     used = config.model.modalities or [data["anchor"]] + [m for ds in config.data.datasets for m in modalities_of(ds)]
@@ -360,8 +366,10 @@ def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentCon
             state = merge_lora_state(state, lora.alpha / lora.rank)
         plain = OmniEmbedModel(model.config)
         plain.load_state_dict(state, strict=True)
+        plain.source = model.source  # the initial weights' licence travels with the trained ones
         plain.save(directory)
         write_json(directory / TRAINING_FILE, training_provenance(config))
+        write_model_card(directory)  # again, now with the training record
     distributed.barrier()
     return directory
 

@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"pretrained (omniembed.load(NAME), --model NAME; cache {cache_root()}):")
     for s in sources:
-        size = f"{s['download_bytes'] / 1e9:.2f} GB" if s["download_bytes"] else f"≈{4 * s['parameters'] / 1e9:.1f} GB"
+        size = (f"{s['download_bytes'] / 1e9:.2f} GB" if s["download_bytes"]
+                else f"≈{4 * s['parameters'] / 1e9:.1f} GB")  # float32 weights, where no size is published
         print(f"  {s['name']:<16} {s['parameters'] / 1e9:.2f} B params  {size:<9} embed_dim={s['embed_dim']:<5} "
               f"licence={s['licence']:<16} {'cached ' if s['cached'] else ''}modalities={','.join(s['modalities'])}")
     print("  open_clip:ARCH/TAG   frozen open_clip image+text towers (open_clip's pretrained table; licence per tag)")

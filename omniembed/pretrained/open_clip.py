@@ -1,0 +1,102 @@
+"""``open_clip:ARCH/TAG``: open_clip's own pretrained table and download code, image and text towers frozen,
+plus optional new randomly initialised towers (``add=[...]``) to bind to them with the training recipes
+(e.g. ``pretrain/recipes/ulip_pointcloud.yaml``).
+
+``TAG`` is a tag of ``open_clip.list_pretrained_tags_by_model(ARCH)`` (downloaded by open_clip into
+``<cache>/open_clip``, with open_clip's own sha256 check where its table has one) or a local weight file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..config import ModalityConfig, ModelConfig, from_dict
+from ..errors import ConfigError
+from ..model import OmniEmbedModel
+from ..registry import get_modality
+from .cache import open_clip_dir
+from .errors import OfflineError
+
+SCHEME = "open_clip:"
+
+AddSpec = Sequence[str] | Mapping[str, ModalityConfig | Mapping[str, Any] | None]
+"""New towers: modality names (default config each) or {modality: config or its dict (None: default)}."""
+
+
+def parse(spec: str) -> tuple[str, str]:
+    """``open_clip:ARCH/TAG`` → (arch, tag); the tag may be a path holding slashes."""
+    body = spec[len(SCHEME):]
+    arch, sep, tag = body.partition("/")
+    if not arch or not sep or not tag:
+        raise ConfigError(f"'{spec}': expected open_clip:ARCH/TAG, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k")
+    return arch, tag
+
+
+def open_clip_config(spec: str, add: AddSpec | None = None, progress: bool | None = None) -> ModelConfig:
+    """The model config of ``spec`` with its weight file fetched: frozen open_clip image + text towers, and the
+    ``add`` modalities as new towers."""
+    from ..modalities.open_clip_tower import architecture, open_clip_modalities
+
+    arch, tag = parse(spec)
+    embed_dim = int(architecture(arch)["embed_dim"])
+    if Path(tag).expanduser().is_file():
+        modalities = open_clip_modalities(arch, weights=str(Path(tag).expanduser()))
+    else:
+        modalities = open_clip_modalities(arch, weights=_download(arch, tag, progress), pretrained=tag)
+    for name, config in _added(add).items():
+        if name in modalities:
+            raise ConfigError(f"'{spec}' already has a frozen '{name}' tower; add= takes new modalities only")
+        modalities[name] = config
+    return ModelConfig(name=f"{SCHEME}{arch}/{Path(tag).name}", embed_dim=embed_dim, anchor="image",
+                       modalities=modalities)
+
+
+def load_open_clip(spec: str, device: str | None = None, add: AddSpec | None = None,
+                   progress: bool | None = None) -> OmniEmbedModel:
+    """An :class:`OmniEmbedModel` holding open_clip ``ARCH`` with ``TAG``'s weights (see the module docstring)."""
+    config = open_clip_config(spec, add, progress)
+    model = OmniEmbedModel(config)
+    arch, tag = parse(spec)
+    model.source = {"name": spec, "url": f"open_clip pretrained '{tag}' for '{arch}'", "licence": None,
+                    "notice": None, "description": "frozen open_clip image and text towers"
+                    + (f"; new random towers: {', '.join(sorted(_added(add)))}" if add else "")}
+    return model.to(device) if device is not None else model
+
+
+def _download(arch: str, tag: str, progress: bool | None) -> str:
+    import open_clip
+    from open_clip.pretrained import download_pretrained
+
+    from ..modalities.open_clip_tower import OpenClipConfig, pretrained_preprocessing
+
+    entry = pretrained_preprocessing(OpenClipConfig(arch=arch, pretrained=tag))  # ConfigError for unknown tags
+    cache = open_clip_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        path = download_pretrained(entry, cache_dir=str(cache))
+    except Exception as exc:  # urllib / huggingface_hub errors, open_clip's RuntimeError on a digest mismatch
+        where = entry.get("hf_hub") or entry.get("url") or "?"
+        raise OfflineError(f"open_clip could not fetch '{tag}' for '{arch}' from {where} ({exc}). Without a "
+                           f"network, pass a local file instead: open_clip:{arch}/path/to/weights") from exc
+    if not path:
+        raise ConfigError(f"open_clip's table gives no download for '{tag}' of '{arch}' "
+                          f"(tags: {open_clip.list_pretrained_tags_by_model(arch)})")
+    return path
+
+
+def _added(add: AddSpec | None) -> dict[str, ModalityConfig]:
+    if not add:
+        return {}
+    items = add.items() if isinstance(add, Mapping) else ((name, None) for name in add)
+    out: dict[str, ModalityConfig] = {}
+    for name, config in items:
+        cls = get_modality(name).config_cls
+        if config is None:
+            out[name] = cls()
+        elif isinstance(config, ModalityConfig):
+            out[name] = config
+        else:
+            out[name] = from_dict(cls, dict(config), path=f"add.{name}")
+    return out
+
