@@ -34,6 +34,7 @@ def clip(tmp_path_factory):
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * 0.02)
+            model.logit_scale.fill_(4.0)  # a trained-looking temperature, e^4 ≈ 55, not the init 1/0.07
     root = tmp_path_factory.mktemp("www")
     torch.save(model.state_dict(), root / "tiny-clip.bin")
     return root, model.requires_grad_(False)
@@ -63,6 +64,7 @@ def test_open_clip_spec_downloads_with_open_clip_and_returns_its_embeddings(tagg
                                    atol=1e-6, rtol=0)
         torch.testing.assert_close(model.encode_text(ids), reference.encode_text(ids, normalize=True),
                                    atol=1e-6, rtol=0)
+    assert model.logit_scale("text").item() == pytest.approx(reference.logit_scale.exp().item(), rel=1e-6)
     # the towers are frozen; only the two temperatures (loss parameters, not tower weights) may learn
     assert not any(p.requires_grad for m in ("image", "text") for p in model.encoder(m).trunk.parameters())
     assert [n for n, p in model.named_parameters() if p.requires_grad] == [

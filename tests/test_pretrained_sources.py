@@ -168,6 +168,10 @@ def test_every_cli_model_option_accepts_a_source_name(registered, cache, tmp_pat
         assert main(["embed", "--model", NAME, "--text", "a dog", "--out", str(tmp_path / "e.npy")]) == 0
     vectors = np.load(tmp_path / "e.npy")
     assert vectors.shape == (1, 32) and math.isclose(float(np.linalg.norm(vectors[0])), 1.0, rel_tol=1e-5)
+    capsys.readouterr()
+    with pytest.warns(LicenceNotice):
+        assert main(["info", NAME]) == 0
+    assert f"source: {registered.url}; licence: CC-BY-NC-SA-4.0" in capsys.readouterr().out
 
 
 def test_models_lists_every_pretrained_name_with_size_modalities_and_licence(registered, cache, capsys):

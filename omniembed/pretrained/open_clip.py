@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import torch
+
 from ..config import ModalityConfig, ModelConfig, from_dict
 from ..errors import ConfigError
 from ..model import OmniEmbedModel
@@ -57,6 +59,11 @@ def load_open_clip(spec: str, device: str | None = None, add: AddSpec | None = N
     """An :class:`OmniEmbedModel` holding open_clip ``ARCH`` with ``TAG``'s weights (see the module docstring)."""
     config = open_clip_config(spec, add, progress)
     model = OmniEmbedModel(config)
+    # the pair's temperature is the one CLIP learnt (e.g. 100), kept by the text tower's CLIP module
+    trained = model.encoder("text").trunk.tower.clip.logit_scale.detach()
+    with torch.no_grad():
+        for name in ("image", "text"):
+            model.encoder(name).postprocess.logit_scale.log_scale.copy_(trained)
     arch, tag = parse(spec)
     model.source = {"name": spec, "url": f"open_clip pretrained '{tag}' for '{arch}'", "licence": None,
                     "notice": None, "description": "frozen open_clip image and text towers"
