@@ -88,8 +88,9 @@ def test_add_attaches_new_trainable_towers_next_to_the_frozen_ones(tagged, tmp_p
     with torch.inference_mode():
         torch.testing.assert_close(again.encode_image(images), model.encode_image(images), atol=0, rtol=0)
     assert again.config.modalities["image"].open_clip.weights is None  # the weights live in model.safetensors
-    assert "frozen open_clip image and text towers; new random towers: pointcloud" in \
-        (tmp_path / "anchor" / "README.md").read_text()
+    card = (tmp_path / "anchor" / "README.md").read_text()
+    assert "frozen open_clip image and text towers; new random towers: pointcloud" in card
+    assert f"- source: `open_clip:{ARCH}/{TAG}` — http://127.0.0.1:" in card
 
 
 def test_open_clip_spec_takes_a_local_weight_file_as_tag(clip, tmp_path, monkeypatch):

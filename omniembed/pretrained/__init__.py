@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def _load_open_clip(spec: str, device: str | None, add: "AddSpec | None", progress: bool | None) -> "OmniEmbedModel":
     from .open_clip import load_open_clip
 
-    return load_open_clip(spec, device=device, add=add, progress=progress)
+    return load_open_clip(spec, device=device, add=add)  # open_clip draws its own progress bar
 
 
 def _load_hub(spec: str, device: str | None, add: "AddSpec | None", progress: bool | None) -> "OmniEmbedModel":

@@ -17,7 +17,7 @@ from ..config import ModalityConfig, ModelConfig, from_dict
 from ..errors import ConfigError
 from ..model import OmniEmbedModel
 from ..registry import get_modality
-from .cache import open_clip_dir
+from .cache import cache_lock, open_clip_dir
 from .errors import OfflineError
 
 SCHEME = "open_clip:"
@@ -35,7 +35,7 @@ def parse(spec: str) -> tuple[str, str]:
     return arch, tag
 
 
-def open_clip_config(spec: str, add: AddSpec | None = None, progress: bool | None = None) -> ModelConfig:
+def open_clip_config(spec: str, add: AddSpec | None = None) -> ModelConfig:
     """The model config of ``spec`` with its weight file fetched: frozen open_clip image + text towers, and the
     ``add`` modalities as new towers."""
     from ..modalities.open_clip_tower import architecture, open_clip_modalities
@@ -45,7 +45,7 @@ def open_clip_config(spec: str, add: AddSpec | None = None, progress: bool | Non
     if Path(tag).expanduser().is_file():
         modalities = open_clip_modalities(arch, weights=str(Path(tag).expanduser()))
     else:
-        modalities = open_clip_modalities(arch, weights=_download(arch, tag, progress), pretrained=tag)
+        modalities = open_clip_modalities(arch, weights=_download(arch, tag), pretrained=tag)
     for name, config in _added(add).items():
         if name in modalities:
             raise ConfigError(f"'{spec}' already has a frozen '{name}' tower; add= takes new modalities only")
@@ -54,24 +54,33 @@ def open_clip_config(spec: str, add: AddSpec | None = None, progress: bool | Non
                        modalities=modalities)
 
 
-def load_open_clip(spec: str, device: str | None = None, add: AddSpec | None = None,
-                   progress: bool | None = None) -> OmniEmbedModel:
-    """An :class:`OmniEmbedModel` holding open_clip ``ARCH`` with ``TAG``'s weights (see the module docstring)."""
-    config = open_clip_config(spec, add, progress)
+def load_open_clip(spec: str, device: str | None = None, add: AddSpec | None = None) -> OmniEmbedModel:
+    """An :class:`OmniEmbedModel` holding open_clip ``ARCH`` with ``TAG``'s weights (see the module docstring;
+    open_clip draws its own download progress bar)."""
+    config = open_clip_config(spec, add)
     model = OmniEmbedModel(config)
     # the pair's temperature is the one CLIP learnt (e.g. 100), kept by the text tower's CLIP module
     trained = model.encoder("text").trunk.tower.clip.logit_scale.detach()
     with torch.no_grad():
         for name in ("image", "text"):
             model.encoder(name).postprocess.logit_scale.log_scale.copy_(trained)
-    arch, tag = parse(spec)
-    model.source = {"name": spec, "url": f"open_clip pretrained '{tag}' for '{arch}'", "licence": None,
-                    "notice": None, "description": "frozen open_clip image and text towers"
+    model.source = {"name": spec, "url": _origin(*parse(spec)), "licence": None, "notice": None,
+                    "description": "frozen open_clip image and text towers"
                     + (f"; new random towers: {', '.join(sorted(_added(add)))}" if add else "")}
     return model.to(device) if device is not None else model
 
 
-def _download(arch: str, tag: str, progress: bool | None) -> str:
+def _origin(arch: str, tag: str) -> str:
+    """Where the weights came from: the local file, or the Hub repository / URL in open_clip's table."""
+    from ..modalities.open_clip_tower import OpenClipConfig, pretrained_preprocessing
+
+    if Path(tag).expanduser().is_file():
+        return str(Path(tag).expanduser().resolve())
+    entry = pretrained_preprocessing(OpenClipConfig(arch=arch, pretrained=tag))
+    return f"https://huggingface.co/{entry['hf_hub']}" if entry.get("hf_hub") else entry.get("url", "")
+
+
+def _download(arch: str, tag: str) -> str:
     import open_clip
     from open_clip.pretrained import download_pretrained
 
@@ -81,7 +90,9 @@ def _download(arch: str, tag: str, progress: bool | None) -> str:
     cache = open_clip_dir()
     cache.mkdir(parents=True, exist_ok=True)
     try:
-        path = download_pretrained(entry, cache_dir=str(cache))
+        # open_clip writes a URL download straight to its final name: one process at a time (torchrun ranks)
+        with cache_lock(f"open_clip-{arch}-{tag}".replace("/", "_")):
+            path = download_pretrained(entry, cache_dir=str(cache))
     except Exception as exc:  # urllib / huggingface_hub errors, open_clip's RuntimeError on a digest mismatch
         where = entry.get("hf_hub") or entry.get("url") or "?"
         raise OfflineError(f"open_clip could not fetch '{tag}' for '{arch}' from {where} ({exc}). Without a "
