@@ -3,6 +3,7 @@ and a log of every request's path and Range header."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,7 +14,8 @@ class LocalFileServer:
 
     ``cut_after``: {name: byte count} — the next response for ``name`` announces the full length but the
     connection is closed after that many bytes (one cut per entry, removed once used).
-    ``requests``: [(path, Range header or None)] in arrival order.
+    ``requests``: [(path, Range header or None)] in arrival order. Responses carry a strong ETag (the content's
+    sha256); a Range request whose ``If-Range`` names another ETag gets the whole file (RFC 9110).
     """
 
     def __init__(self, root: Path):
@@ -35,8 +37,11 @@ class LocalFileServer:
                     self.send_error(404)
                     return
                 data = path.read_bytes()
+                etag = f'"{hashlib.sha256(data).hexdigest()}"'
                 start, status = 0, 200
                 spec = self.headers.get("Range")
+                if self.headers.get("If-Range") not in (None, etag):
+                    spec = None  # the file changed since the client's partial copy
                 if spec and not server.ignore_range:
                     start = int(spec.removeprefix("bytes=").split("-")[0])
                     if start >= len(data):
@@ -48,6 +53,7 @@ class LocalFileServer:
                     status = 206
                 body = data[start:]
                 self.send_response(status)
+                self.send_header("ETag", etag)
                 self.send_header("Content-Length", str(len(body)))
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")

@@ -57,6 +57,21 @@ def test_an_interrupted_download_keeps_its_part_and_the_next_call_resumes_it(ser
     assert dest.read_bytes() == data and not part.exists()
 
 
+def test_a_file_changed_on_the_server_since_the_cut_is_fetched_whole_not_spliced(served, tmp_path):
+    server, data, _ = served
+    server.cut_after["weights.pth"] = 1_000_000
+    dest = tmp_path / "cache" / "weights.pth"
+    with pytest.raises(DownloadError):
+        fetch(server.url("weights.pth"), dest, retries=0, progress=False)
+    assert dest.with_name("weights.pth.part.validator").read_text() == f'"{hashlib.sha256(data).hexdigest()}"'
+    changed = data[::-1]  # same length: only the validator tells the versions apart
+    (server.root / "weights.pth").write_bytes(changed)
+    assert fetch(server.url("weights.pth"), dest, retries=0, progress=False) == hashlib.sha256(changed).hexdigest()
+    assert server.requests[-1] == ("weights.pth", "bytes=1000000-")  # asked to resume, was sent the new file
+    assert dest.read_bytes() == changed
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["weights.pth"]
+
+
 def test_a_server_that_ignores_range_restarts_the_file_instead_of_appending(served, tmp_path):
     server, data, digest = served
     server.cut_after["weights.pth"] = 700_000

@@ -3,7 +3,9 @@ before the file is moved into place, nothing left behind on a mismatch, and an o
 put the file by hand.
 
 The file grows as ``<dest>.part``; only a complete, verified file is renamed to ``<dest>``, so a file at ``dest``
-was either verified here or placed there by the user (and is then checked before use, see :func:`fetch`).
+was either verified here or placed there by the user (and is then checked before use, see :func:`fetch`). The
+server's validator (a strong ETag, else Last-Modified) is kept in ``<dest>.part.validator`` and sent as
+``If-Range`` when resuming: a file that changed on the server since is fetched whole instead of being spliced.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -41,9 +44,10 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, size: in
         return verify(dest, sha256, size, origin=f"{dest} (already in the cache)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    validator = dest.with_name(dest.name + ".part.validator")
     for attempt in range(retries + 1):
         try:
-            _transfer(url, part, dest, sha256, progress)
+            _transfer(url, part, validator, dest, sha256, progress)
             break
         except _Interrupted as cut:
             if attempt == retries:
@@ -56,6 +60,8 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, size: in
     except IntegrityError:
         part.unlink(missing_ok=True)
         raise
+    finally:
+        validator.unlink(missing_ok=True)
     os.replace(part, dest)
     return digest
 
@@ -79,6 +85,16 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _write_validator(path: Path, headers: Any) -> None:
+    """Keep the response's strong ETag (weak ones may not be used in If-Range), else its Last-Modified."""
+    etag = headers.get("ETag")
+    value = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
+    if value:
+        path.write_text(value)
+    else:
+        path.unlink(missing_ok=True)
+
+
 class _Interrupted(Exception):
     def __init__(self, received: int, total: int | None):
         super().__init__(f"interrupted at {received} of {total}")
@@ -86,11 +102,14 @@ class _Interrupted(Exception):
         self.total = total
 
 
-def _transfer(url: str, part: Path, dest: Path, sha256: str | None, progress: bool | None) -> None:
-    """Append the rest of ``url`` to ``part`` (a Range request when part has bytes); raise _Interrupted when the
-    stream ends early."""
+def _transfer(url: str, part: Path, validator: Path, dest: Path, sha256: str | None, progress: bool | None) -> None:
+    """Append the rest of ``url`` to ``part`` (a Range request when part has bytes, conditional on the server's
+    validator when one was given); raise _Interrupted when the stream ends early."""
     have = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    if have and validator.is_file():
+        headers["If-Range"] = validator.read_text()
+    request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as exc:
@@ -99,6 +118,7 @@ def _transfer(url: str, part: Path, dest: Path, sha256: str | None, progress: bo
             if total.isdigit() and int(total) == have:
                 return
             part.unlink()
+            validator.unlink(missing_ok=True)
             raise _Interrupted(0, int(total) if total.isdigit() else None) from exc
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
@@ -108,8 +128,9 @@ def _transfer(url: str, part: Path, dest: Path, sha256: str | None, progress: bo
                            + "; it is checked before use") from exc
     with response:
         resumed = response.status == 206
-        if not resumed:
-            have = 0  # the server ignored the Range header: start again
+        if not resumed:  # a first request, a server without ranges, or a file changed since (If-Range)
+            have = 0
+            _write_validator(validator, response.headers)
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
         received = have
