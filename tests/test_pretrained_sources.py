@@ -212,3 +212,13 @@ def test_convert_command_records_imagebind_licence_and_file_digest(fixture_dir, 
     assert record["sha256"] == file_sha256(fixture_dir / "model.safetensors")
     assert record["url"] == str(fixture_dir / "model.safetensors")
     assert "**CC-BY-NC-SA-4.0**" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_a_model_saved_from_licensed_weights_keeps_their_record_and_notice(registered, cache, tmp_path):
+    with pytest.warns(LicenceNotice):
+        model = omniembed.load(NAME, progress=False)
+    model.save(tmp_path / "derived")
+    assert json.loads((tmp_path / "derived" / "source.json").read_text()) == model.source
+    with pytest.warns(LicenceNotice, match=f"loading {NAME}: .*CC BY-NC-SA 4.0"):
+        again = omniembed.load(tmp_path / "derived")
+    assert again.source["licence"] == "CC-BY-NC-SA-4.0"
