@@ -24,6 +24,8 @@ CARD_MARKER = "<!-- model card written by omniembed; a README.md without this li
 SHARED_ENCODERS = "0 (runs other modalities' encoders)"
 EXAMPLES = {"text": '"a photo of a dog"', "image": '"dog.jpg"', "audio": '"bark.wav"', "video": '"walk.mp4"',
             "pointcloud": '"chair.ply"'}
+STAGE_KEYS = ("pairs", "datasets", "steps", "init", "from")
+"""training.json fields the stage line itself shows."""
 EVAL_REPORTS = ("eval/report.md", "report.md")
 """Where an evaluation report (``omniembed eval --out``) is looked for, relative to the directory."""
 
@@ -105,17 +107,22 @@ def _source_section(source: dict[str, Any] | None) -> list[str]:
 
 
 def _training_section(training: dict[str, Any] | None) -> list[str]:
+    """One line per stage of ``training.json`` (a staged recipe nests the earlier stage under "init"), with any
+    further scalar fields the trainer records (recipe, seed …) after it."""
     if training is None:
         return []
     lines = ["## Training", ""]
     stage: dict[str, Any] | None = training
     depth = 0
     while stage is not None:
+        indent = "  " * depth
         pairs = ", ".join(f"{a}–{b}" for a, b in stage.get("pairs", []))
-        lines.append(f"{'  ' * depth}- {stage.get('steps', '?')} steps on {', '.join(stage.get('datasets', [])) or '?'}"
-                     f" (pairs: {pairs or '?'})" + (f", started from `{stage['init']['from']}`:"
-                                                    if isinstance(stage.get("init"), dict) else ""))
-        stage = stage.get("init") if isinstance(stage.get("init"), dict) else None
+        earlier = stage.get("init") if isinstance(stage.get("init"), dict) else None
+        lines.append(f"{indent}- {stage.get('steps', '?')} steps on {', '.join(stage.get('datasets', [])) or '?'}"
+                     f" (pairs: {pairs or '?'})" + (f", started from `{earlier['from']}`:" if earlier else ""))
+        lines += [f"{indent}  {key}: {value}" for key, value in stage.items()
+                  if key not in STAGE_KEYS and isinstance(value, (str, int, float, bool))]
+        stage = earlier
         depth += 1
     return lines + [""]
 

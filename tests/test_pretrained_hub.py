@@ -147,7 +147,7 @@ def test_model_card_reports_sizes_training_and_source(tiny_model, tmp_path):
 
     tiny_model.save(tmp_path / "m")
     (tmp_path / "m" / "training.json").write_text(json.dumps(
-        {"pairs": [["audio", "image"]], "datasets": ["fsdd"], "steps": 300,
+        {"pairs": [["audio", "image"]], "datasets": ["fsdd"], "steps": 300, "recipe": "omnidigits.yaml",
          "init": {"from": "runs/anchor", "pairs": [["image", "text"]], "datasets": ["mnist"], "steps": 100}}))
     card = render_model_card(tmp_path / "m")
     assert "license: unknown" in card and "one 64-dimensional space" in card
@@ -156,4 +156,4 @@ def test_model_card_reports_sizes_training_and_source(tiny_model, tmp_path):
     assert f"| text | {text_params / 1e6:.1f} M |" in card
     assert "| video | 0 (runs other modalities' encoders) |" in card
     assert "- 300 steps on fsdd (pairs: audio–image), started from `runs/anchor`:" in card
-    assert "  - 100 steps on mnist (pairs: image–text)" in card
+    assert "  recipe: omnidigits.yaml\n  - 100 steps on mnist (pairs: image–text)" in card
