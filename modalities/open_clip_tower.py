@@ -10,7 +10,8 @@ Preprocessing stays the modality's own and is checked against the tower: image s
 the architecture; mean/std/interpolation against open_clip's table for the ``pretrained`` tag when one is
 given (a local file alone does not say which statistics it was trained with); context length and tokenizer
 against the text config. A mismatch is a :class:`ConfigError` naming the right values, and
-:func:`open_clip_modalities` writes a consistent pair of configs.
+:func:`open_clip_modalities` writes a consistent pair of configs. Users reach all of this through
+``omniembed.load("open_clip:ARCH/TAG", add=[...])`` (:mod:`omniembed.pretrained.open_clip`).
 """
 
 from __future__ import annotations

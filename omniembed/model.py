@@ -14,8 +14,8 @@ from torch import nn
 from .config import ModelConfig
 from .errors import CheckpointError, MissingModalityError
 from .io import atomic_dir, load_tensors, save_tensors, write_json
-from .provenance import SOURCE_FILE, announce, read_source
 from .model_card import write_model_card
+from .provenance import SOURCE_FILE, announce, read_source
 from .registry import Modality, get_modality, modality_for_suffix, path_suffix
 
 CONFIG_FILE = "config.json"
@@ -133,7 +133,8 @@ class OmniEmbedModel(nn.Module):
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer/tower files) atomically to ``directory``."""
+        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer/tower files, ``source.json`` when the weights
+        have a recorded source) and the model card ``README.md`` atomically to ``directory``."""
         directory = Path(directory)
         with atomic_dir(directory) as tmp:
             stored = {name: proc.export_assets(tmp) for name, proc in self.processors.items()}

@@ -120,7 +120,8 @@ def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.o
 
 # ---- building ------------------------------------------------------------------------------------------------
 def build_model(config: ExperimentConfig) -> OmniEmbedModel:
-    """A named/JSON model (restricted to the modalities the run uses, overrides applied) or a checkpoint directory."""
+    """A named/JSON model (restricted to the modalities the run uses, overrides applied), a checkpoint directory or
+    a pretrained model (``omniembed.load``; ``open_clip:`` gains a new tower for each other modality the run binds)."""
     init = config.model.init
     if Path(init).is_dir() or is_pretrained(init):
         if config.model.overrides:
