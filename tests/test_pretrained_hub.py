@@ -157,3 +157,17 @@ def test_model_card_reports_sizes_training_and_source(tiny_model, tmp_path):
     assert "| video | 0 (runs other modalities' encoders) |" in card
     assert "- 300 steps on fsdd (pairs: audio–image), started from `runs/anchor`:" in card
     assert "  recipe: omnidigits.yaml\n  - 100 steps on mnist (pairs: image–text)" in card
+
+
+def test_hf_loads_from_the_cache_when_the_hub_is_unreachable_without_offline_mode(tiny_model, hub_cache, tmp_path,
+                                                                                  monkeypatch):
+    from local_server import closed_port_url
+
+    tiny_model.save(tmp_path / "saved")
+    put_in_hub_cache(hub_cache, "someone/omni-tiny", tmp_path / "saved")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    down = closed_port_url("").rstrip("/")  # a Hub endpoint on 127.0.0.1 where nothing listens: no network
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", down)
+    assert omniembed.load("hf:someone/omni-tiny").fingerprint() == tiny_model.fingerprint()
+    with pytest.raises(OfflineError, match="hf:someone/absent: not in the Hub cache .* cannot be reached; fetch it"):
+        omniembed.load("hf:someone/absent")
