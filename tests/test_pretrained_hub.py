@@ -15,6 +15,7 @@ from omniembed.cli import main
 from omniembed.pretrained.errors import OfflineError
 
 huggingface_hub = pytest.importorskip("huggingface_hub")
+hub_constants = pytest.importorskip("huggingface_hub.constants")
 
 
 def put_in_hub_cache(cache: Path, repo_id: str, folder: Path, revision: str = "main") -> str:
@@ -39,8 +40,8 @@ def put_in_hub_cache(cache: Path, repo_id: str, folder: Path, revision: str = "m
 def hub_cache(tmp_path, monkeypatch):
     cache = tmp_path / "hub"
     cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     return cache
 
 
@@ -165,9 +166,9 @@ def test_hf_loads_from_the_cache_when_the_hub_is_unreachable_without_offline_mod
 
     tiny_model.save(tmp_path / "saved")
     put_in_hub_cache(hub_cache, "someone/omni-tiny", tmp_path / "saved")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
     down = closed_port_url("").rstrip("/")  # a Hub endpoint on 127.0.0.1 where nothing listens: no network
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", down)
+    monkeypatch.setattr(hub_constants, "ENDPOINT", down)
     assert omniembed.load("hf:someone/omni-tiny").fingerprint() == tiny_model.fingerprint()
     with pytest.raises(OfflineError, match="hf:someone/absent: not in the Hub cache .* cannot be reached; fetch it"):
         omniembed.load("hf:someone/absent")
