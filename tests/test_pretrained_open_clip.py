@@ -97,6 +97,8 @@ def test_open_clip_spec_takes_a_local_weight_file_as_tag(clip, tmp_path, monkeyp
     root, reference = clip
     monkeypatch.setenv("OMNIEMBED_CACHE", str(tmp_path / "cache"))
     model = omniembed.load(f"open_clip:{ARCH}/{root / 'tiny-clip.bin'}")
+    assert model.source["name"] == f"open_clip:{ARCH}/tiny-clip.bin"
+    assert model.source["url"] == "local file tiny-clip.bin"
     images = torch.randn(1, 3, 32, 32)
     with torch.inference_mode():
         torch.testing.assert_close(model.encode_image(images), reference.encode_image(images, normalize=True),

@@ -24,7 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
     from ..convert import load_imagebind
@@ -35,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
     model = load_imagebind(args.checkpoint, config=args.config, modalities=modalities)
     record = get_source(LICENSED_AS[args.format]).provenance(file_sha256(Path(args.checkpoint)))
+    # the file's name and digest identify it; its local path would leak into a pushed model card
     model.source = {**record, "name": f"{args.format}:{Path(args.checkpoint).name}",
-                    "url": os.path.abspath(args.checkpoint), "sha256_published": False}
+                    "url": f"local file {Path(args.checkpoint).name}", "sha256_published": False,
+                    "description": f"converted with omniembed convert {args.format}"}
     announce(model.source, "converting")
     model.save(args.out)
     params = sum(p.numel() for p in model.parameters())

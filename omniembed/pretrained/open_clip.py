@@ -64,18 +64,19 @@ def load_open_clip(spec: str, device: str | None = None, add: AddSpec | None = N
     with torch.no_grad():
         for name in ("image", "text"):
             model.encoder(name).postprocess.logit_scale.log_scale.copy_(trained)
-    model.source = {"name": spec, "url": _origin(*parse(spec)), "licence": None, "notice": None,
+    model.source = {"name": config.name, "url": _origin(*parse(spec)), "licence": None, "notice": None,
                     "description": "frozen open_clip image and text towers"
                     + (f"; new random towers: {', '.join(sorted(_added(add)))}" if add else "")}
     return model.to(device) if device is not None else model
 
 
 def _origin(arch: str, tag: str) -> str:
-    """Where the weights came from: the local file, or the Hub repository / URL in open_clip's table."""
+    """Where the weights came from: the Hub repository or URL in open_clip's table, or a local file's name (its
+    path would leak into a pushed model card)."""
     from ..modalities.open_clip_tower import OpenClipConfig, pretrained_preprocessing
 
     if Path(tag).expanduser().is_file():
-        return str(Path(tag).expanduser().resolve())
+        return f"local file {Path(tag).name}"
     entry = pretrained_preprocessing(OpenClipConfig(arch=arch, pretrained=tag))
     return f"https://huggingface.co/{entry['hf_hub']}" if entry.get("hf_hub") else entry.get("url", "")
 
