@@ -142,3 +142,16 @@ def test_a_recipe_starts_from_an_open_clip_spec_with_a_new_tower_per_bound_modal
     with torch.inference_mode():
         torch.testing.assert_close(model.encode_image(images), reference.encode_image(images, normalize=True),
                                    atol=1e-6, rtol=0)
+
+
+def test_models_lists_the_open_clip_entries_that_load(capsys):
+    import argparse
+
+    from omniembed.commands import models as models_command
+
+    assert models_command.run(argparse.Namespace(json=True, open_clip=True)) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["open_clip"]}
+    assert rows["open_clip:ViT-B-32/laion2b_s34b_b79k"]["embed_dim"] == 512
+    assert rows["open_clip:ViT-B-16/laion2b_s34b_b88k"]["modalities"] == ["image", "text"]
+    assert "open_clip:ViT-B-16-SigLIP/webli" not in rows  # its text tower tokenizes with a Hugging Face tokenizer
+    assert len(rows) >= 100

@@ -175,13 +175,13 @@ def test_every_cli_model_option_accepts_a_source_name(registered, cache, tmp_pat
 
 
 def test_models_lists_every_pretrained_name_with_size_modalities_and_licence(registered, cache, capsys):
-    assert models_command.run(argparse.Namespace(json=True)) == 0
+    assert models_command.run(argparse.Namespace(json=True, open_clip=False)) == 0
     listed = {s["name"]: s for s in json.loads(capsys.readouterr().out)["pretrained"]}
     huge = listed["imagebind_huge"]
     assert huge["licence"] == "CC-BY-NC-SA-4.0" and huge["embed_dim"] == 1024 and huge["sha256"] is None
     assert huge["parameters"] == 1_200_781_061
     assert listed[NAME]["cached"] is False
-    assert models_command.run(argparse.Namespace(json=False)) == 0
+    assert models_command.run(argparse.Namespace(json=False, open_clip=False)) == 0
     table = capsys.readouterr().out
     assert "imagebind_huge   1.20 B params  ≈4.8 GB" in table and "licence=CC-BY-NC-SA-4.0" in table
 

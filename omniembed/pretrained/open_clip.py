@@ -70,6 +70,26 @@ def load_open_clip(spec: str, device: str | None = None, add: AddSpec | None = N
     return model.to(device) if device is not None else model
 
 
+def list_open_clip() -> list[tuple[str, str, int]]:
+    """(arch, tag, embed dim) of every entry of open_clip's pretrained table that loads as ``open_clip:ARCH/TAG``
+    (square images resized by the short side, a CLIP-BPE text tower); read from the tables, nothing is built."""
+    import open_clip
+
+    from ..modalities.open_clip_tower import architecture, open_clip_modalities
+
+    loadable = []
+    for arch, tag in open_clip.list_pretrained():
+        text_cfg = architecture(arch).get("text_cfg", {})
+        if text_cfg.get("hf_tokenizer_name") or text_cfg.get("tokenizer_kwargs"):
+            continue
+        try:
+            open_clip_modalities(arch, pretrained=tag)
+        except ConfigError:  # a resize mode or image shape the image modality does not reproduce
+            continue
+        loadable.append((arch, tag, int(architecture(arch)["embed_dim"])))
+    return loadable
+
+
 def _origin(arch: str, tag: str) -> str:
     """Where the weights came from: the Hub repository or URL in open_clip's table, or a local file's name (its
     path would leak into a pushed model card)."""
