@@ -35,7 +35,8 @@ from torch import nn
 
 from omniembed.encoder import Tokens
 
-from .pointnet2_order import PAD_RANK, Pointnet2Order
+from .point_trunk import PositionedTokens
+from .pointnet2_order import Pointnet2Order, kernel_sum
 
 CHUNK = 32
 """Points per chunk: the unit of work skipped or done by the pruned search."""
@@ -208,7 +209,7 @@ def _fps_dense(chunks: ChunkedClouds, n_samples: int, k: int, position: torch.Te
     for i in range(n_samples):
         centres[i] = position
         diff = flat - flat[rows, position][:, None]
-        d = diff.square().sum(-1) if order is None else _kernel_sum(diff.square())  # [B, N]
+        d = diff.square().sum(-1) if order is None else kernel_sum(diff.square())  # [B, N]
         if k:
             neighbours[i] = d.topk(k, dim=1, largest=False).indices
         torch.minimum(dist, d, out=dist)
@@ -282,7 +283,7 @@ def _fps_pruned(chunks: ChunkedClouds, n_samples: int, k: int, position: torch.T
             flat_chunk = chunk_max.argmax(dim=1) + offsets
             lane = dist.index_select(0, flat_chunk).argmax(dim=1)
         else:
-            flat_chunk, lane = _pick_by_rank(chunk_max, dist, order.rank.view(b * m, c), offsets)
+            flat_chunk, lane = order.pick_chunked(chunk_max, dist, offsets)
     centres = (torch.stack(rows, dim=1) - offsets[:, None]) * c + torch.stack(lanes, dim=1)  # [B, S]
     if not k:
         return centres, torch.empty(b, n_samples, 0, dtype=torch.long, device=device)
@@ -293,26 +294,6 @@ def _fps_pruned(chunks: ChunkedClouds, n_samples: int, k: int, position: torch.T
         cloud, index = (~exact).nonzero(as_tuple=True)
         neighbours[cloud, index] = _knn_within(chunks, cloud, centres[cloud, index], kth[cloud, index], k)
     return centres, neighbours
-
-
-def _kernel_sum(squares: torch.Tensor) -> torch.Tensor:
-    """(x² + y²) + z² in that order, as the pointnet2 kernel adds: [..., 3] → [...]."""
-    return (squares[..., 0] + squares[..., 1]) + squares[..., 2]
-
-
-def _pick_by_rank(chunk_max: torch.Tensor, dist: torch.Tensor, rank: torch.Tensor,
-                  offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pointnet2 kernel's next centre: among the chunks holding the maximum distance (``chunk_max``
-    [B, M]; nearly always one), the point at that distance with the lowest ``rank`` [B · M, C]. → (row of
-    ``dist`` [B], lane [B])."""
-    b, c = chunk_max.shape[0], dist.shape[1]
-    best = chunk_max.amax(dim=1, keepdim=True)
-    tied = chunk_max == best
-    width = int(tied.sum(dim=1).max())
-    rows = tied.to(torch.uint8).topk(width, dim=1).indices + offsets[:, None]  # [B, W]: the tied chunks first
-    keys = torch.where(dist[rows] == best[:, :, None], rank[rows], PAD_RANK).view(b, -1)
-    j = keys.argmin(dim=1)
-    return rows.gather(1, (j // c)[:, None])[:, 0], j % c
 
 
 def _knn_within(chunks: ChunkedClouds, cloud: torch.Tensor, position: torch.Tensor, radius2: torch.Tensor,
@@ -344,8 +325,9 @@ def group_points(clouds: torch.Tensor, n_groups: int, group_size: int,
                  rule: str = "order_free") -> tuple[torch.Tensor, torch.Tensor]:
     """Point-BERT grouping: ``clouds`` [B, N, 3 + E] → (groups [B, G, K, 3 + E], centres [B, G, 3]).
 
-    Centres are farthest-point samples (``rule``: one of :data:`FPS_RULES`); each group holds the K nearest points of its centre (nearest first),
-    coordinates relative to the centre, extra channels (colour, normal) as they are. Indices are found in
+    Centres are farthest-point samples (``rule``: one of :data:`FPS_RULES`); each group holds the K nearest
+    points of its centre (nearest first), coordinates relative to the centre, extra channels (colour, normal)
+    as they are. Indices are found in
     float32 without gradients; the gathered values keep their dtype and gradient.
     """
     b = clouds.shape[0]
@@ -382,17 +364,23 @@ class MiniPointNet(nn.Module):
 class PointGroupStem(nn.Module):
     """Point-BERT's tokenizer: clouds ``[B, N, 3 + E]`` → Tokens ``[B, 1 + G, width]``.
 
-    FPS picks ``n_groups`` centres, kNN takes ``group_size`` points around each, :class:`MiniPointNet` embeds
-    each centred group and a Linear maps it to ``width``; a learned MLP of the centre coordinates is added as
-    position, and a CLS token (with its own learned position) is put first. Point-BERT adds the positions
-    before every block; here they are added once, at the input, like the other modalities' stems.
+    FPS picks ``n_groups`` centres (``rule``: one of :data:`FPS_RULES`), kNN takes ``group_size`` points around
+    each, :class:`MiniPointNet` embeds each centred group and a Linear maps it to ``width``; a learned MLP of the
+    centre coordinates is the position, and a CLS token (with its own learned position) is put first. By
+    default the positions are added here, once, like the other modalities' stems; with ``pos_every_block``
+    they are handed on apart (:class:`~.point_trunk.PositionedTokens`) for a trunk that adds them before every
+    block, as Point-BERT does.
     """
 
     def __init__(self, in_channels: int, n_groups: int, group_size: int, width: int, encoder_dims: int,
-                 hidden: int, pos_hidden: int):
+                 hidden: int, pos_hidden: int, rule: str = "order_free", pos_every_block: bool = False):
         super().__init__()
+        if rule not in FPS_RULES:
+            raise ValueError(f"unknown farthest-point sampling rule '{rule}' (choose from {', '.join(FPS_RULES)})")
         self.n_groups = n_groups
         self.group_size = group_size
+        self.rule = rule
+        self.pos_every_block = pos_every_block
         self.encoder = MiniPointNet(in_channels, hidden, encoder_dims)
         self.reduce = nn.Linear(encoder_dims, width)
         self.pos_embed = nn.Sequential(nn.Linear(3, pos_hidden), nn.GELU(), nn.Linear(pos_hidden, width))
@@ -402,9 +390,9 @@ class PointGroupStem(nn.Module):
         nn.init.normal_(self.cls_pos, std=0.02)
 
     def forward(self, clouds: torch.Tensor) -> Tokens:
-        groups, centres = group_points(clouds, self.n_groups, self.group_size)
+        groups, centres = group_points(clouds, self.n_groups, self.group_size, self.rule)
         tokens = self.reduce(self.encoder(groups))  # [B, G, D]
         b = tokens.shape[0]
         tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
         pos = torch.cat([self.cls_pos.expand(b, -1, -1), self.pos_embed(centres)], dim=1)
-        return Tokens(tokens + pos)
+        return PositionedTokens(tokens, pos=pos) if self.pos_every_block else Tokens(tokens + pos)

@@ -59,6 +59,11 @@ def near_origin(points: torch.Tensor) -> torch.Tensor:
     return mag.double() <= NEAR_ORIGIN
 
 
+def kernel_sum(squares: torch.Tensor) -> torch.Tensor:
+    """(x² + y²) + z² in that order, each step rounded, as the kernel adds: [..., 3] → [...]."""
+    return (squares[..., 0] + squares[..., 1]) + squares[..., 2]
+
+
 @dataclass
 class Pointnet2Order:
     """The kernel's rules for one batch, by Morton position (``[B, P]``, P = chunks · chunk size, positions
@@ -82,3 +87,18 @@ class Pointnet2Order:
         has rank 0: the same rule covers it."""
         best = dist.amax(dim=1, keepdim=True)
         return torch.where(dist == best, self.rank[:, : dist.shape[1]], PAD_RANK).argmin(dim=1)
+
+    def pick_chunked(self, chunk_max: torch.Tensor, dist: torch.Tensor,
+                     offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`pick` for the pruned sampler's chunked table: among the chunks holding the maximum distance
+        (``chunk_max`` [B, M]; nearly always one), the point at that distance with the lowest rank. ``dist``
+        [B · M, C] by chunk row; ``offsets`` [B] each cloud's first row. → (row [B], lane [B])."""
+        b, c = chunk_max.shape[0], dist.shape[1]
+        best = chunk_max.amax(dim=1, keepdim=True)
+        tied = chunk_max == best
+        width = int(tied.sum(dim=1).max())
+        rows = tied.to(torch.uint8).topk(width, dim=1).indices + offsets[:, None]  # [B, W]: tied chunks first
+        rank = self.rank.view(dist.shape)
+        keys = torch.where(dist[rows] == best[:, :, None], rank[rows], PAD_RANK).view(b, -1)
+        j = keys.argmin(dim=1)
+        return rows.gather(1, (j // c)[:, None])[:, 0], j % c
