@@ -1,31 +1,54 @@
-"""``omniembed convert imagebind CKPT OUT_DIR``: a peer's checkpoint → an OmniEmbed checkpoint directory."""
+"""``omniembed convert {imagebind,ulip} CKPT OUT_DIR``: a peer's checkpoint → an OmniEmbed checkpoint directory."""
 
 from __future__ import annotations
 
 import argparse
-
-FORMATS = ("imagebind",)
+from typing import Callable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("format", choices=FORMATS, help="the checkpoint's format")
+    parser.add_argument("format", choices=sorted(CONVERTERS), help="the checkpoint's format")
     parser.add_argument("checkpoint",
                         help="the checkpoint file (.pth/.pt, read with weights_only=True, or .safetensors)")
     parser.add_argument("out", help="checkpoint directory to write")
     parser.add_argument("--config", default=None,
-                        help="JSON file of ImageBind's constructor arguments, for what tensor shapes do not show "
-                             "(head counts of unreleased widths, audio stride, drop-path rates)")
+                        help="JSON file of the constructor arguments tensor shapes do not show: ImageBind's (head "
+                             "counts of unreleased widths, audio stride, drop-path rates) or ULIP's (num_heads, "
+                             "num_group, group_size, npoints, clip_arch, clip_pretrained, vision_model)")
     parser.add_argument("--modalities", default=None,
-                        help="comma-separated ImageBind modalities to convert (default: all of "
+                        help="imagebind: comma-separated modalities to convert (default: all of "
                              "vision,text,audio,depth,thermal,imu)")
+    parser.add_argument("--no-towers", action="store_true",
+                        help="ulip: convert the point encoder only; the image/text towers the checkpoint carries "
+                             "are named as skipped in SOURCE.json")
 
 
-def run(args: argparse.Namespace) -> int:
+def _imagebind(args: argparse.Namespace) -> object:
     from ..convert import load_imagebind
 
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
     model = load_imagebind(args.checkpoint, config=args.config, modalities=modalities)
     model.save(args.out)
+    return model
+
+
+def _ulip(args: argparse.Namespace) -> object:
+    from ..convert import load_ulip, save_converted
+
+    model = load_ulip(args.checkpoint, config=args.config, towers=not args.no_towers)
+    save_converted(model, args.out)
+    record = model.conversion
+    print(f"{record['format']}: towers converted: {', '.join(record['towers_converted']) or 'none'}; skipped: "
+          f"{', '.join(record['towers_skipped']) or 'none'}; weights licence: {record['weights_licence']}")
+    return model
+
+
+CONVERTERS: dict[str, Callable[[argparse.Namespace], object]] = {"imagebind": _imagebind, "ulip": _ulip}
+"""format → convert the checkpoint named by the arguments and write ``args.out``; returns the model."""
+
+
+def run(args: argparse.Namespace) -> int:
+    model = CONVERTERS[args.format](args)
     params = sum(p.numel() for p in model.parameters())
     print(f"converted {args.checkpoint} → {args.out}: {model.config.name}, {', '.join(model.modalities)}; "
           f"embed_dim {model.embed_dim}; {params / 1e6:.1f} M parameters; fingerprint {model.fingerprint()}")
