@@ -27,6 +27,7 @@ The image and text towers a checkpoint carries are converted through OmniEmbed's
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -99,11 +100,22 @@ class PointShapes:
 def load_ulip(path: str | os.PathLike, config: Mapping[str, Any] | UlipArch | str | os.PathLike | None = None,
               towers: bool = True) -> OmniEmbedModel:
     """:func:`from_ulip` on a checkpoint file: ``.pt``/``.pth`` read with ``torch.load(weights_only=True)``
-    (``{"state_dict": …}`` is unwrapped; nothing is unpickled) or ``.safetensors``. ``config`` may be the path
+    (``{"state_dict": …}`` is unwrapped; see :func:`read_checkpoint`) or ``.safetensors``. ``config`` may be the path
     of a JSON file of :class:`UlipArch` fields (ULIP's yaml names ``num_heads`` … are used as they are)."""
     if isinstance(config, (str, os.PathLike)):
         config = _read_arguments(Path(config))
-    return from_ulip(load_weight_file(path), config, towers=towers, source=str(path))
+    return from_ulip(read_checkpoint(path), config, towers=towers, source=str(path))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict of a ULIP checkpoint file. ULIP's ``main.py`` saves ``{"state_dict", "optimizer",
+    "scaler", "epoch", "best_acc1", "args"}`` with ``args`` an ``argparse.Namespace``: that one class is allowed
+    to ``torch.load(weights_only=True)`` (it only holds the run's options); nothing else is unpickled."""
+    path = Path(path)
+    if path.suffix == ".safetensors" or not path.is_file():
+        return load_weight_file(path)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return load_weight_file(path)
 
 
 def from_ulip(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any] | UlipArch | None = None,
