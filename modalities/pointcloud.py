@@ -97,8 +97,9 @@ class PointCloudConfig(ModalityConfig):
     pos_hidden: int = 128
     preprocessing: str = "omniembed"
     """How a cloud becomes ``n_points`` points (:data:`PREPROCESSING`): ``"omniembed"`` (normalise, then
-    order-free farthest-point resampling) or ``"ulip"`` (ULIP's loader: its point order kept, then
-    ``pc_normalize``; see :mod:`.ulip_sampling`)."""
+    order-free farthest-point resampling), ``"ulip"`` (ULIP's loader: its point order kept, then
+    ``pc_normalize``; see :mod:`.ulip_sampling`) or ``"ulip_as_stored"`` (the same order, xyz not normalised:
+    ULIP-2's ModelNet40 evaluation)."""
     fps_rule: str = "order_free"
     """The encoder's centre sampling (``point_groups.FPS_RULES``): ``"order_free"`` or ``"pointnet2"`` (ULIP /
     Point-BERT's CUDA kernel: starts at index 0, skips near-origin points, its tie order)."""
@@ -346,7 +347,13 @@ def ulip_points(xyz: np.ndarray, n: int, source: str) -> tuple[np.ndarray, np.nd
     return normalise(xyz[idx], source), idx
 
 
-PREPROCESSING = {"omniembed": order_free_points, "ulip": ulip_points}
+def ulip_points_as_stored(xyz: np.ndarray, n: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """ULIP-2's ModelNet40 test: its sampling, xyz as stored (it normalises a copy it then throws away)."""
+    idx = ulip_sample_indices(xyz, n)
+    return xyz[idx], idx
+
+
+PREPROCESSING = {"omniembed": order_free_points, "ulip": ulip_points, "ulip_as_stored": ulip_points_as_stored}
 """``PointCloudConfig.preprocessing`` → (xyz [N, 3], n_points, source) → (model xyz [n, 3], indices [n])."""
 
 

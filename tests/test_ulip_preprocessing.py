@@ -52,6 +52,12 @@ def test_a_smaller_cloud_is_cycled_in_order():
     np.testing.assert_allclose(out, pc_normalize(xyz[np.arange(256) % 100]), atol=1e-6)
 
 
+def test_as_stored_keeps_the_coordinates_unnormalised():
+    xyz = shell(300, seed=5)
+    out = ulip(preprocessing="ulip_as_stored").preprocess(xyz).double().numpy()
+    np.testing.assert_allclose(out, xyz[fps_from_zero(xyz.astype(np.float32).astype(np.float64), 256)], atol=1e-6)
+
+
 def test_colours_are_appended_as_stored_and_missing_ones_are_ulips_grey():
     xyz, rgb = shell(256, seed=3), np.random.default_rng(3).random((256, 3))
     mod = ulip(extra="rgb")

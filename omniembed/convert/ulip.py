@@ -74,6 +74,9 @@ class UlipArch:
     ``ViT-bigG-14`` (ULIP-2's ``open_clip_model``)."""
     clip_pretrained: str | None = None
     """open_clip pretrained tag (its preprocessing, QuickGELU); None: ``openai`` / ``laion2b_s39b_b160k``."""
+    preprocessing: str = "ulip"
+    """The point-cloud preprocessing: ``"ulip"`` (its loader's order, then ``pc_normalize``) or
+    ``"ulip_as_stored"`` (xyz as the file holds it, as ULIP-2's ModelNet40 evaluation feeds it)."""
     vision_model: str = "vit_base_patch16_224"
     """timm name of ULIP-1's image tower (SLIP's ViT-B/16)."""
     vision_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -224,7 +227,7 @@ def pointcloud_config(s: PointShapes, arch: UlipArch, logit_scale: float) -> Mod
     cls = get_modality("pointcloud").config_cls
     return cls(n_points=n_points, extra="rgb" if s.in_channels == 6 else "none", n_groups=arch.num_group,
                group_size=arch.group_size, encoder_dims=s.encoder_dims, stem_hidden=s.hidden,
-               pos_hidden=s.pos_hidden, preprocessing="ulip", fps_rule="pointnet2", pos_every_block=True,
+               pos_hidden=s.pos_hidden, preprocessing=arch.preprocessing, fps_rule="pointnet2", pos_every_block=True,
                trunk=TransformerConfig(width=s.width, depth=s.depth, heads=arch.num_heads,
                                        mlp_ratio=s.mlp_hidden / s.width, drop_path=arch.drop_path_rate,
                                        ln_eps=LN_EPS),

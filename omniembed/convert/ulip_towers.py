@@ -2,8 +2,8 @@
 
 - **ULIP-2** (``ULIP2_WITH_OPENCLIP``) holds, when saved whole, open_clip's ``ViT-bigG-14``
   (``laion2b_s39b_b160k``) under ``open_clip_model.``: its keys are open_clip's own, so they become the
-  ``image`` and ``text`` modalities' open_clip towers (:func:`~omniembed.modalities.open_clip_tower.open_clip_modalities`)
-  by a prefix change.
+  ``image`` and ``text`` modalities' open_clip towers
+  (:func:`~omniembed.modalities.open_clip_tower.open_clip_modalities`) by a prefix change.
 - **ULIP-1** (``ULIP_WITH_IMAGE``) holds SLIP's CLIP ViT-B/16: the text tower (``transformer.``,
   ``token_embedding``, ``positional_embedding``, ``ln_final``, ``text_projection``) is OpenAI CLIP's layout
   with QuickGELU — open_clip's ``ViT-B-16`` text tower under the ``openai`` tag, key for key; the image tower is
