@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from omniembed.convert import from_ulip
 from omniembed.errors import CheckpointError
@@ -74,6 +74,17 @@ def test_towers_can_be_left_out_and_are_then_named(ulip2):
     assert model.conversion["towers_converted"] == []
     assert model.conversion["towers_skipped"] == [f"image + text (open_clip_model.*, {len(ulip2[1].state_dict())} "
                                                   f"tensors)"]
+
+
+def test_towers_missing_from_a_ulip2_checkpoint_come_from_a_local_open_clip_file(ulip2, point_state, tmp_path):
+    _, clip, arch = ulip2
+    clip_file = tmp_path / "bigG.safetensors"
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(clip_file))
+    model = from_ulip(point_state, {**POINT_ARGS, "clip_arch": arch, "clip_weights": str(clip_file)})
+    ids = open_clip.get_tokenizer(arch)(["a point cloud model of a lamp."])
+    with torch.inference_mode():
+        torch.testing.assert_close(model.encode_text(ids, normalize=False), clip.encode_text(ids), atol=0, rtol=0)
+    assert model.conversion["clip_weights"] == str(clip_file)
 
 
 def test_a_tower_of_another_architecture_is_refused_naming_its_keys(ulip2, tmp_path_factory):

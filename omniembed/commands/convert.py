@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Callable
 
 
@@ -18,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modalities", default=None,
                         help="imagebind: comma-separated modalities to convert (default: all of "
                              "vision,text,audio,depth,thermal,imu)")
+    parser.add_argument("--clip-weights", default=None, metavar="FILE",
+                        help="ulip: a local open_clip weight file (ViT-bigG-14 for ULIP-2) for the image/text towers "
+                             "when the checkpoint holds none")
     parser.add_argument("--no-towers", action="store_true",
                         help="ulip: convert the point encoder only; the image/text towers the checkpoint carries "
                              "are named as skipped in SOURCE.json")
@@ -35,12 +39,21 @@ def _imagebind(args: argparse.Namespace) -> object:
 def _ulip(args: argparse.Namespace) -> object:
     from ..convert import load_ulip, save_converted
 
-    model = load_ulip(args.checkpoint, config=args.config, towers=not args.no_towers)
+    config = _read_config(args.config) if args.config else {}
+    if args.clip_weights:
+        config["clip_weights"] = args.clip_weights
+    model = load_ulip(args.checkpoint, config=config, towers=not args.no_towers)
     save_converted(model, args.out)
     record = model.conversion
     print(f"{record['format']}: towers converted: {', '.join(record['towers_converted']) or 'none'}; skipped: "
           f"{', '.join(record['towers_skipped']) or 'none'}; weights licence: {record['weights_licence']}")
     return model
+
+
+def _read_config(path: str) -> dict:
+    from ..convert.ulip import read_arguments
+
+    return read_arguments(Path(path))
 
 
 CONVERTERS: dict[str, Callable[[argparse.Namespace], object]] = {"imagebind": _imagebind, "ulip": _ulip}

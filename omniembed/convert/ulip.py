@@ -46,7 +46,7 @@ from ..io import atomic_dir, write_json
 from ..model import OmniEmbedModel
 from ..registry import get_modality
 from ..weights import load_weight_file
-from .ulip_towers import TowerPlan, plan_towers
+from .ulip_towers import OPEN_CLIP_PREFIX, TowerPlan, plan_towers
 
 POINT_PREFIX = "point_encoder."
 PROJECTION = "pc_projection"
@@ -74,6 +74,9 @@ class UlipArch:
     ``ViT-bigG-14`` (ULIP-2's ``open_clip_model``)."""
     clip_pretrained: str | None = None
     """open_clip pretrained tag (its preprocessing, QuickGELU); None: ``openai`` / ``laion2b_s39b_b160k``."""
+    clip_weights: str | None = None
+    """A local open_clip weight file for ULIP-2's towers when the checkpoint holds no ``open_clip_model.*``
+    (ULIP-2 trains against open_clip's ``ViT-bigG-14`` ``laion2b_s39b_b160k``, frozen)."""
     preprocessing: str = "ulip"
     """The point-cloud preprocessing: ``"ulip"`` (its loader's order, then ``pc_normalize``) or
     ``"ulip_as_stored"`` (xyz as the file holds it, as ULIP-2's ModelNet40 evaluation feeds it)."""
@@ -106,7 +109,7 @@ def load_ulip(path: str | os.PathLike, config: Mapping[str, Any] | UlipArch | st
     (``{"state_dict": …}`` is unwrapped; see :func:`read_checkpoint`) or ``.safetensors``. ``config`` may be the path
     of a JSON file of :class:`UlipArch` fields (ULIP's yaml names ``num_heads`` … are used as they are)."""
     if isinstance(config, (str, os.PathLike)):
-        config = _read_arguments(Path(config))
+        config = read_arguments(Path(config))
     return from_ulip(read_checkpoint(path), config, towers=towers, source=str(path))
 
 
@@ -134,6 +137,8 @@ def from_ulip(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any] 
     """
     arch = _arch(config)
     state = _strip_module(state_dict)
+    if arch.clip_weights and towers and not any(k.startswith(OPEN_CLIP_PREFIX) for k in state):
+        state.update({OPEN_CLIP_PREFIX + k: v for k, v in _strip_module(load_weight_file(arch.clip_weights)).items()})
     point_keys = {k for k in state if k.startswith(POINT_PREFIX) or k == PROJECTION}
     plan = plan_towers(state, arch, towers)
     unexpected = sorted(set(state) - point_keys - plan.keys - {LOGIT_SCALE})
@@ -157,6 +162,8 @@ def from_ulip(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any] 
     own = model.state_dict()
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in mapped.items()}, strict=False, assign=True)
     model.conversion = provenance(source, shapes, point, plan)
+    if arch.clip_weights and towers:
+        model.conversion["clip_weights"] = str(arch.clip_weights)
     return model.eval()
 
 
@@ -331,7 +338,8 @@ def _arch(config: Mapping[str, Any] | UlipArch | None) -> UlipArch:
     return UlipArch(**values)
 
 
-def _read_arguments(path: Path) -> dict[str, Any]:
+def read_arguments(path: Path) -> dict[str, Any]:
+    """A JSON object of :class:`UlipArch` fields (``--config``); ConfigError naming the file otherwise."""
     try:
         values = json.loads(path.read_text())
     except FileNotFoundError:
