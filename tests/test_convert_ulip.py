@@ -204,13 +204,13 @@ def test_cli_writes_a_model_that_reloads_with_its_source_and_licence(states, io,
     target = tmp_path / "ulip2-omni"
     assert convert_command.run(parser.parse_args(["ulip", str(checkpoint), str(target), "--config",
                                                   str(args_file)])) == 0
-    assert "ULIP-2" in capsys.readouterr().out
+    assert "ULIP-2 colored" in capsys.readouterr().out
     model = OmniEmbedModel.load(target)
     with torch.inference_mode():
         pc_embed = model.encoder("pointcloud").features(io["ulip2.input.points"])[:, 0]
     torch.testing.assert_close(pc_embed, io["ulip2.output.pc_embed"], atol=1e-5, rtol=0)
     source = json.loads((target / "SOURCE.json").read_text())
-    assert source["format"] == "ULIP-2" and source["converted_from"] == str(checkpoint)
+    assert source["format"] == "ULIP-2 colored" and source["converted_from"] == str(checkpoint)
     assert "BSD-3-Clause" in source["code_licence"] and "not stated" in source["weights_licence"]
     assert len(source["sha256"]) == 64
 
@@ -225,3 +225,10 @@ def test_embedding_a_file_gives_what_ulips_loader_and_encoder_give(models, io, t
     row = model.embed([str(path)])[0]
     expected = torch.nn.functional.normalize(io["output.pc_embed"][0], dim=0).numpy()
     np.testing.assert_allclose(row, expected, atol=1e-5)
+
+
+def test_cli_refuses_options_of_the_other_format(states, tmp_path):
+    parser = argparse.ArgumentParser()
+    convert_command.add_arguments(parser)
+    with pytest.raises(ConfigError, match="--modalities does not apply to ulip"):
+        convert_command.run(parser.parse_args(["ulip", "x.pt", str(tmp_path / "o"), "--modalities", "vision"]))

@@ -13,6 +13,9 @@ kernel), else a batched emulation of the same kernel written here. Outputs are c
 anything is timed. Each figure is the best of ``--repeats`` runs, the paths interleaved.
 
     .venv/bin/python tools/bench_ulip.py [--batch 32] [--points 8192] [--repeats 1] [--threads 2]
+
+Measured once (2 threads on a shared 2-core machine, load average ≈ 10, fixture stand-in): reference 284 s,
+converted 75 s per batch of 32 clouds × 8,192 points (3.8× the throughput); outputs agree to 7.5e-8.
 """
 
 from __future__ import annotations
@@ -255,7 +258,7 @@ def main() -> None:
     print(f"reference FPS: {fps_name}; max |converted − reference| over pc_embed: {diff:.2e}")
     print("| path | seconds / batch | clouds / s |\n|---|---|---|")
     for name in ("reference", "converted"):
-        print(f"| {name} | {times[name]:.2f} | {rate[name]:.1f} |")
+        print(f"| {name} | {times[name]:.2f} | {rate[name]:.3f} |")
     print(f"converted / reference throughput: {rate['converted'] / rate['reference']:.2f}×")
 
 

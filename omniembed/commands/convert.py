@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help="JSON file of the constructor arguments tensor shapes do not show: ImageBind's (head "
                              "counts of unreleased widths, audio stride, drop-path rates) or ULIP's (num_heads, "
-                             "num_group, group_size, npoints, clip_arch, clip_pretrained, vision_model)")
+                             "num_group, group_size, npoints, preprocessing, clip_arch, clip_pretrained, "
+                             "vision_model)")
     parser.add_argument("--modalities", default=None,
                         help="imagebind: comma-separated modalities to convert (default: all of "
                              "vision,text,audio,depth,thermal,imu)")
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _imagebind(args: argparse.Namespace) -> object:
     from ..convert import load_imagebind
 
+    _refuse(args, "imagebind", ("clip_weights", "no_towers"))
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
     model = load_imagebind(args.checkpoint, config=args.config, modalities=modalities)
     model.save(args.out)
@@ -39,6 +41,7 @@ def _imagebind(args: argparse.Namespace) -> object:
 def _ulip(args: argparse.Namespace) -> object:
     from ..convert import load_ulip, save_converted
 
+    _refuse(args, "ulip", ("modalities",))
     config = _read_config(args.config) if args.config else {}
     if args.clip_weights:
         config["clip_weights"] = args.clip_weights
@@ -48,6 +51,15 @@ def _ulip(args: argparse.Namespace) -> object:
     print(f"{record['format']}: towers converted: {', '.join(record['towers_converted']) or 'none'}; skipped: "
           f"{', '.join(record['towers_skipped']) or 'none'}; weights licence: {record['weights_licence']}")
     return model
+
+
+def _refuse(args: argparse.Namespace, fmt: str, options: tuple[str, ...]) -> None:
+    """An option of another format is a mistake worth saying, not one to ignore."""
+    from ..errors import ConfigError
+
+    given = [f"--{o.replace('_', '-')}" for o in options if getattr(args, o)]
+    if given:
+        raise ConfigError(f"{', '.join(given)} does not apply to {fmt} checkpoints")
 
 
 def _read_config(path: str) -> dict:

@@ -100,7 +100,8 @@ class PointShapes:
 
     @property
     def variant(self) -> str:
-        return "ULIP-2" if self.in_channels == 6 else "ULIP-1"
+        """What the shapes say: ULIP-2's colored encoder, or an xyz-only one (ULIP-1, or the early ULIP-2)."""
+        return "ULIP-2 colored" if self.in_channels == 6 else "ULIP xyz-only"
 
 
 def load_ulip(path: str | os.PathLike, config: Mapping[str, Any] | UlipArch | str | os.PathLike | None = None,
