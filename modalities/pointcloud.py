@@ -60,6 +60,7 @@ from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
+from .off_mesh import read_joined_header_off
 from .point_groups import FPS_RULES, PointGroupStem
 from .point_trunk import PositionEveryBlockTrunk
 from .ulip_sampling import ulip_sample_indices
@@ -222,6 +223,8 @@ def read_point_cloud(path: Path, extra: str = "none") -> PointCloud | o3d.geomet
     if suffix in MESH_SUFFIXES or (suffix == ".ply" and _ply_face_count(path) > 0):
         with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
             mesh = o3d.io.read_triangle_mesh(str(path))
+        if suffix == ".off" and len(mesh.vertices) == 0 and _off_header_joined(path):
+            mesh = read_joined_header_off(path)  # ModelNet40's "OFF<V> <F> <E>" first lines, refused by open3d
         if len(mesh.vertices) == 0 or len(mesh.triangles) == 0:
             raise EmptyInputError(str(path), "no mesh could be read: open3d found no vertices or no faces (an "
                                              "empty, unreadable or face-less mesh, which has no surface to sample)")
@@ -231,6 +234,12 @@ def read_point_cloud(path: Path, extra: str = "none") -> PointCloud | o3d.geomet
     if len(cloud.points) == 0:
         raise EmptyInputError(str(path), f"no points could be read (an empty cloud, or not a valid {suffix} file)")
     return _from_open3d(cloud, str(path))
+
+
+def _off_header_joined(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    return head.startswith(b"OFF") and head[3:4].isdigit()
 
 
 def _ply_face_count(path: Path) -> int:

@@ -10,8 +10,9 @@ import open3d as o3d
 import pytest
 
 from omniembed.cli import main
-from omniembed.errors import ConfigError, InputError
+from omniembed.errors import ConfigError, InputError, UnreadableInputError
 from omniembed.eval.class_folders import eval_set_from_class_folders, read_class_names, read_templates
+from omniembed.modalities.pointcloud import read_point_cloud
 
 TEMPLATES = ["a point cloud model of {}.", "There is a {} in the scene."]
 
@@ -86,3 +87,22 @@ def test_a_folder_without_readable_files_or_with_too_few_names_is_refused(tiny_m
     (tmp_path / "empty" / "chair" / "notes.xyzw").write_text("?")
     with pytest.raises(InputError, match="no file under its class folders"):
         eval_set_from_class_folders(tmp_path / "empty", tiny_model)
+
+
+def test_modelnet40_off_files_with_counts_joined_to_the_keyword_are_read(tmp_path, tiny_model):
+    """A quarter of ModelNet40's .off files start 'OFF<V> <F> <E>', which open3d refuses; they read as the
+    same mesh written with a proper header, quads fanned into triangles."""
+    body = "0 0 0\n2 0 0\n2 1 0\n0 1 0\n1 0.5 1\n"
+    faces = "3 0 1 4\n3 1 2 4\n3 2 3 4\n3 3 0 4\n"
+    joined, proper = tmp_path / "joined.off", tmp_path / "proper.off"
+    joined.write_text("OFF5 5 0\n" + body + "4 0 1 2 3\n" + faces)
+    proper.write_text("OFF\n5 6 0\n" + body + "3 0 1 2\n3 0 2 3\n" + faces)
+    mesh, reference = read_point_cloud(joined), o3d.io.read_triangle_mesh(str(proper))
+    np.testing.assert_array_equal(np.asarray(mesh.vertices), np.asarray(reference.vertices))
+    np.testing.assert_array_equal(np.asarray(mesh.triangles), np.asarray(reference.triangles))
+    rows = tiny_model.embed([str(joined), str(proper)], modality="pointcloud")
+    np.testing.assert_allclose(rows[0], rows[1], atol=1e-6)
+    truncated = tmp_path / "truncated.off"
+    truncated.write_text("OFF5 5 0\n" + body + "4 0 1 2 3\n3 0 1\n")
+    with pytest.raises(UnreadableInputError, match="truncated.off: malformed or truncated OFF"):
+        read_point_cloud(truncated)
