@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from omniembed.commands import convert as convert_command
-from omniembed.convert import UlipArch, from_ulip, load_ulip
+from omniembed.convert import from_ulip, load_ulip
 from omniembed.errors import CheckpointError, ConfigError
 from omniembed.model import OmniEmbedModel
 from omniembed.modalities.point_groups import fps_knn, group_points

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from omniembed.convert import from_ulip

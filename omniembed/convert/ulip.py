@@ -159,8 +159,8 @@ def from_ulip(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any] 
     model = OmniEmbedModel(model_config)
     mapped = {f"encoders.pointcloud.{k}": v for k, v in map_point_state(state, shapes).items()}
     mapped.update(plan.mapped(state))
-    _check_towers(model.state_dict(), mapped, plan, source)
     own = model.state_dict()
+    _check_towers(own, mapped, plan, source)
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in mapped.items()}, strict=False, assign=True)
     model.conversion = provenance(source, shapes, point, plan)
     if arch.clip_weights and towers:
