@@ -232,3 +232,22 @@ def test_cli_refuses_options_of_the_other_format(states, tmp_path):
     convert_command.add_arguments(parser)
     with pytest.raises(ConfigError, match="--modalities does not apply to ulip"):
         convert_command.run(parser.parse_args(["ulip", "x.pt", str(tmp_path / "o"), "--modalities", "vision"]))
+
+
+@pytest.mark.parametrize("recipe", ["ULIP_PointBERT (ULIP-1, xyz)", "ULIP2_PointBERT_Colored (ULIP-2, xyz+rgb)"])
+def test_full_size_layouts_of_the_released_recipes_are_the_ones_expected(fixture_dir, recipe):
+    """The fixture records the full-size state-dict shapes ULIP's yaml files give: the converter expects exactly
+    those keys and shapes, and infers the recipe's sizes back from them."""
+    from omniembed.convert.ulip import expected_shapes, infer_shapes
+
+    full = json.loads((fixture_dir / "config.json").read_text())["full_size"][recipe]
+    depth = full["model"]["depth"]
+    recorded = {}
+    for key, shape in full["state_dict_shapes"].items():
+        for i in (range(depth) if "{i}" in key else [None]):
+            recorded[key.format(i=i) if i is not None else key] = tuple(shape)
+    assert len(recorded) == full["n_tensors"]
+    state = {k: torch.empty(v) for k, v in recorded.items()}
+    shapes = infer_shapes(state, recipe)
+    assert (shapes.width, shapes.depth, shapes.encoder_dims) == (384, depth, 256)
+    assert expected_shapes(shapes) == recorded
