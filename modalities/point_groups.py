@@ -35,6 +35,9 @@ from torch import nn
 
 from omniembed.encoder import Tokens
 
+from .point_trunk import PositionedTokens
+from .pointnet2_order import Pointnet2Order, kernel_sum
+
 CHUNK = 32
 """Points per chunk: the unit of work skipped or done by the pruned search."""
 MORTON_BITS = 10
@@ -135,23 +138,32 @@ def chunk_clouds(points: torch.Tensor, chunk: int = CHUNK) -> ChunkedClouds:
 # ---- farthest-point sampling and k nearest neighbours -------------------------------------------------------
 
 
+FPS_RULES = ("order_free", "pointnet2")
+"""``order_free``: start at the point farthest from the centroid, ties to the first in Morton order.
+``pointnet2``: Point-BERT's CUDA kernel (ULIP) — start at index 0, skip near-origin points, its tie order
+(:mod:`.pointnet2_order`)."""
+
+
 def farthest_point_sample(points: torch.Tensor, n_samples: int, start: torch.Tensor | None = None,
-                          pruned: bool | None = None) -> torch.Tensor:
+                          pruned: bool | None = None, rule: str = "order_free") -> torch.Tensor:
     """Farthest-point sampling of ``points`` [B, N, 3] → indices [B, n_samples] into N, in selection order.
 
-    ``start`` [B]: the first index per cloud; default the point farthest from the cloud's centroid.
-    ``pruned``: update only the chunks the new centre can reach (default on CPU) or every point (default
-    elsewhere); both give the same indices.
+    ``start`` [B]: the first index per cloud; default the point farthest from the cloud's centroid
+    (``rule="order_free"``) or index 0 (``rule="pointnet2"``). ``pruned``: update only the chunks the new
+    centre can reach (default on CPU) or every point (default elsewhere); both give the same indices.
+    ``rule``: one of :data:`FPS_RULES`.
     """
-    return fps_knn(points, n_samples, 0, start, pruned)[0]
+    return fps_knn(points, n_samples, 0, start, pruned, rule)[0]
 
 
 def fps_knn(points: torch.Tensor, n_samples: int, k: int, start: torch.Tensor | None = None,
-            pruned: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            pruned: bool | None = None, rule: str = "order_free") -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`farthest_point_sample` plus each centre's ``k`` nearest points, from the same distance updates.
 
     ``points`` [B, N, 3] → (centre indices [B, S], neighbour indices [B, S, k], nearest first) into N.
     """
+    if rule not in FPS_RULES:
+        raise ValueError(f"unknown farthest-point sampling rule '{rule}' (choose from {', '.join(FPS_RULES)})")
     b, n, _ = points.shape
     if not 0 < n_samples <= n:
         raise ValueError(f"cannot pick {n_samples} of {n} points")
@@ -159,9 +171,14 @@ def fps_knn(points: torch.Tensor, n_samples: int, k: int, start: torch.Tensor | 
         raise ValueError(f"cannot find {k} neighbours among {n} points")
     with torch.no_grad():
         chunks = chunk_clouds(points)
+        order = None
+        if rule == "pointnet2":
+            order = Pointnet2Order.for_positions(points, chunks.order)
+            if start is None:
+                start = torch.zeros(b, dtype=torch.long, device=points.device)
         position = _first_positions(points, chunks, start)
         prune = points.device.type == "cpu" if pruned is None else pruned
-        centres, neighbours = (_fps_pruned if prune else _fps_dense)(chunks, n_samples, k, position)
+        centres, neighbours = (_fps_pruned if prune else _fps_dense)(chunks, n_samples, k, position, order)
         rows = torch.arange(b, device=points.device)[:, None]
         return chunks.order[rows, centres], chunks.order[rows[..., None], neighbours]
 
@@ -177,35 +194,41 @@ def _first_positions(points: torch.Tensor, chunks: ChunkedClouds, start: torch.T
     return (chunks.order == start[:, None]).int().argmax(dim=1)
 
 
-def _fps_dense(chunks: ChunkedClouds, n_samples: int, k: int,
-               position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _fps_dense(chunks: ChunkedClouds, n_samples: int, k: int, position: torch.Tensor,
+               order: Pointnet2Order | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Every point's distance updated each iteration. [B] first positions → Morton positions of the centres
-    [B, S] and of their k nearest [B, S, k]."""
+    [B, S] and of their k nearest [B, S, k]. ``order``: the pointnet2 kernel's exclusions and ties."""
     flat = chunks.flat()
-    b = flat.shape[0]
+    b, n = flat.shape[:2]
     rows = torch.arange(b, device=flat.device)
     dist = torch.full(flat.shape[:2], torch.inf, dtype=flat.dtype, device=flat.device)
+    if order is not None:  # never a centre: −inf stays below every distance
+        dist.masked_fill_(order.excluded[:, :n], -torch.inf)
     centres = torch.empty(n_samples, b, dtype=torch.long, device=flat.device)
     neighbours = torch.empty(n_samples, b, k, dtype=torch.long, device=flat.device)
     for i in range(n_samples):
         centres[i] = position
-        d = (flat - flat[rows, position][:, None]).square().sum(-1)  # [B, N]
+        diff = flat - flat[rows, position][:, None]
+        d = diff.square().sum(-1) if order is None else kernel_sum(diff.square())  # [B, N]
         if k:
             neighbours[i] = d.topk(k, dim=1, largest=False).indices
         torch.minimum(dist, d, out=dist)
-        position = dist.argmax(dim=1)  # the first of equal maxima, as in the pruned path
+        # the first of equal maxima, as in the pruned path, or the kernel's tie order
+        position = dist.argmax(dim=1) if order is None else order.pick(dist)
     return centres.T, neighbours.transpose(0, 1)
 
 
-def _fps_pruned(chunks: ChunkedClouds, n_samples: int, k: int,
-                position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _fps_pruned(chunks: ChunkedClouds, n_samples: int, k: int, position: torch.Tensor,
+                order: Pointnet2Order | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Only chunks whose box is nearer the new centre than their largest distance are updated; the same
     result as :func:`_fps_dense`.
 
     The next centre comes from per-chunk maxima: the chunk with the largest (first of equals), then its first
     point with that distance. With ``k``, the chunks within ``KNN_RADIUS_MARGIN`` × the previous centre's
     squared k-th distance are updated too, and the centre's k nearest are taken among all the points updated;
-    where a chunk left out may hold a nearer point, :func:`_knn_within` finishes the search.
+    where a chunk left out may hold a nearer point, :func:`_knn_within` finishes the search. With ``order``
+    (the pointnet2 kernel's rules) excluded points hold −inf and ties among the chunks holding the maximum go
+    by the kernel's rank.
     """
     b, m, c = chunks.shape
     device, dtype = chunks.axes.device, chunks.axes.dtype
@@ -214,6 +237,8 @@ def _fps_pruned(chunks: ChunkedClouds, n_samples: int, k: int,
     table = torch.cat([chunks.axes.transpose(0, 1), torch.full((b * m, 1, c), torch.inf, dtype=dtype,
                                                                device=device)], dim=1)  # [B · M, 4, C]
     dist = table[:, 3]
+    if order is not None:  # never a centre: −inf stays below every distance and no chunk box beats it
+        dist.masked_fill_(order.excluded.view(b * m, c), -torch.inf)
     chunk_max = torch.full((b, m), torch.inf, dtype=dtype, device=device)
     flat_chunk, lane = position // c + offsets, position % c  # the centre's row in ``table`` and its lane
     radius2 = torch.full((b, 1), torch.inf, dtype=dtype, device=device)
@@ -237,7 +262,10 @@ def _fps_pruned(chunks: ChunkedClouds, n_samples: int, k: int,
         d = None
         for axis in range(3):
             diff = g[:, :, axis] - centre[:, axis, None, None]
-            d = diff.square_() if d is None else d.addcmul_(diff, diff)  # [B, W, C]
+            if d is None:
+                d = diff.square_()  # [B, W, C]
+            else:  # the kernel rounds each product (no fused multiply-add): exact ties must stay ties
+                d = d.addcmul_(diff, diff) if order is None else d.add_(diff.square_())
         nearest = torch.minimum(g[:, :, 3], d)
         dist.index_copy_(0, flat_sel, nearest.view(-1, c))
         chunk_max.view(-1).index_copy_(0, flat_sel, nearest.amax(dim=2).flatten())
@@ -251,8 +279,11 @@ def _fps_pruned(chunks: ChunkedClouds, n_samples: int, k: int,
             kth.append(near[:, -1])
             exact.append(near[:, -1] <= -priority[:, width] if width < m else torch.ones_like(take[:, 0]))
             radius2 = near[:, -1:] * KNN_RADIUS_MARGIN
-        flat_chunk = chunk_max.argmax(dim=1) + offsets
-        lane = dist.index_select(0, flat_chunk).argmax(dim=1)
+        if order is None:
+            flat_chunk = chunk_max.argmax(dim=1) + offsets
+            lane = dist.index_select(0, flat_chunk).argmax(dim=1)
+        else:
+            flat_chunk, lane = order.pick_chunked(chunk_max, dist, offsets)
     centres = (torch.stack(rows, dim=1) - offsets[:, None]) * c + torch.stack(lanes, dim=1)  # [B, S]
     if not k:
         return centres, torch.empty(b, n_samples, 0, dtype=torch.long, device=device)
@@ -290,17 +321,19 @@ def _knn_within(chunks: ChunkedClouds, cloud: torch.Tensor, position: torch.Tens
 # ---- grouping and the stem -----------------------------------------------------------------------------------
 
 
-def group_points(clouds: torch.Tensor, n_groups: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def group_points(clouds: torch.Tensor, n_groups: int, group_size: int,
+                 rule: str = "order_free") -> tuple[torch.Tensor, torch.Tensor]:
     """Point-BERT grouping: ``clouds`` [B, N, 3 + E] → (groups [B, G, K, 3 + E], centres [B, G, 3]).
 
-    Centres are farthest-point samples; each group holds the K nearest points of its centre (nearest first),
-    coordinates relative to the centre, extra channels (colour, normal) as they are. Indices are found in
+    Centres are farthest-point samples (``rule``: one of :data:`FPS_RULES`); each group holds the K nearest
+    points of its centre (nearest first), coordinates relative to the centre, extra channels (colour, normal)
+    as they are. Indices are found in
     float32 without gradients; the gathered values keep their dtype and gradient.
     """
     b = clouds.shape[0]
     with torch.no_grad(), torch.autocast(clouds.device.type, enabled=False):
         xyz = clouds[..., :3].float()
-        centre_idx, neighbours = fps_knn(xyz, n_groups, group_size)  # [B, G], [B, G, K]
+        centre_idx, neighbours = fps_knn(xyz, n_groups, group_size, rule=rule)  # [B, G], [B, G, K]
     rows = torch.arange(b, device=clouds.device)[:, None, None]
     groups = clouds[rows, neighbours]  # [B, G, K, 3 + E]
     centres = clouds[rows[:, :, 0], centre_idx][..., :3]
@@ -331,17 +364,23 @@ class MiniPointNet(nn.Module):
 class PointGroupStem(nn.Module):
     """Point-BERT's tokenizer: clouds ``[B, N, 3 + E]`` → Tokens ``[B, 1 + G, width]``.
 
-    FPS picks ``n_groups`` centres, kNN takes ``group_size`` points around each, :class:`MiniPointNet` embeds
-    each centred group and a Linear maps it to ``width``; a learned MLP of the centre coordinates is added as
-    position, and a CLS token (with its own learned position) is put first. Point-BERT adds the positions
-    before every block; here they are added once, at the input, like the other modalities' stems.
+    FPS picks ``n_groups`` centres (``rule``: one of :data:`FPS_RULES`), kNN takes ``group_size`` points around
+    each, :class:`MiniPointNet` embeds each centred group and a Linear maps it to ``width``; a learned MLP of the
+    centre coordinates is the position, and a CLS token (with its own learned position) is put first. By
+    default the positions are added here, once, like the other modalities' stems; with ``pos_every_block``
+    they are handed on apart (:class:`~.point_trunk.PositionedTokens`) for a trunk that adds them before every
+    block, as Point-BERT does.
     """
 
     def __init__(self, in_channels: int, n_groups: int, group_size: int, width: int, encoder_dims: int,
-                 hidden: int, pos_hidden: int):
+                 hidden: int, pos_hidden: int, rule: str = "order_free", pos_every_block: bool = False):
         super().__init__()
+        if rule not in FPS_RULES:
+            raise ValueError(f"unknown farthest-point sampling rule '{rule}' (choose from {', '.join(FPS_RULES)})")
         self.n_groups = n_groups
         self.group_size = group_size
+        self.rule = rule
+        self.pos_every_block = pos_every_block
         self.encoder = MiniPointNet(in_channels, hidden, encoder_dims)
         self.reduce = nn.Linear(encoder_dims, width)
         self.pos_embed = nn.Sequential(nn.Linear(3, pos_hidden), nn.GELU(), nn.Linear(pos_hidden, width))
@@ -351,9 +390,9 @@ class PointGroupStem(nn.Module):
         nn.init.normal_(self.cls_pos, std=0.02)
 
     def forward(self, clouds: torch.Tensor) -> Tokens:
-        groups, centres = group_points(clouds, self.n_groups, self.group_size)
+        groups, centres = group_points(clouds, self.n_groups, self.group_size, self.rule)
         tokens = self.reduce(self.encoder(groups))  # [B, G, D]
         b = tokens.shape[0]
         tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
         pos = torch.cat([self.cls_pos.expand(b, -1, -1), self.pos_embed(centres)], dim=1)
-        return Tokens(tokens + pos)
+        return PositionedTokens(tokens, pos=pos) if self.pos_every_block else Tokens(tokens + pos)

@@ -17,13 +17,17 @@ farthest-point sampling (open3d's, one cloud at a time), starting from the point
 A cloud with fewer points is sampled with replacement: every point ⌊n_points / N⌋ times, plus the
 ``n_points mod N`` points that farthest-point sampling picks first. Extra channels (``extra``): ``"rgb"``
 (values above 1 are read as 0–255; a cloud without colours gets ULIP's grey ``missing_rgb`` = 0.4) or
-``"normal"`` (a cloud without normals is an error).
+``"normal"`` (a cloud without normals is an error). ``preprocessing="ulip"`` instead gives what ULIP's own
+loader gives its encoder (:mod:`.ulip_sampling`: the file's point order kept, then ``pc_normalize``), for
+converted ULIP weights (:func:`omniembed.convert.from_ulip` sets it, with ``fps_rule="pointnet2"`` and
+``pos_every_block``).
 
 **Order invariance.** Nothing depends on the order the points come in: the centroid and scale are
 order-free, farthest-point sampling starts from the point farthest from the centroid (not from index 0) and
 picks points by geometry, the repetition rule above is order-free, and the encoder's grouping, mini-PointNet
 (max-pooled) and transformer (positions from group centres, no index positions) are permutation-invariant.
-So a permuted cloud gets the same embedding, up to float rounding and exactly equal distances.
+So a permuted cloud gets the same embedding, up to float rounding and exactly equal distances. (Not so
+with ULIP's choices: its kernel starts at index 0, so its embeddings depend on which point comes first.)
 
 **Encoder** (:mod:`.point_groups`): Point-BERT's stem — ``n_groups`` farthest-point centres, ``group_size``
 nearest neighbours each, a mini-PointNet per centred group, a learned MLP of the centre as position, a CLS token
@@ -56,7 +60,10 @@ from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
-from .point_groups import PointGroupStem
+from .off_mesh import read_joined_header_off
+from .point_groups import FPS_RULES, PointGroupStem
+from .point_trunk import PositionEveryBlockTrunk
+from .ulip_sampling import ulip_sample_indices
 
 CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".pts")
 MESH_SUFFIXES = (".obj", ".off", ".stl")
@@ -89,6 +96,16 @@ class PointCloudConfig(ModalityConfig):
     stem_hidden: int = 128
     """Mini-PointNet widths are h, 2h, then 4h, 4h (Point-BERT: 128)."""
     pos_hidden: int = 128
+    preprocessing: str = "omniembed"
+    """How a cloud becomes ``n_points`` points (:data:`PREPROCESSING`): ``"omniembed"`` (normalise, then
+    order-free farthest-point resampling), ``"ulip"`` (ULIP's loader: its point order kept, then
+    ``pc_normalize``; see :mod:`.ulip_sampling`) or ``"ulip_as_stored"`` (the same order, xyz not normalised:
+    ULIP-2's ModelNet40 evaluation)."""
+    fps_rule: str = "order_free"
+    """The encoder's centre sampling (``point_groups.FPS_RULES``): ``"order_free"`` or ``"pointnet2"`` (ULIP /
+    Point-BERT's CUDA kernel: starts at index 0, skips near-origin points, its tie order)."""
+    pos_every_block: bool = False
+    """Add the group positions before every trunk block, as Point-BERT does, instead of once at the input."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(
         width=384, depth=12, heads=6, drop_path=0.1, ln_eps=1e-6))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls_max", norm_eps=1e-6))
@@ -125,6 +142,9 @@ class PointCloudModality(Modality):
         if config.n_groups > config.n_points or config.group_size > config.n_points:
             raise ConfigError(f"pointcloud: {config.n_groups} groups of {config.group_size} points need "
                               f"n_points ≥ both, got {config.n_points}")
+        for key, allowed in (("preprocessing", PREPROCESSING), ("fps_rule", FPS_RULES)):
+            if getattr(config, key) not in allowed:
+                raise ConfigError(f"pointcloud.{key} '{getattr(config, key)}' is not one of {sorted(allowed)}")
         if not 0.0 <= config.missing_rgb <= 1.0:
             raise ConfigError(f"pointcloud.missing_rgb must be in [0, 1], got {config.missing_rgb}")
 
@@ -145,9 +165,8 @@ class PointCloudModality(Modality):
         ``[n_points, 3 + E]``: unit-sphere xyz, then the ``extra`` channels."""
         cfg = self.config
         cloud = self.as_cloud(raw)
-        xyz = normalise(cloud.xyz, cloud.source)
-        idx = resample_indices(xyz, cfg.n_points)
-        parts = [xyz[idx]]
+        xyz, idx = PREPROCESSING[cfg.preprocessing](cloud.xyz, cfg.n_points, cloud.source)
+        parts = [xyz]
         if cfg.extra == "rgb":
             if cloud.colors is None:
                 parts.append(np.full((len(idx), 3), cfg.missing_rgb))
@@ -180,8 +199,9 @@ class PointCloudModality(Modality):
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
         stem = PointGroupStem(3 + EXTRA_CHANNELS[cfg.extra], cfg.n_groups, cfg.group_size, cfg.trunk.width,
-                              cfg.encoder_dims, cfg.stem_hidden, cfg.pos_hidden)
-        return ModalityEncoder(stem, TransformerTrunk(Transformer(cfg.trunk)),
+                              cfg.encoder_dims, cfg.stem_hidden, cfg.pos_hidden, cfg.fps_rule, cfg.pos_every_block)
+        trunk = PositionEveryBlockTrunk if cfg.pos_every_block else TransformerTrunk
+        return ModalityEncoder(stem, trunk(Transformer(cfg.trunk)),
                                PoolingHead(TokenHead(cfg.head, cfg.trunk.width, embed_dim)),
                                Postprocess(cfg.logit_scale))
 
@@ -203,6 +223,8 @@ def read_point_cloud(path: Path, extra: str = "none") -> PointCloud | o3d.geomet
     if suffix in MESH_SUFFIXES or (suffix == ".ply" and _ply_face_count(path) > 0):
         with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
             mesh = o3d.io.read_triangle_mesh(str(path))
+        if suffix == ".off" and len(mesh.vertices) == 0 and _off_header_joined(path):
+            mesh = read_joined_header_off(path)  # ModelNet40's "OFF<V> <F> <E>" first lines, refused by open3d
         if len(mesh.vertices) == 0 or len(mesh.triangles) == 0:
             raise EmptyInputError(str(path), "no mesh could be read: open3d found no vertices or no faces (an "
                                              "empty, unreadable or face-less mesh, which has no surface to sample)")
@@ -212,6 +234,12 @@ def read_point_cloud(path: Path, extra: str = "none") -> PointCloud | o3d.geomet
     if len(cloud.points) == 0:
         raise EmptyInputError(str(path), f"no points could be read (an empty cloud, or not a valid {suffix} file)")
     return _from_open3d(cloud, str(path))
+
+
+def _off_header_joined(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    return head.startswith(b"OFF") and head[3:4].isdigit()
 
 
 def _ply_face_count(path: Path) -> int:
@@ -312,6 +340,30 @@ def resample_indices(xyz: np.ndarray, n: int) -> np.ndarray:
     if rest == 0:
         return whole
     return np.concatenate([whole, farthest_point_indices(xyz, rest)])
+
+
+def order_free_points(xyz: np.ndarray, n: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """OmniEmbed's preprocessing: normalise, then :func:`resample_indices`. float64 [N, 3] → ([n, 3], indices [n])."""
+    xyz = normalise(xyz, source)
+    idx = resample_indices(xyz, n)
+    return xyz[idx], idx
+
+
+def ulip_points(xyz: np.ndarray, n: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """ULIP's loader: its sampling (:func:`~.ulip_sampling.ulip_sample_indices`), then ``pc_normalize`` of the
+    sampled xyz. float64 [N, 3] → ([n, 3], indices [n])."""
+    idx = ulip_sample_indices(xyz, n)
+    return normalise(xyz[idx], source), idx
+
+
+def ulip_points_as_stored(xyz: np.ndarray, n: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """ULIP-2's ModelNet40 test: its sampling, xyz as stored (it normalises a copy it then throws away)."""
+    idx = ulip_sample_indices(xyz, n)
+    return xyz[idx], idx
+
+
+PREPROCESSING = {"omniembed": order_free_points, "ulip": ulip_points, "ulip_as_stored": ulip_points_as_stored}
+"""``PointCloudConfig.preprocessing`` → (xyz [N, 3], n_points, source) → (model xyz [n, 3], indices [n])."""
 
 
 def farthest_point_indices(xyz: np.ndarray, n: int) -> np.ndarray:
