@@ -104,6 +104,9 @@ class DataConfig:
     that fits in memory, seen for several epochs) is not decoded again (:mod:`.decoded_cache`). 0: off."""
     augment: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Training-time augmentation per modality, ``{modality: {kind: affine | points, ...}}`` (:mod:`.augment`)."""
+    allow_pipe_urls: bool = False
+    """Let this recipe's shard lists hold ``pipe:CMD`` URLs, which webdataset runs as shell commands. Shard index
+    files (``shards.json``) may never hold them (:mod:`.shard_urls`)."""
 
 
 @dataclass
