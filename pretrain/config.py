@@ -149,6 +149,9 @@ class TrainConfig:
     """``"package.module:function"``, called as ``fn(model, step) -> dict[str, float] | None`` on every process."""
     progress: bool = True
     tensorboard: bool = True
+    max_nonfinite_steps: int = 0
+    """Steps with a NaN/Inf loss or gradient norm that may be skipped (update dropped) before the run stops with an
+    error naming the step and its samples; 0: the first one stops it (:mod:`.nonfinite`)."""
 
 
 @dataclass
@@ -190,6 +193,8 @@ class ExperimentConfig:
             raise ConfigError(f"train.parallel must be ddp or fsdp, got '{self.train.parallel}'")
         if self.train.steps <= 0 or self.train.checkpoint_every <= 0:
             raise ConfigError("train.steps and train.checkpoint_every must be positive")
+        if self.train.max_nonfinite_steps < 0:
+            raise ConfigError(f"train.max_nonfinite_steps must be 0 or more, got {self.train.max_nonfinite_steps}")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

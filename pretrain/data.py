@@ -249,19 +249,22 @@ class StepShards(IterableDataset):
             d = dataset_for_step(self.seed, step, weights)
             per_stream = (datasets[d].batch_size or self.config.batch_size) // self.config.streams
             samples: dict[str, list] = {m: [] for m in decoders[d].processors}
+            keys: list[str] = []
             try:
                 for c in mine:
-                    for inputs in self._take(streams[d, c], decoders[d], per_stream):
+                    for key, inputs in self._take(streams[d, c], decoders[d], per_stream):
+                        keys.append(key)
                         for m, x in inputs.items():
                             samples[m].append(x)
             except DataError as exc:  # sent as data: raised in a worker, it would reach the user as a traceback
                 yield {"step": step, "error": str(exc)}
                 return
-            yield {"step": step, "dataset": d, "samples": pack(samples),
+            yield {"step": step, "dataset": d, "samples": pack(samples), "keys": keys,
                    "state": {stream_id(datasets[e], c): vars(s.state()) for (e, c), s in streams.items()}}
             step += 1
 
-    def _take(self, stream: SampleStream, decode: PairDecoder, n: int) -> Iterator[dict[str, Any]]:
+    def _take(self, stream: SampleStream, decode: PairDecoder, n: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``n`` decoded samples of ``stream`` as (``shard name:key``, inputs), skipping (and counting) bad ones."""
         got = 0
         while got < n:
             sample = next(stream)
@@ -280,11 +283,16 @@ class StepShards(IterableDataset):
                                     f"or incomplete (limit data.max_skip_fraction={self.config.max_skip_fraction})")
                 continue
             got += 1
-            yield inputs
+            yield sample_name(sample), inputs
 
 
 def _as_is(item: Any) -> Any:
     return item
+
+
+def sample_name(sample: dict[str, Any]) -> str:
+    """``shard-000003.tar:rec_017``: where a sample came from, for messages."""
+    return f"{Path(str(sample.get('__url__', '?'))).name}:{sample.get('__key__', '?')}"
 
 
 def stream_id(ds: DatasetConfig, c: int) -> str:
@@ -297,12 +305,14 @@ def modalities_of(ds: DatasetConfig) -> list[str]:
 
 @dataclass
 class Batch:
-    """One process's batch of one step: ``inputs`` {modality: collated batch}, all from dataset ``dataset``."""
+    """One process's batch of one step: ``inputs`` {modality: collated batch}, all from dataset ``dataset``;
+    ``keys`` names its samples in batch order (:func:`sample_name`)."""
 
     step: int
     dataset: int
     inputs: dict[str, Any]
     size: int
+    keys: list[str] = field(default_factory=list)
 
 
 class PairLoader:
@@ -344,7 +354,7 @@ class PairLoader:
             self._state.update(p["state"])
         inputs = {m: self.processors[m].collate(xs) for m, xs in samples.items()}
         size = len(next(iter(samples.values())))
-        return Batch(parts[0]["step"], parts[0]["dataset"], inputs, size)
+        return Batch(parts[0]["step"], parts[0]["dataset"], inputs, size, [k for p in parts for k in p["keys"]])
 
     def state_dict(self) -> dict[str, dict]:
         return dict(self._state)

@@ -37,6 +37,7 @@ from .data import PairLoader, modalities_of
 from .lora import add_lora, merge_lora_state
 from .losses import SIGLIP_BIAS_INIT, ContrastiveLoss, SigLIPLoss
 from .metrics import MetricsLogger
+from .nonfinite import NonFiniteGuard, check_finite_weights, finite
 from .trees import map_leaves
 
 EvalHook = Callable[[OmniEmbedModel, int], "dict[str, float] | None"]
@@ -74,6 +75,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
     augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
     log = MetricsLogger(out, config, info, start_step=step, trainable=trainable)
     autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
+    guard = NonFiniteGuard(config.train.max_nonfinite_steps)
 
     module.train()
     while step < config.train.steps:
@@ -84,6 +86,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
                                         config.optim.grad_clip)
         scheduler.step()
         step += 1
+        guard.check(step, metrics["loss"], grad_norm, batch.keys)
 
         log.step(step, batch, metrics, grad_norm, scheduler.get_last_lr()[0], time.perf_counter() - t0,
                  loader.skipped())
@@ -112,7 +115,8 @@ def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.o
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = clip_gradients(module, grad_clip)
-    optimizer.step()
+    if finite(grad_norm):  # a NaN/Inf update would ruin every weight for good; the loop's guard reports it
+        optimizer.step()
     return metrics, grad_norm
 
 
@@ -358,6 +362,7 @@ def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentCon
         state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
         if lora is not None:
             state = merge_lora_state(state, lora.alpha / lora.rank)
+        check_finite_weights(state, str(directory))
         plain = OmniEmbedModel(model.config)
         plain.load_state_dict(state, strict=True)
         plain.save(directory)
