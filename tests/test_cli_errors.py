@@ -3,6 +3,7 @@ result with exit 0 (issue 17, items 8 and 9)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,78 @@ def test_index_build_or_add_on_a_missing_folder_fails_and_creates_no_index(model
         argv = ["index", "build", "--model", str(model_dir), "--out", str(index), str(tmp_path / "nowhere")]
     assert fails(capsys, argv) == f"omniembed index: error: {tmp_path / 'nowhere'}: no such file or folder"
     assert index.exists() == (action == "add")
+
+
+# ---- item 8: configs -------------------------------------------------------------------------------------------
+def _edit_config(model_dir: Path, target: Path, edit) -> Path:
+    import shutil
+
+    shutil.copytree(model_dir, target)
+    data = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps(edit(data)))
+    return target
+
+
+def test_model_config_holding_a_json_array_is_a_named_error(model_dir, tmp_path, capsys):
+    broken = _edit_config(model_dir, tmp_path / "m", lambda data: [1, 2])
+    assert fails(capsys, ["info", str(broken)]) == (
+        f"omniembed info: error: {broken / 'config.json'}: expected a JSON object, got a JSON list")
+
+
+def test_negative_image_size_is_refused_on_load_naming_the_file_and_key(model_dir, tmp_path, capsys):
+    def negative(data):
+        data["modalities"]["image"]["image_size"] = -64
+        return data
+
+    broken = _edit_config(model_dir, tmp_path / "m", negative)
+    assert fails(capsys, ["info", str(broken)]) == (
+        f"omniembed info: error: {broken / 'config.json'}: modalities.image.image_size must be positive, got -64")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("modalities.image.patch_size", 512, "modalities.image.patch_size (512) is larger than image_size (224)"),
+    ("modalities.text.trunk.heads", 0, "modalities.text.trunk.heads must be positive, got 0"),
+    ("modalities.image.trunk.drop_path", 1.5, "modalities.image.trunk.drop_path must be in [0, 1], got 1.5"),
+])
+def test_model_config_ranges_are_checked_when_the_config_is_read(key, value, message):
+    from omniembed.config import ModelConfig, replace_path
+    from omniembed.errors import ConfigError
+
+    data = ModelConfig.from_dict({"anchor": "image", "modalities": {"image": {}, "text": {}}}).to_dict()
+    node = data
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    with pytest.raises(ConfigError) as caught:
+        ModelConfig.from_dict(data)
+    assert str(caught.value) == message
+    with pytest.raises(ConfigError, match=r"^heads must be positive, got 0$"):  # replace_path checks too
+        replace_path(ModelConfig.from_dict(data | {"modalities": {"text": {}}, "anchor": "text"})
+                     .modalities["text"].trunk, "heads", 0)
+
+
+def test_info_on_an_image_file_says_it_is_not_a_model(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.jpg")
+    assert fails(capsys, ["info", str(tmp_path / "x.jpg")]) == (
+        f"omniembed info: error: {tmp_path / 'x.jpg'}: not a model config (a binary file, not JSON); a model is a "
+        "checkpoint directory, a config .json or a registered model name")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.batch_size=-4", "data.batch_size must be positive, got -4"),
+    ("optim.lr=-1", "optim.lr must be positive, got -1.0"),
+    ("optim.betas=[0.9, 1.5]", "optim.betas must be in [0, 1), got [0.9, 1.5]"),
+    ("optim.grad_clip=0", "optim.grad_clip must be positive, got 0.0"),
+    ("data.num_workers=-1", "data.num_workers must be 0 or more, got -1"),
+    ("train.steps=0", "train.steps must be positive, got 0"),
+    ("data.datasets.0.weight=-2", "data.datasets[0].weight must be positive, got -2.0"),
+])
+def test_train_with_an_out_of_range_setting_exits_2_naming_the_key(tmp_path, capsys, override, message):
+    from omniembed.pretrain import trainer
+
+    recipe = Path(__file__).resolve().parents[1] / "pretrain" / "recipes" / "image_text_tiny.yaml"
+    assert trainer.main([str(recipe), override, f"train.out_dir={tmp_path}"]) == 2
+    assert capsys.readouterr().err.strip() == f"omniembed train: error: {recipe}: {message}"
