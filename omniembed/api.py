@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig
+from .devices import resolve_device
 from .errors import ConfigError
 from .model import OmniEmbedModel
 from .registry import get_model_config, list_models
@@ -21,6 +22,7 @@ def create(config_or_name: str | ModelConfig | dict | os.PathLike, seed: int | N
     or the path of a JSON config file. ``seed`` makes the initialisation reproducible.
     """
     config = resolve_config(config_or_name)
+    device = resolve_device(device)
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -32,7 +34,7 @@ def create(config_or_name: str | ModelConfig | dict | os.PathLike, seed: int | N
 
 def load(directory: str | os.PathLike, device: str | None = None) -> OmniEmbedModel:
     """Load a checkpoint directory written by ``model.save`` (safetensors only; nothing is unpickled)."""
-    return OmniEmbedModel.load(directory, device=device)
+    return OmniEmbedModel.load(directory, device=resolve_device(device))
 
 
 def resolve_config(config_or_name: str | ModelConfig | dict | os.PathLike) -> ModelConfig:

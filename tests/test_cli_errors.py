@@ -132,3 +132,33 @@ def test_train_with_an_out_of_range_setting_exits_2_naming_the_key(tmp_path, cap
     recipe = Path(__file__).resolve().parents[1] / "pretrain" / "recipes" / "image_text_tiny.yaml"
     assert trainer.main([str(recipe), override, f"train.out_dir={tmp_path}"]) == 2
     assert capsys.readouterr().err.strip() == f"omniembed train: error: {recipe}: {message}"
+
+
+# ---- item 8: devices -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("device, message", [
+    ("banana", "device 'banana' is not a device name (expected cpu, cuda, cuda:N, mps)"),
+    ("cuda", "device 'cuda': CUDA is not available on this machine (no GPU or no driver); use cpu"),
+])
+def test_unusable_device_is_a_named_error_before_any_output(model_dir, tmp_path, capsys, monkeypatch, device,
+                                                             message):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a GPU machine
+    for argv in (["embed", "--model", str(model_dir), "--device", device, "--out", str(tmp_path / "e.npy"),
+                  "--text", "a cat"],
+                 ["index", "build", "--model", str(model_dir), "--device", device, "--out", str(tmp_path / "i")]):
+        assert fails(capsys, argv).endswith(f"error: {message}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_train_device_is_checked_before_the_run_starts(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from omniembed.pretrain import trainer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    recipe = Path(__file__).resolve().parents[1] / "pretrain" / "recipes" / "image_text_tiny.yaml"
+    assert trainer.main([str(recipe), "train.device=cuda:1", f"train.out_dir={tmp_path / 'run'}"]) == 2
+    assert capsys.readouterr().err.strip() == ("omniembed train: error: train.device 'cuda:1': CUDA is not available "
+                                               "on this machine (no GPU or no driver); use cpu")
+    assert not (tmp_path / "run").exists()
