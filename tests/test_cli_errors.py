@@ -162,3 +162,47 @@ def test_train_device_is_checked_before_the_run_starts(tmp_path, capsys, monkeyp
     assert capsys.readouterr().err.strip() == ("omniembed train: error: train.device 'cuda:1': CUDA is not available "
                                                "on this machine (no GPU or no driver); use cpu")
     assert not (tmp_path / "run").exists()
+
+
+# ---- item 8: outputs that cannot be written ----------------------------------------------------------------------
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "photo.jpg")
+    return tmp_path / "photo.jpg"
+
+
+def test_unwritable_outputs_name_the_path_and_what_stands_in_the_way(model_dir, tmp_path, photo, capsys):
+    blocked = photo / "sub"  # a file stands where a folder is needed: unwritable even for root
+    (tmp_path / "taken.npy").mkdir()
+    cases = [
+        (["embed", "--model", str(model_dir), "--out", str(blocked / "e.npy"), str(photo)],
+         f"omniembed embed: error: cannot write {blocked / 'e.npy'}: {photo} is a file, not a folder"),
+        (["embed", "--model", str(model_dir), "--out", str(tmp_path / "taken.npy"), str(photo)],
+         f"omniembed embed: error: cannot write {tmp_path / 'taken.npy'}: Is a directory"),
+        (["create", "omni-tiny", str(blocked / "m")],
+         f"omniembed create: error: cannot write {blocked / 'm'}: {photo} is a file, not a folder"),
+    ]
+    for argv, message in cases:
+        assert fails(capsys, argv) == message
+    index = tmp_path / "photos.idx"
+    assert main(["index", "build", "--model", str(model_dir), "--out", str(index), str(photo)]) == 0
+    capsys.readouterr()
+    assert fails(capsys, ["index", "export", str(index), str(blocked / "rows.parquet")]) == (
+        f"omniembed index: error: cannot write {blocked / 'rows.parquet'}: {photo} is a file, not a folder")
+    assert fails(capsys, ["search", str(index), "--text", "red", "--grid", str(blocked / "grid.png")]) == (
+        f"omniembed search: error: cannot write {blocked / 'grid.png'}: {photo} is a file, not a folder")
+    assert main(["search", str(index), "--text", "red", "--grid", str(tmp_path / "grid.svg")]) == 0
+    assert (tmp_path / "grid.svg").read_text().lstrip().startswith("<?xml")  # the suffix picks the format
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("target", [".", ".."])
+def test_create_into_dot_is_a_named_error_and_touches_nothing(tmp_path, capsys, monkeypatch, target):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert fails(capsys, ["create", "omni-tiny", target]) == (
+        f"omniembed create: error: cannot write {target}: name the folder to write (e.g. ./my-model), not '.', "
+        "'..' or '/'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
