@@ -31,7 +31,7 @@ from omniembed.nn.transformer import Block, Transformer
 
 from . import distributed
 from .augment import Augmenter
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, resume_checkpoint, save_checkpoint
 from .config import ExperimentConfig, dump_yaml, load_config
 from .data import PairLoader, modalities_of
 from .lora import add_lora, merge_lora_state
@@ -64,7 +64,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         raise ConfigError(f"{out} already holds checkpoints (latest: {checkpoint.name}); pass --resume to continue "
                           "that run or choose another train.out_dir")
     if checkpoint is not None:
-        meta = load_checkpoint(checkpoint, module, optimizer, scheduler, info)
+        meta = resume_checkpoint(out, module, optimizer, scheduler, info)
         step, data_state = meta["step"], meta["data"]
     elif resume and info.is_main:
         print(f"--resume: no checkpoint under {out}, starting from step 0", file=sys.stderr)
