@@ -57,9 +57,13 @@ class NonFiniteGuard:
         return False
 
 
-def check_finite_weights(state: Mapping[str, torch.Tensor], where: str) -> None:
-    """Raise :class:`NonFiniteTrainingError` naming ``where`` and the first tensors holding NaN or Inf."""
-    bad = [name for name, t in state.items() if t.is_floating_point() and not finite(t)]
+def nonfinite_tensors(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` that hold NaN or Inf."""
+    return [name for name, t in state.items() if t.is_floating_point() and not finite(t)]
+
+
+def refuse_nonfinite(bad: list[str], where: str) -> None:
+    """Raise :class:`NonFiniteTrainingError` naming ``where`` and the first of ``bad`` (tensor names), if any."""
     if bad:
         raise NonFiniteTrainingError(f"{where}: {len(bad)} weight tensor(s) hold NaN or Inf (first: "
                                      f"{', '.join(bad[:3])}); a model that embeds everything as NaN is not exported")

@@ -37,7 +37,7 @@ from .data import PairLoader, modalities_of
 from .lora import add_lora, merge_lora_state
 from .losses import SIGLIP_BIAS_INIT, ContrastiveLoss, SigLIPLoss
 from .metrics import MetricsLogger
-from .nonfinite import NonFiniteGuard, check_finite_weights, finite
+from .nonfinite import NonFiniteGuard, finite, nonfinite_tensors, refuse_nonfinite
 from .trees import map_leaves
 
 EvalHook = Callable[[OmniEmbedModel, int], "dict[str, float] | None"]
@@ -362,7 +362,10 @@ def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentCon
         state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
         if lora is not None:
             state = merge_lora_state(state, lora.alpha / lora.rank)
-        check_finite_weights(state, str(directory))
+    # every process raises alike: a lone raise on process 0 would leave the others waiting at the barrier
+    refuse_nonfinite(distributed.all_gather_objects(nonfinite_tensors(state) if info.is_main else [])[0],
+                     str(directory))
+    if info.is_main:
         plain = OmniEmbedModel(model.config)
         plain.load_state_dict(state, strict=True)
         plain.save(directory)

@@ -13,7 +13,7 @@ import torch
 
 from omniembed.pretrain import distributed, trainer
 from omniembed.pretrain.config import load_config
-from omniembed.pretrain.nonfinite import NonFiniteGuard, NonFiniteTrainingError, check_finite_weights
+from omniembed.pretrain.nonfinite import NonFiniteGuard, NonFiniteTrainingError, nonfinite_tensors
 
 from test_shards import make_pair_shards
 from test_trainer import records, tiny_experiment, write_experiment
@@ -104,7 +104,8 @@ def test_export_refuses_a_model_holding_nan(shapes, tmp_path):
                                                      r"encoders\.text\.[\w.]+\); a model that embeds"):
         trainer.export_model(module, model, run, tmp_path / "model", distributed.setup("cpu"))
     assert not (tmp_path / "model").exists()
-    check_finite_weights({"w": torch.ones(2), "steps": torch.tensor([3])}, "ok")  # integers are not checked
+    assert nonfinite_tensors({"w": torch.ones(2), "inf": torch.tensor([1.0, float("inf")]),
+                              "steps": torch.tensor([3])}) == ["inf"]  # integer tensors are not checked
 
 
 def test_max_nonfinite_steps_must_not_be_negative(shapes, tmp_path):
