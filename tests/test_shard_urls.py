@@ -96,7 +96,8 @@ def test_missing_or_empty_shard_folder_says_no_shards_found_at_it(tmp_path):
     for entry, message in [(tmp_path / "nowhere", f"no shards found at {tmp_path / 'nowhere'}"),
                            (empty, f"no shards found at {empty} (no shards.json and no .tar files)"),
                            (tmp_path / "s-{000..003}.tar", f"no shards found at {tmp_path / 's-{000..003}.tar'}"),
-                           (tmp_path / "gone.json", f"no shards found at {tmp_path / 'gone.json'} (no such shard index)")]:
+                           (tmp_path / "gone.json",
+                            f"no shards found at {tmp_path / 'gone.json'} (no such shard index)")]:
         with pytest.raises(ShardListError) as caught:
             expand_shards([str(entry)])
         assert str(caught.value) == message

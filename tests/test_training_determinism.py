@@ -130,7 +130,7 @@ def test_two_identical_runs_give_bit_identical_losses(recordings, tmp_path, pois
                                "decoded_cache_mb": 16},
                       "optim": {"lr": 1e-3, "warmup_steps": 1},
                       "train": {"steps": 3, "checkpoint_every": 3, "log_every": 1, "progress": False,
-                                "tensorboard": False, "out_dir": str(out)}}
+                                "device": "cpu", "tensorboard": False, "out_dir": str(out)}}
         (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
         trainer.train(load_config(tmp_path / "exp.yaml"))
         rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
