@@ -52,9 +52,13 @@ class AudioSource(abc.ABC):
         """Samples ``[start, stop)`` at :attr:`sample_rate`: a new, writable float32 ``[channels, n]`` array."""
 
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
-        """The same samples written into ``out`` (float32 ``[channels, ≥ n]``; the rest is left alone)."""
+        """The same samples written into ``out`` (float32 ``[channels, m]``); columns the signal does not fill
+        are set to 0. The caller's buffer is usually uninitialised (``np.empty``), and a header may promise more
+        samples than the file holds (an Ogg whose last granule position overstates its length): leaving those
+        columns alone let whatever the allocator returned reach the model, different in every run."""
         data = self.read(start, stop)
         out[:, : data.shape[1]] = data
+        out[:, data.shape[1]:] = 0.0
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name!r}, {self.sample_rate} Hz, {self.frames} samples, "
@@ -117,6 +121,7 @@ class SoundfileSource(AudioSource):
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise UnreadableInputError(self.name, f"cannot decode audio at sample {start} ({exc})") from exc
         np.multiply(data.T, np.float32(self._scale), out=out[:, : data.shape[0]], casting="unsafe")
+        out[:, data.shape[0]:] = 0.0  # a short read (see AudioSource.read_into)
 
     def close(self) -> None:
         self._file.close()

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
-from omniembed.config import HeadConfig, ModalityConfig, TransformerConfig
+from omniembed.config import FieldError, HeadConfig, ModalityConfig, TransformerConfig, check_positive
 from omniembed.encoder import ModalityEncoder, PoolingHead, TransformerTrunk
 from omniembed.errors import ConfigError, InputError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
@@ -57,6 +57,13 @@ class ImageConfig(ModalityConfig):
     """A frozen open_clip image tower as the whole encoder (``modalities/open_clip_tower.py``)."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(width=768, depth=12, heads=12, pre_norm=True))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls"))
+
+    def __post_init__(self) -> None:
+        check_positive(self, "image_size", "resize_size", "patch_size", "temporal_kernel")
+        if self.timm is None and self.open_clip is None and self.patch_size > self.image_size:
+            raise FieldError("patch_size", f"({self.patch_size}) is larger than image_size ({self.image_size})")
+        if not all(s > 0 for s in self.std):
+            raise FieldError("std", f"must be positive, got {list(self.std)}")
 
 
 @register_modality

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .config import ModelConfig
+from .devices import resolve_device
 from .errors import ConfigError
 from .model import OmniEmbedModel
 from .registry import get_model_config, list_models
@@ -26,6 +27,7 @@ def create(config_or_name: str | ModelConfig | dict | os.PathLike, seed: int | N
     or the path of a JSON config file. ``seed`` makes the initialisation reproducible.
     """
     config = resolve_config(config_or_name)
+    device = resolve_device(device)
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -51,6 +53,7 @@ def load(name_or_path: str | os.PathLike, device: str | None = None, add: "AddSp
     from .pretrained import is_pretrained, load_pretrained
     from .pretrained.errors import UnknownSourceError
 
+    device = resolve_device(device)
     text = os.fspath(name_or_path)
     if Path(text).expanduser().is_dir():
         if add:
@@ -68,12 +71,12 @@ def load(name_or_path: str | os.PathLike, device: str | None = None, add: "AddSp
 
 
 def open_model(spec: str | os.PathLike, device: str | None = None) -> OmniEmbedModel:
-    """What a command line ``--model`` names: a registered config (random init, seed 0, as ``omniembed create``),
-    else anything :func:`load` reads."""
+    """What a command line ``--model`` names: a registered config or a config ``.json`` file (random init, seed 0,
+    as ``omniembed create``), else anything :func:`load` reads."""
     from .pretrained.errors import UnknownSourceError
 
-    if isinstance(spec, str) and spec in list_models() and not Path(spec).is_dir():
-        return create(spec, seed=0, device=device)
+    if isinstance(spec, (str, os.PathLike)) and (os.fspath(spec) in list_models() or Path(spec).is_file()):
+        return create(spec, seed=0, device=device)  # a file is a config .json (resolve_config names anything else)
     try:
         return load(spec, device=device)
     except UnknownSourceError:

@@ -20,6 +20,39 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
+class FieldError(ConfigError):
+    """A config field holds a value outside its range. :func:`from_dict` prefixes the field with its path, so the
+    message names the key as the user wrote it (``modalities.image.image_size must be positive, got -64``)."""
+
+    def __init__(self, field: str, problem: str):
+        self.field, self.problem = field, problem
+        super().__init__(f"{field} {problem}")
+
+
+def check_positive(config: Any, *names: str) -> None:
+    """Raise :class:`FieldError` for the first of ``names`` that is not > 0 (None passes: "not set")."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and not value > 0:  # written so that NaN fails too
+            raise FieldError(name, f"must be positive, got {value}")
+
+
+def check_non_negative(config: Any, *names: str) -> None:
+    """Raise :class:`FieldError` for the first of ``names`` that is below 0 (or NaN)."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and not value >= 0:
+            raise FieldError(name, f"must be 0 or more, got {value}")
+
+
+def check_fraction(config: Any, name: str, high_open: bool = False) -> None:
+    """Raise :class:`FieldError` unless 0 ≤ ``name`` ≤ 1 (< 1 with ``high_open``); a list is checked item-wise."""
+    value = getattr(config, name)
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if not (0 <= v < 1 if high_open else 0 <= v <= 1):
+            raise FieldError(name, f"must be in [0, {'1)' if high_open else '1]'}, got {value}")
+
+
 @dataclass
 class TransformerConfig:
     """A pre-LayerNorm transformer trunk.
@@ -39,6 +72,10 @@ class TransformerConfig:
     causal: bool = False
     pre_norm: bool = False
     grad_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        check_positive(self, "width", "depth", "heads", "mlp_ratio", "ln_eps")
+        check_fraction(self, "drop_path")
 
 
 @dataclass
@@ -137,7 +174,12 @@ class ModelConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
-        return cls.from_json(path.read_text(), source=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a model config (a binary file, not JSON); a model is a checkpoint "
+                              "directory, a config .json or a registered model name") from None
+        return cls.from_json(text, source=str(path))
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -158,7 +200,10 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
             f"unknown config key(s){where}: {', '.join(sorted(unknown))} (valid: {', '.join(sorted(names))})"
         )
     kwargs = {k: _convert(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except FieldError as exc:  # raised by the dataclass's own checks (__post_init__), which know no path
+        raise FieldError(f"{path}.{exc.field}" if path else exc.field, exc.problem) from None
 
 
 def replace_path(config: T, dotted: str, value: Any) -> T:

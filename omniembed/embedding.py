@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from .devices import resolve_device
 from .encoder import to_device
 from .errors import ConfigError, EmptyInputError, InputError, OmniEmbedError, UnknownSuffixError
 from .registry import modality_for_suffix, path_suffix
@@ -77,7 +78,7 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
         except InputError as exc:
             _fail(failures, on_error, i, exc)
 
-    dev = torch.device(device) if device is not None else model.device
+    dev = resolve_device(device) or model.device
     if dev != model.device:
         model.to(dev)
     out: dict[str, torch.Tensor] = {}

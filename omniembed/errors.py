@@ -50,3 +50,12 @@ class MissingModalityError(OmniEmbedError, KeyError):
 
 class CheckpointError(OmniEmbedError):
     """A checkpoint directory is missing files or its weights do not match its config."""
+
+
+class OutputError(OmniEmbedError):
+    """A result cannot be written where asked: a folder that cannot be made, no permission, a full disk."""
+
+    def __init__(self, target: str, reason: str):
+        self.target = target
+        self.reason = reason
+        super().__init__(f"cannot write {target}: {reason}")

@@ -13,7 +13,7 @@ from typing import Iterator
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import CheckpointError
+from .errors import CheckpointError, OutputError
 
 
 @contextlib.contextmanager
@@ -23,15 +23,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Readers therefore see the old file or the complete new one, never a partial write.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
+        try:
+            with open(tmp_path, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp_path, path)
+        except OSError as exc:  # a full disk, or a folder of that name in the way
+            raise _output_error(path, exc) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -41,8 +47,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; swap it in for ``path`` when the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    if path.name in ("", ".", ".."):  # "." would have to be swapped for itself
+        raise OutputError(str(path), "name the folder to write (e.g. ./my-model), not '.', '..' or '/'")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise _output_error(path, exc) from None
     try:
         yield tmp
         old = None
@@ -55,6 +66,13 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    """Why ``path`` cannot be written, naming a file that stands where a folder is needed ("File exists" or
+    "Not a directory" from the OS would not say which)."""
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    return OutputError(str(path), f"{blocking} is a file, not a folder" if blocking else exc.strerror or str(exc))
 
 
 def write_json(path: str | os.PathLike, obj: object) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .errors import CheckpointError, MissingModalityError
+from .errors import CheckpointError, ConfigError, MissingModalityError
 from .io import atomic_dir, load_tensors, save_tensors, write_json
 from .model_card import write_model_card
 from .provenance import SOURCE_FILE, announce, read_source
@@ -166,11 +166,16 @@ class OmniEmbedModel(nn.Module):
         import json
 
         try:
-            data = json.loads(config_path.read_text())
-        except json.JSONDecodeError as exc:
+            data = json.loads(config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from exc
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{config_path}: expected a JSON object, got a JSON {type(data).__name__}")
         data.pop("format", None)
-        config = ModelConfig.from_dict(data)
+        try:
+            config = ModelConfig.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from None
         config.modalities = {m: get_modality(m).resolve_assets(c, directory) for m, c in config.modalities.items()}
         model = cls(config)
         model.load_weights(directory / WEIGHTS_FILE)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -36,21 +37,63 @@ LATEST = "latest.json"
 FORMAT = "omniembed-train/1"
 
 
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint's files cannot be read back (truncated, corrupt, missing); nothing was restored from it."""
+
+
 def checkpoint_dir(out_dir: str | Path, step: int) -> Path:
     return Path(out_dir) / CHECKPOINTS / f"step_{step:08d}"
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     """The newest complete checkpoint of a run, or None."""
+    candidates = checkpoint_candidates(out_dir)
+    return candidates[0] if candidates else None
+
+
+def checkpoint_candidates(out_dir: str | Path, say: Callable[[str], None] = lambda message: None) -> list[Path]:
+    """The run's complete checkpoints (those with a trainer.json), newest first: the one ``latest.json`` names,
+    then every ``step_*`` directory by step. A ``latest.json`` that cannot be read is reported through ``say`` and
+    passed over — it is only a pointer, and the directories are the truth."""
     root = Path(out_dir) / CHECKPOINTS
+    done = sorted((p for p in root.glob("step_*") if (p / "trainer.json").is_file()), reverse=True)
     latest = root / LATEST
+    named = None
     if latest.is_file():
-        path = root / json.loads(latest.read_text())["path"]
-        if (path / "trainer.json").is_file():
-            return path
+        try:
+            named = root / json.loads(latest.read_text(encoding="utf-8"))["path"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            say(f"{latest} is unreadable ({type(exc).__name__}: {exc}); looking for the newest complete "
+                f"checkpoint directory instead")
     # latest.json is written after the directory: a kill between the two leaves a complete, unnamed checkpoint
-    done = sorted(p for p in root.glob("step_*") if (p / "trainer.json").is_file())
-    return done[-1] if done else None
+    return ([named] if named in done else []) + [p for p in done if p != named]
+
+
+def resume_checkpoint(out_dir: str | Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                      info: DistInfo) -> dict[str, Any] | None:
+    """Restore the newest checkpoint that reads back whole (see :func:`load_checkpoint`), saying on stderr which
+    damaged ones were passed over; trainer.json's content, or None when the run has no checkpoint."""
+    def say(message: str) -> None:
+        if info.is_main:
+            print(f"resume: {message}", file=sys.stderr)
+
+    candidates = checkpoint_candidates(out_dir, say)
+    for i, path in enumerate(candidates):
+        try:
+            meta = load_checkpoint(path, module, optimizer, scheduler, info)
+        except DamagedCheckpointError as exc:
+            following = candidates[i + 1] if i + 1 < len(candidates) else None
+            say(f"checkpoint {path.name} is damaged ({exc}); "
+                + (f"falling back to the previous complete one, {following.name}" if following else "none is left"))
+            continue
+        if i:
+            say(f"resumed from {path.name} (step {meta['step']})")
+        return meta
+    if candidates:
+        raise CheckpointError(f"{Path(out_dir) / CHECKPOINTS}: no checkpoint reads back whole "
+                              f"({', '.join(p.name for p in candidates)} are damaged)")
+    return None
+
 
 
 def save_checkpoint(out_dir: str | Path, step: int, module: nn.Module, optimizer: torch.optim.Optimizer,
@@ -90,13 +133,23 @@ def load_checkpoint(path: str | Path, module: nn.Module, optimizer: torch.optim.
     path = Path(path)
     meta_path = path / "trainer.json"
     if not meta_path.is_file():
-        raise CheckpointError(f"{path}: not a training checkpoint (trainer.json missing)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
-    model_state = load_tensors(path / "model.safetensors")
+        raise DamagedCheckpointError(f"{path}: not a training checkpoint (trainer.json missing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DamagedCheckpointError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise DamagedCheckpointError(f"{path}: unknown checkpoint format "
+                                     f"{meta.get('format') if isinstance(meta, dict) else meta!r}")
+    # every file is read before anything is restored: a damaged one must leave the module untouched for the next
+    try:
+        model_state = load_tensors(path / "model.safetensors")
+        optimizer_tensors = load_tensors(path / "optimizer.safetensors")
+        rng = load_tensors(path / "rng.safetensors") if meta["world"] == info.world else {}
+    except CheckpointError as exc:
+        raise DamagedCheckpointError(str(exc)) from None
     state: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in load_tensors(path / "optimizer.safetensors").items():
+    for key, value in optimizer_tensors.items():
         _, fqn, name = key.split("/")
         state.setdefault(fqn, {})[name] = value
     set_state_dict(module, optimizer, model_state_dict=model_state,
@@ -104,7 +157,6 @@ def load_checkpoint(path: str | Path, module: nn.Module, optimizer: torch.optim.
                    options=StateDictOptions(full_state_dict=True))
     scheduler.load_state_dict(meta["scheduler"])
     if meta["world"] == info.world:
-        rng = load_tensors(path / "rng.safetensors")
         _set_rng_state({k.split(".")[0]: v for k, v in rng.items() if k.endswith(f".{info.rank}")},
                        meta["python_rng"][info.rank])
     return meta

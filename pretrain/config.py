@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from omniembed.config import from_dict, to_dict
+from omniembed.config import (FieldError, check_fraction, check_non_negative, check_positive, from_dict,
+                              to_dict)
 from omniembed.errors import ConfigError
 
 from .augment import build_transform
@@ -38,6 +39,9 @@ class LoRAConfig:
 
     rank: int = 8
     alpha: float = 16.0
+
+    def __post_init__(self) -> None:
+        check_positive(self, "rank", "alpha")
 
 
 @dataclass
@@ -80,6 +84,9 @@ class DatasetConfig:
     batch_size: int | None = None
     loss_weights: list[float] | None = None
 
+    def __post_init__(self) -> None:
+        check_positive(self, "weight", "batch_size")
+
 
 @dataclass
 class DataConfig:
@@ -104,6 +111,14 @@ class DataConfig:
     that fits in memory, seen for several epochs) is not decoded again (:mod:`.decoded_cache`). 0: off."""
     augment: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Training-time augmentation per modality, ``{modality: {kind: affine | points, ...}}`` (:mod:`.augment`)."""
+    allow_pipe_urls: bool = False
+    """Let this recipe's shard lists hold ``pipe:CMD`` URLs, which webdataset runs as shell commands. Shard index
+    files (``shards.json``) may never hold them (:mod:`.shard_urls`)."""
+
+    def __post_init__(self) -> None:
+        check_positive(self, "batch_size", "streams", "shuffle_buffer", "prefetch")
+        check_non_negative(self, "num_workers", "decoded_cache_mb")
+        check_fraction(self, "max_skip_fraction")
 
 
 @dataclass
@@ -117,6 +132,14 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-6
     grad_clip: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive(self, "lr", "eps", "grad_clip")
+        check_non_negative(self, "warmup_steps", "weight_decay")
+        check_fraction(self, "min_lr_ratio")
+        if len(self.betas) != 2:
+            raise FieldError("betas", f"must be two numbers [beta1, beta2], got {self.betas}")
+        check_fraction(self, "betas", high_open=True)
 
 
 @dataclass
@@ -146,6 +169,13 @@ class TrainConfig:
     """``"package.module:function"``, called as ``fn(model, step) -> dict[str, float] | None`` on every process."""
     progress: bool = True
     tensorboard: bool = True
+    max_nonfinite_steps: int = 0
+    """Steps with a NaN/Inf loss or gradient norm that may be skipped (update dropped) before the run stops with an
+    error naming the step and its samples; 0: the first one stops it (:mod:`.nonfinite`)."""
+
+    def __post_init__(self) -> None:
+        check_positive(self, "steps", "checkpoint_every", "keep_checkpoints", "log_every")
+        check_non_negative(self, "eval_every", "max_nonfinite_steps")
 
 
 @dataclass
@@ -165,15 +195,11 @@ class ExperimentConfig:
                 raise ConfigError(f"{where}: no shards given")
             if not ds.pairs or any(len(p) != 2 or p[0] == p[1] for p in ds.pairs):
                 raise ConfigError(f"{where}: pairs must be a non-empty list of [anchor_side, other] modality pairs")
-            if ds.weight <= 0:
-                raise ConfigError(f"{where}: weight must be positive, got {ds.weight}")
             if ds.loss_weights is not None and len(ds.loss_weights) != len(ds.pairs):
                 raise ConfigError(f"{where}: loss_weights needs one entry per pair ({len(ds.pairs)})")
             batch = ds.batch_size or self.data.batch_size
             if batch % self.data.streams:
                 raise ConfigError(f"{where}: batch size {batch} is not divisible by data.streams {self.data.streams}")
-        if self.data.decoded_cache_mb < 0:
-            raise ConfigError(f"data.decoded_cache_mb must be 0 (off) or positive, got {self.data.decoded_cache_mb}")
         for modality, spec in self.data.augment.items():
             build_transform(modality, spec)
         names = [ds.name for ds in self.data.datasets]
@@ -185,8 +211,6 @@ class ExperimentConfig:
             raise ConfigError(f"train.precision must be auto, bf16 or fp32, got '{self.train.precision}'")
         if self.train.parallel not in ("ddp", "fsdp"):
             raise ConfigError(f"train.parallel must be ddp or fsdp, got '{self.train.parallel}'")
-        if self.train.steps <= 0 or self.train.checkpoint_every <= 0:
-            raise ConfigError("train.steps and train.checkpoint_every must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

@@ -10,13 +10,12 @@ each stream is a pure function of (seed, dataset, stream index): shard visits dr
 (resampled, infinite), samples passed through a shuffle buffer whose draw ``n`` is seeded by ``n``. A stream's
 position is a small JSON object (visit, offset in it, the ids in its buffer) that checkpoints store; restoring it
 re-reads at most the shards its buffer still holds samples of. Reading the tars is webdataset's
-(``tarfile_samples``, so ``pipe:`` and ``http`` urls work). Which dataset a step draws from is a seeded choice
-by mixture weight, the same on every process.
+(``tarfile_samples``; the URL schemes accepted, checked before any is opened: :mod:`.shard_urls`). Which dataset
+a step draws from is a seeded choice by mixture weight, the same on every process.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 from collections import Counter
@@ -25,7 +24,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
-import braceexpand
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -35,6 +33,7 @@ from omniembed.registry import Modality, modality_for_suffix
 
 from .config import DataConfig, DatasetConfig
 from .decoded_cache import DecodedCache
+from .shard_urls import expand_shards
 from .tensor_pack import pack, unpack
 
 DECODE_ERRORS = (OmniEmbedError, ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError)
@@ -47,22 +46,6 @@ class DataError(OmniEmbedError):
 
 
 # ---- shards ----------------------------------------------------------------------------------------------------
-def expand_shards(patterns: list[str]) -> list[str]:
-    """Brace patterns and ``.json`` shard indexes (tools/make_shards.py, wids format) → shard urls, in order."""
-    urls: list[str] = []
-    for pattern in patterns:
-        if pattern.endswith(".json") and Path(pattern).is_file():
-            index = json.loads(Path(pattern).read_text())
-            base = Path(pattern).parent
-            urls += [u["url"] if "://" in u["url"] or u["url"].startswith("pipe:") else str(base / u["url"])
-                     for u in index["shardlist"]]
-        else:
-            urls += list(braceexpand.braceexpand(pattern))
-    if not urls:
-        raise ConfigError(f"no shards in {patterns}")
-    return urls
-
-
 def read_shard(url: str, counts: Counter) -> Iterator[dict[str, Any]]:
     """The samples of one tar ({"__key__", ext: bytes, ...}); a read error ends the shard and is counted."""
     def on_error(exc: Exception) -> bool:
@@ -127,8 +110,8 @@ class SampleStream:
             if self._offset == 0:
                 empty += 1
                 if empty >= self.MAX_EMPTY_VISITS:
-                    raise DataError(f"{self.MAX_EMPTY_VISITS} shard visits in a row gave no sample "
-                                    f"(last: {self.shard(self._visit)})")
+                    raise DataError(f"no samples in the shards: {self.MAX_EMPTY_VISITS} shard visits in a row "
+                                    f"gave none (last: {self.shard(self._visit)}; are they empty or not tar files?)")
             self._reader, self._visit, self._offset = None, self._visit + 1, 0
 
     def state(self) -> StreamState:
@@ -244,7 +227,8 @@ class StepShards(IterableDataset):
         self.config, self.processors, self.seed = config, processors, seed
         self.rank, self.world, self.start_step = rank, world, start_step
         self.state = state or {}
-        self.urls = [expand_shards(ds.shards) for ds in config.datasets]
+        self.urls = [expand_shards(ds.shards, config.allow_pipe_urls, f"data.datasets.{i}.shards")
+                     for i, ds in enumerate(config.datasets)]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -265,15 +249,22 @@ class StepShards(IterableDataset):
             d = dataset_for_step(self.seed, step, weights)
             per_stream = (datasets[d].batch_size or self.config.batch_size) // self.config.streams
             samples: dict[str, list] = {m: [] for m in decoders[d].processors}
-            for c in mine:
-                for inputs in self._take(streams[d, c], decoders[d], per_stream):
-                    for m, x in inputs.items():
-                        samples[m].append(x)
-            yield {"step": step, "dataset": d, "samples": pack(samples),
+            keys: list[str] = []
+            try:
+                for c in mine:
+                    for key, inputs in self._take(streams[d, c], decoders[d], per_stream):
+                        keys.append(key)
+                        for m, x in inputs.items():
+                            samples[m].append(x)
+            except DataError as exc:  # sent as data: raised in a worker, it would reach the user as a traceback
+                yield {"step": step, "error": str(exc)}
+                return
+            yield {"step": step, "dataset": d, "samples": pack(samples), "keys": keys,
                    "state": {stream_id(datasets[e], c): vars(s.state()) for (e, c), s in streams.items()}}
             step += 1
 
-    def _take(self, stream: SampleStream, decode: PairDecoder, n: int) -> Iterator[dict[str, Any]]:
+    def _take(self, stream: SampleStream, decode: PairDecoder, n: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``n`` decoded samples of ``stream`` as (``shard name:key``, inputs), skipping (and counting) bad ones."""
         got = 0
         while got < n:
             sample = next(stream)
@@ -292,11 +283,16 @@ class StepShards(IterableDataset):
                                     f"or incomplete (limit data.max_skip_fraction={self.config.max_skip_fraction})")
                 continue
             got += 1
-            yield inputs
+            yield sample_name(sample), inputs
 
 
 def _as_is(item: Any) -> Any:
     return item
+
+
+def sample_name(sample: dict[str, Any]) -> str:
+    """``shard-000003.tar:rec_017``: where a sample came from, for messages."""
+    return f"{Path(str(sample.get('__url__', '?'))).name}:{sample.get('__key__', '?')}"
 
 
 def stream_id(ds: DatasetConfig, c: int) -> str:
@@ -309,12 +305,14 @@ def modalities_of(ds: DatasetConfig) -> list[str]:
 
 @dataclass
 class Batch:
-    """One process's batch of one step: ``inputs`` {modality: collated batch}, all from dataset ``dataset``."""
+    """One process's batch of one step: ``inputs`` {modality: collated batch}, all from dataset ``dataset``;
+    ``keys`` names its samples in batch order (:func:`sample_name`)."""
 
     step: int
     dataset: int
     inputs: dict[str, Any]
     size: int
+    keys: list[str] = field(default_factory=list)
 
 
 class PairLoader:
@@ -345,6 +343,9 @@ class PairLoader:
 
     def __next__(self) -> Batch:
         parts = [next(self._it) for _ in range(self.workers)]
+        for p in parts:
+            if "error" in p:
+                raise DataError(p["error"])
         if len({p["step"] for p in parts}) != 1:
             raise DataError(f"loader workers out of step: {[p['step'] for p in parts]}")
         shares = [unpack(p["samples"]) for p in parts]
@@ -353,7 +354,7 @@ class PairLoader:
             self._state.update(p["state"])
         inputs = {m: self.processors[m].collate(xs) for m, xs in samples.items()}
         size = len(next(iter(samples.values())))
-        return Batch(parts[0]["step"], parts[0]["dataset"], inputs, size)
+        return Batch(parts[0]["step"], parts[0]["dataset"], inputs, size, [k for p in parts for k in p["keys"]])
 
     def state_dict(self) -> dict[str, dict]:
         return dict(self._state)

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import torch
 import torch.distributed as dist
 
+from omniembed.devices import resolve_device
 from omniembed.errors import ConfigError
 
 DEFAULT_PORT = "29500"
@@ -59,6 +60,8 @@ def setup(device: str = "auto", timeout_s: float = 1800) -> DistInfo:
     os.environ.update(env_from_slurm())
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device != "auto":
+        resolve_device(device, "train.device")  # a named error, not "Found no NVIDIA driver" from set_device
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda:
         dev = torch.device("cuda", local_rank)

@@ -33,12 +33,13 @@ from omniembed.pretrained import is_pretrained
 
 from . import distributed
 from .augment import Augmenter
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, resume_checkpoint, save_checkpoint
 from .config import ExperimentConfig, dump_yaml, load_config
 from .data import PairLoader, modalities_of
 from .lora import add_lora, merge_lora_state
 from .losses import SIGLIP_BIAS_INIT, ContrastiveLoss, SigLIPLoss
 from .metrics import MetricsLogger
+from .nonfinite import NonFiniteGuard, finite, nonfinite_tensors, refuse_nonfinite
 from .trees import map_leaves
 
 EvalHook = Callable[[OmniEmbedModel, int], "dict[str, float] | None"]
@@ -65,7 +66,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         raise ConfigError(f"{out} already holds checkpoints (latest: {checkpoint.name}); pass --resume to continue "
                           "that run or choose another train.out_dir")
     if checkpoint is not None:
-        meta = load_checkpoint(checkpoint, module, optimizer, scheduler, info)
+        meta = resume_checkpoint(out, module, optimizer, scheduler, info)
         step, data_state = meta["step"], meta["data"]
     elif resume and info.is_main:
         print(f"--resume: no checkpoint under {out}, starting from step 0", file=sys.stderr)
@@ -76,6 +77,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
     augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
     log = MetricsLogger(out, config, info, start_step=step, trainable=trainable)
     autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
+    guard = NonFiniteGuard(config.train.max_nonfinite_steps)
 
     module.train()
     while step < config.train.steps:
@@ -86,6 +88,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
                                         config.optim.grad_clip)
         scheduler.step()
         step += 1
+        guard.check(step, metrics["loss"], grad_norm, batch.keys)
 
         log.step(step, batch, metrics, grad_norm, scheduler.get_last_lr()[0], time.perf_counter() - t0,
                  loader.skipped())
@@ -114,7 +117,8 @@ def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.o
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = clip_gradients(module, grad_clip)
-    optimizer.step()
+    if finite(grad_norm):  # a NaN/Inf update would ruin every weight for good; the loop's guard reports it
+        optimizer.step()
     return metrics, grad_norm
 
 
@@ -365,6 +369,10 @@ def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentCon
         state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
         if lora is not None:
             state = merge_lora_state(state, lora.alpha / lora.rank)
+    # every process raises alike: a lone raise on process 0 would leave the others waiting at the barrier
+    refuse_nonfinite(distributed.all_gather_objects(nonfinite_tensors(state) if info.is_main else [])[0],
+                     str(directory))
+    if info.is_main:
         plain = OmniEmbedModel(model.config)
         plain.load_state_dict(state, strict=True)
         plain.source = model.source  # the initial weights' licence travels with the trained ones

@@ -32,8 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import EmptyInputError
     from ..index.parts import file_record, manifest, part_path, shard_from_env
     from ..io import atomic_path, write_json
-    from .common import open_model
+    from .common import open_model, require_paths
 
+    require_paths(args.inputs)
     rank, world = shard_from_env()
     model = open_model(args.model, device=args.device or _rank_device(world))
     files = [p for p in walk(args.inputs) if model.modality_of(p) is not None][rank::world]
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     elif world > 1:  # more ranks than inputs: this rank writes an empty part
         vectors, failures = np.zeros((0, model.embed_dim), np.float32), []
     else:
-        raise EmptyInputError("inputs", "nothing to embed (no file with a known suffix, no --text)")
+        raise EmptyInputError(", ".join(args.inputs) or "inputs", "nothing to embed (no file with a suffix the model "
+                                                                  "reads, no --text)")
     failed = {f.index for f in failures}
     rows = [file_record(p, model.modality_of(p)) for i, p in enumerate(files) if i not in failed]
     rows += [{"text": t, "modality": "text"} for i, t in enumerate(texts, start=len(files)) if i not in failed]

@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from ..index import Index
+    from .common import require_paths
 
+    require_paths(args.paths + args.from_embeddings)  # before the index directory exists
     index = Index.create(args.out, args.model, spec=_spec(args), device=args.device)
     if args.from_embeddings:
         _report(index.add_embeddings(args.from_embeddings, label=_label(args)))
@@ -74,7 +76,9 @@ def _build(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     from ..index import Index
+    from .common import require_paths
 
+    require_paths(args.paths)
     index = Index.open(args.index, model=args.model, device=args.device)
     _report(index.add(args.paths, label=_label(args), batch_size=args.batch_size, rehash=args.rehash))
     return 0

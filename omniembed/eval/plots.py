@@ -13,6 +13,16 @@ if TYPE_CHECKING:
     from ..model import OmniEmbedModel
 
 
+def save_figure(fig: "Figure", path: Path) -> None:
+    """Write ``fig`` atomically, in the format its suffix names (.png, .pdf, .svg; none: png); an unwritable place
+    is an :class:`~omniembed.errors.OutputError` naming ``path``."""
+    from ..io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower() or "png")
+
+
 def _figure(figsize: tuple[float, float], dpi: float | None = None) -> "Figure":
     """A figure drawn by Agg and owned by the caller. Not pyplot: switching pyplot's process-wide backend to Agg
     (``matplotlib.use``) silenced the inline plots of any notebook that made a grid or a report."""
@@ -36,7 +46,7 @@ def plot_confusions(confusions: dict[str, np.ndarray], class_names: Sequence[str
         ax.set_xlabel("predicted", fontsize=7)
     axes[0][0].set_ylabel("true", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return path
 
 
@@ -55,7 +65,7 @@ def plot_joint_space(embeddings: dict[str, np.ndarray], labels: dict[str, np.nda
     ax.legend(fontsize=7, markerscale=1.5)
     ax.set_title("joint embedding space (PCA): colour = class, marker = modality", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return path
 
 
@@ -77,7 +87,7 @@ def plot_retrievals(model: "OmniEmbedModel", rows: list[tuple[str, str, list[tup
             caption = f"query ({modality})" if score is None else f"{modality} {score:.2f}"
             ax.set_title(caption, fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return path
 
 

@@ -39,7 +39,8 @@ def export_parquet(store: MetadataStore, settings: dict[str, Any], out: str | os
                                "(gen_removed IS NULL OR gen_removed > ?) ORDER BY id", (gen, gen))
             while batch := cur.fetchmany(ROW_GROUP):
                 columns = list(zip(*batch))
-                vectors = np.frombuffer(b"".join(columns[-1]), np.float32)
+                vectors = np.concatenate([store.decode_vector(row_id, blob, dim)
+                                          for row_id, blob in zip(columns[0], columns[-1])])
                 arrays = [pa.array(c, type=schema.field(i).type) for i, c in enumerate(columns[:-1])]
                 arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(vectors), dim))
                 writer.write_table(pa.Table.from_arrays(arrays, schema=schema))

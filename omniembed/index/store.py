@@ -108,6 +108,9 @@ class MetadataStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+        except sqlite3.DatabaseError as exc:
+            conn.execute("ROLLBACK")
+            raise self._damaged(exc) from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -124,8 +127,17 @@ class MetadataStore:
             except sqlite3.DatabaseError as exc:
                 raise IndexCorruptError(str(self.path), f"not an index database ({exc})") from exc
             yield conn
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from exc
         finally:
             conn.execute("COMMIT")
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> Exception:
+        """A query's failure as :class:`IndexCorruptError` (a dropped table, a malformed page); a busy or locked
+        database and a constraint violation keep their own exception."""
+        if isinstance(exc, sqlite3.IntegrityError) or any(w in str(exc) for w in ("locked", "busy")):
+            return exc
+        return IndexCorruptError(str(self.path), f"the database is damaged ({exc}); rebuild the index")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -134,9 +146,16 @@ class MetadataStore:
             self._local.conn = None
 
     # ---- settings --------------------------------------------------------------------------------------------
-    @staticmethod
-    def settings(conn: sqlite3.Connection) -> dict[str, object]:
-        return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM settings")}
+    def settings(self, conn: sqlite3.Connection) -> dict[str, object]:
+        """The index's settings; one that is not JSON is an :class:`IndexCorruptError` naming its key."""
+        values = {}
+        for key, value in conn.execute("SELECT key, value FROM settings"):
+            try:
+                values[key] = json.loads(value)
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise IndexCorruptError(str(self.path), f"setting '{key}' is not valid JSON ({exc}); rebuild the "
+                                                        "index") from None
+        return values
 
     @staticmethod
     def set_settings(conn: sqlite3.Connection, values: dict[str, object]) -> None:
@@ -192,8 +211,16 @@ class MetadataStore:
             cur = conn.execute(f"SELECT id, vector FROM items WHERE {where} ORDER BY id", params)
             for i, (row_id, blob) in enumerate(cur):
                 ids[i] = row_id
-                vectors[i] = np.frombuffer(blob, np.float32)
+                vectors[i] = self.decode_vector(row_id, blob, dim)
         return ids, vectors
+
+    def decode_vector(self, row_id: int, blob: bytes, dim: int) -> np.ndarray:
+        """A row's stored vector as float32 ``[dim]``; a blob of another length is an :class:`IndexCorruptError`."""
+        if not isinstance(blob, bytes) or len(blob) != 4 * dim:
+            size = len(blob) if isinstance(blob, bytes) else type(blob).__name__
+            raise IndexCorruptError(str(self.path), f"row {row_id}: stored vector is {size} bytes, expected "
+                                                    f"{4 * dim} ({dim} float32); rebuild the index")
+        return np.frombuffer(blob, np.float32)
 
     def live_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         return self.vectors("gen_removed IS NULL", (), dim)
