@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("omniembed.commands.data", "build a dataset (OmniDigits: digits in every modality)"),
     "index": ("omniembed.commands.index", "build, update, describe or export a searchable index of files"),
     "search": ("omniembed.commands.search", "search an index with a text or a file of any modality"),
+    "serve": ("omniembed.commands.serve", "a search web page and JSON API over an index (needs the serve extra)"),
 }
 """subcommand → (module with ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)."""
 
