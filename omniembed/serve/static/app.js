@@ -50,8 +50,7 @@
   function renderChips() {
     const chips = $("chips");
     chips.textContent = "";
-    const all = chip("All", null, state.wanted.size === 0);
-    chips.append(all);
+    chips.append(chip(null, null, state.wanted.size === 0));
     for (const [modality, n] of Object.entries(state.info.by_modality)) {
       chips.append(chip(modality, n, state.wanted.has(modality)));
     }
