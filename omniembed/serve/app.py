@@ -7,7 +7,6 @@ traceback. Files are served only by indexed id.
 
 
 import logging
-import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path

@@ -118,7 +118,8 @@ class SearchService:
         return {"query": {key: value for key, value in query.__dict__.items() if value is not None},
                 "hits": [self.describe(h, rank, h.score) for rank, h in enumerate(hits, 1)]}
 
-    def describe(self, item: ItemRow | SearchHit, rank: int | None = None, score: float | None = None) -> dict[str, Any]:
+    def describe(self, item: ItemRow | SearchHit, rank: int | None = None,
+                 score: float | None = None) -> dict[str, Any]:
         """An item as the page shows it: id, rank, score, modality, file name, label, media URL, tile view (and the
         path on loopback; the text itself for a text file)."""
         out = {"id": item.id, "rank": rank, "score": None if score is None else round(score, 6),
