@@ -217,6 +217,15 @@ def test_serve_command_refuses_a_missing_index_by_name(tmp_path, capsys):
     assert f"{tmp_path / 'nowhere'}: no index here" in capsys.readouterr().err
 
 
+def test_serve_without_the_serve_extra_names_what_to_install(index_dir, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert main(["serve", str(index_dir), "--port", "0"]) == 2
+    assert "omniembed serve: needs uvicorn: pip install 'omniembed[serve]'" in capsys.readouterr().err
+
+
 def test_serve_config_rejects_a_short_token_and_a_bad_port():
     from omniembed.errors import ConfigError
 

@@ -16,10 +16,14 @@ one gets a JSON 4xx naming the problem. Needs the ``serve`` extra (``pip install
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 from .config import ServeConfig, is_loopback
 from .errors import ItemNotFoundError, ItemUnavailableError, ServeError, UnauthorizedError, UploadTooLargeError
+
+__all__ = ["ServeConfig", "serve", "build_app", "BackgroundServer", "is_loopback", "ServeError", "ItemNotFoundError",
+           "ItemUnavailableError", "UnauthorizedError", "UploadTooLargeError"]
 
 
 def __getattr__(name: str):
@@ -30,14 +34,12 @@ def __getattr__(name: str):
         return BackgroundServer
     raise AttributeError(f"module 'omniembed.serve' has no attribute {name!r}")
 
-__all__ = ["ServeConfig", "serve", "build_app", "BackgroundServer", "is_loopback", "ServeError", "ItemNotFoundError",
-           "ItemUnavailableError", "UnauthorizedError", "UploadTooLargeError"]
-
 
 def build_app(index: "str | os.PathLike", config: ServeConfig | None = None, model: "object | None" = None,
               device: str | None = None):
     """The FastAPI app over the index at ``index`` (``model``: a model, checkpoint directory or name overriding the
     index's own). ``config`` is used as given (see :meth:`ServeConfig.secured`)."""
+    require_serve_extra()
     from ..index import Index
     from .app import create_app
     from .service import SearchService
@@ -46,9 +48,18 @@ def build_app(index: "str | os.PathLike", config: ServeConfig | None = None, mod
     return create_app(SearchService(Index.open(index, model=model, device=device), config))
 
 
+def require_serve_extra() -> None:
+    """Raise :class:`ServeError` naming what to install when the ``serve`` extra's packages are missing."""
+    missing = [name for name in ("fastapi", "uvicorn", "multipart", "swagger_ui_bundle")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ServeError("omniembed serve", f"needs {', '.join(missing)}: pip install 'omniembed[serve]'")
+
+
 def serve(index: "str | os.PathLike", config: ServeConfig | None = None, model: "object | None" = None,
           device: str | None = None, log_level: str = "warning") -> None:
     """Serve the index until interrupted; prints the address (with the token when one is needed)."""
+    require_serve_extra()
     from .runner import listen, run_forever, url_of
 
     config = (config or ServeConfig()).secured()
