@@ -14,6 +14,8 @@ all, and any error (there should be none), beside:
   without the server (Python start, model load, one query); median of 3.
 * **in-process single query** — ``Index.search`` on a loaded index, one at a time: the floor the server adds its
   HTTP, JSON and queueing to (p50 of 50).
+* **server, one client** — text searches sent one at a time to the idle server before the load: what one user of
+  the page waits for (p50 of 30).
 """
 
 from __future__ import annotations
@@ -110,6 +112,18 @@ def in_process_single_query(index_dir: Path, n: int = 50) -> float:
     return float(np.percentile(times, 50))
 
 
+def one_client(url: str, n: int) -> list[float]:
+    import httpx
+
+    times = []
+    with httpx.Client(base_url=url, timeout=60.0) as http:
+        for i in range(n):
+            t0 = time.perf_counter()
+            http.get("/api/search", params={"q": TEXTS[i % len(TEXTS)], "k": K}).raise_for_status()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
 async def load(url: str, clients: int, seconds: float, mix: dict[str, int], ids: list[int], wav: bytes,
                seed: int) -> dict[str, list]:
     """Run the clients; returns {kind: [latency s, ...]} and the errors under "errors"."""
@@ -181,6 +195,7 @@ def main() -> int:
 
             hits = httpx.get(f"{url}/api/search", params={"q": "x", "k": min(200, info["count"])}).json()["hits"]
             ids = [h["id"] for h in hits]
+            single = one_client(url, 30)
             t0 = time.perf_counter()
             results = asyncio.run(asyncio.wait_for(
                 load(url, args.clients, args.seconds, mix, ids, wav, args.seed), timeout=args.seconds + 60))
@@ -193,8 +208,8 @@ def main() -> int:
     print(f"\nbench_serve: {args.clients} clients × {args.seconds:.0f} s on loopback, mix {args.mix}, k={K}; index "
           f"{info['count']} items {info['by_modality']} ({'given' if args.index else f'built in {built:.0f} s'}), "
           f"model {info['model_name']}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"torch threads {torch.get_num_threads()}, uvicorn 1 worker\n")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, load average "
+          f"{os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}, uvicorn 1 worker\n")
     print(f"| {'requests':<22} | {'n':>6} | {'req/s':>7} | {'p50 ms':>8} | {'p99 ms':>8} | {'p50 / CLI query':>15} |")
     print(f"|{'-' * 24}|{'-' * 8}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 17}|")
     for name, times in [*((k, results[k]) for k in mix), ("all", every)]:
@@ -204,6 +219,8 @@ def main() -> int:
         p50, p99 = np.percentile(times, 50), np.percentile(times, 99)
         print(f"| {name:<22} | {len(times):>6} | {len(times) / wall:>7.1f} | {1000 * p50:>8.1f} | {1000 * p99:>8.1f} "
               f"| {p50 / cli_s:>15.3f} |")
+    print(f"| {'server, one client':<22} | {len(single):>6} | {'':>7} | {1000 * np.percentile(single, 50):>8.1f} "
+          f"| {1000 * np.percentile(single, 99):>8.1f} | {np.percentile(single, 50) / cli_s:>15.3f} |")
     print(f"| {'CLI single query':<22} | {3:>6} | {'':>7} | {1000 * cli_s:>8.0f} | {'':>8} | {1.0:>15.3f} |")
     print(f"| {'in-process query':<22} | {50:>6} | {'':>7} | {1000 * direct_s:>8.1f} | {'':>8} "
           f"| {direct_s / cli_s:>15.3f} |")
