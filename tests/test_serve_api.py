@@ -234,3 +234,13 @@ def test_serve_config_rejects_a_short_token_and_a_bad_port():
     with pytest.raises(ConfigError, match="port must be 0–65535, got 70000"):
         ServeConfig(port=70000).validate()
     assert ServeConfig().secured().token is None  # loopback: no token made up
+
+
+def test_upload_names_keep_the_suffix_and_lose_any_folder():
+    from omniembed.serve.service import upload_name
+
+    assert upload_name("../../etc/passwd.wav") == "passwd.wav"
+    assert upload_name("C:\\Users\\me\\scan.depth.png") == "C_Users_me_scan.depth.png"
+    assert upload_name("a b;c.ply") == "a_b_c.ply"
+    assert upload_name("") == upload_name(None) == upload_name("..") == "upload"
+    assert upload_name("x" * 500 + ".wav") == "x" * 116 + ".wav"
