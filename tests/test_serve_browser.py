@@ -188,11 +188,13 @@ def test_point_cloud_turns_by_keyboard_and_the_page_fits_a_phone(browser, server
     browser.switch_to.active_element.send_keys(Keys.ENTER)
     wait_for_status(browser, "More like")
 
-    browser.set_window_size(390, 844)
+    # a phone: 390 × 844 CSS pixels (an emulated device; a headless window cannot be narrower than 500)
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True})
     try:
         layout = browser.execute_script("""const grid = document.getElementById('results');
-            return {columns: getComputedStyle(grid).gridTemplateColumns.split(' ').length,
+            return {width: window.innerWidth, columns: getComputedStyle(grid).gridTemplateColumns.split(' ').length,
                     overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth};""")
-        assert layout == {"columns": 2, "overflow": 0}
+        assert layout == {"width": 390, "columns": 2, "overflow": 0}
     finally:
-        browser.set_window_size(1280, 900)
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
