@@ -244,3 +244,29 @@ def test_upload_names_keep_the_suffix_and_lose_any_folder():
     assert upload_name("a b;c.ply") == "a_b_c.ply"
     assert upload_name("") == upload_name(None) == upload_name("..") == "upload"
     assert upload_name("x" * 500 + ".wav") == "x" * 116 + ".wav"
+
+
+def test_serve_command_prints_a_working_address_and_demo_takes_the_same_options(index_dir):
+    import subprocess
+    import sys
+
+    import httpx
+
+    from omniembed.cli import build_parser
+    from omniembed.commands.serve import server_config
+
+    server = subprocess.Popen([sys.executable, "-m", "omniembed.cli", "serve", str(index_dir), "--port", "0",
+                               "--token", "a-long-enough-token"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()  # printed once the socket listens
+        url = re.search(r"on (http://127\.0\.0\.1:\d+)/\?token=a-long-enough-token ", line).group(1)
+        assert httpx.get(f"{url}/api/info").status_code == 401
+        info = httpx.get(f"{url}/api/info", headers={"Authorization": "Bearer a-long-enough-token"}).json()
+        assert info["count"] == 7
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    args = build_parser().parse_args(["demo", "--quick", "--serve", "--port", "0", "--max-upload-mb", "2"])
+    config = server_config(args)
+    assert args.serve and (config.host, config.port, config.max_upload_bytes) == ("127.0.0.1", 0, 2 * 1024 * 1024)
