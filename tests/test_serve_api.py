@@ -270,3 +270,22 @@ def test_serve_command_prints_a_working_address_and_demo_takes_the_same_options(
     args = build_parser().parse_args(["demo", "--quick", "--serve", "--port", "0", "--max-upload-mb", "2"])
     config = server_config(args)
     assert args.serve and (config.host, config.port, config.max_upload_bytes) == ("127.0.0.1", 0, 2 * 1024 * 1024)
+
+
+def test_an_item_pruned_from_the_index_is_no_longer_served(tmp_path, tiny_model):
+    (tmp_path / "pictures").mkdir()
+    keep, drop = (write_image(tmp_path / "pictures" / f"pic{i}.png", i) for i in range(2))
+    index = Index.build(tiny_model, tmp_path / "idx", [tmp_path / "pictures"], progress=False)
+    client = TestClient(build_app(tmp_path / "idx", LOCAL, model=tiny_model))
+    ids = ids_by_name(client)
+    assert client.get(f"/api/items/{ids['pic1.png']}/media").content == drop.read_bytes()
+
+    drop.unlink()
+    assert error_of(client.get(f"/api/items/{ids['pic1.png']}/media"), 410)["message"] == (
+        f"item {ids['pic1.png']} (pic1.png): its file is gone since it was indexed")
+    index.prune()
+    assert error_of(client.get(f"/api/items/{ids['pic1.png']}/media"), 404)["message"] == (
+        f"item {ids['pic1.png']}: no such item in the index")
+    assert error_of(client.get(f"/api/search/item/{ids['pic1.png']}"), 404)
+    assert [h["name"] for h in client.get(f"/api/search/item/{ids['pic0.png']}").json()["hits"]] == []
+    assert keep.is_file()

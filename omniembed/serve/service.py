@@ -133,13 +133,9 @@ class SearchService:
 
     # ---- items ---------------------------------------------------------------------------------------------
     def item(self, item_id: int) -> ItemRow:
-        """The live, published row with this id."""
-        with self.index.store.snapshot() as conn:
-            generation = int(self.index.store.settings(conn).get("generation", 0))
-            row = self.index.store.rows(conn, [item_id]).get(item_id)
-            live = row is not None and conn.execute(
-                "SELECT gen_removed IS NULL FROM items WHERE id = ?", (item_id,)).fetchone()[0]
-        if row is None or not live or row.gen_added > generation:
+        """The row with this id in the published generation (what searches return)."""
+        row = self.index.store.published_row(item_id)
+        if row is None:
             raise ItemNotFoundError(f"item {item_id}", "no such item in the index")
         return row
 
