@@ -132,6 +132,7 @@ def test_text_query_filter_upload_play_more_like_this_and_a_corrupt_upload(brows
     # upload a WAV through the picker: the same recording is the best match, at cosine 1
     browser.find_element(By.ID, "file").send_keys(str(media["query"]))
     wait_for_status(browser, "Results for the audio file query.wav")
+    assert browser.find_element(By.CSS_SELECTOR, "#status audio").get_attribute("src").startswith("blob:")
     shown = tile_facts(browser)
     assert [t["modality"] for t in shown] == ["audio", "audio"]
     assert shown[0]["name"] == "tone440.wav" and shown[0]["score"] == pytest.approx(1.0, abs=1e-3)
@@ -151,6 +152,9 @@ def test_text_query_filter_upload_play_more_like_this_and_a_corrupt_upload(brows
     first = tile_facts(browser)[0]
     tiles(browser)[0].find_element(By.CSS_SELECTOR, "button.more").click()
     wait_for_status(browser, f"More like {first['modality']} {first['name']}")
+    if first["modality"] != "text":  # texts have no thumbnail
+        assert browser.find_element(By.CSS_SELECTOR, "#status img").get_attribute("src").endswith(
+            f"/api/items/{first['id']}/thumbnail")
     shown = tile_facts(browser)
     assert len(shown) == 7 and first["id"] not in {t["id"] for t in shown}
     assert browser.switch_to.active_element.get_attribute("id") == "results"  # focus follows, for keyboards

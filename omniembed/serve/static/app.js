@@ -5,7 +5,7 @@
 (function () {
   const K = 24;
   const $ = (id) => document.getElementById(id);
-  const state = { info: null, wanted: new Set(), query: null };
+  const state = { info: null, wanted: new Set(), query: null, previewUrl: null };
 
   // ---- the API ----------------------------------------------------------------------------------------------
   async function api(path, options) {
@@ -117,17 +117,41 @@
   function render(data, query) {
     const status = $("status");
     status.textContent = "";
-    if (query.kind === "upload" && query.file.type.startsWith("image/")) {
-      const img = el("img", "query-thumb");
-      img.src = URL.createObjectURL(query.file);
-      img.alt = "";
-      status.append(img);
-    }
+    const preview = queryPreview(data, query);
+    if (preview) status.append(preview);
     status.append(document.createTextNode(describe(data, query)));
     const grid = $("results");
     grid.textContent = "";
     const best = data.hits.length ? Math.max(...data.hits.map((h) => h.score)) : 1;
     for (const hit of data.hits) grid.append(tile(hit, best));
+  }
+
+  // A small picture (or player) of what was searched with, beside the status line.
+  function queryPreview(data, query) {
+    if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+    state.previewUrl = null;
+    if (query.kind === "item") {
+      const view = state.info && state.info.views[data.query.modality];
+      if (!view || !view.thumbnail) return null;
+      const img = el("img", "query-thumb");
+      img.src = `/api/items/${query.id}/thumbnail`;
+      img.alt = "";
+      return img;
+    }
+    if (query.kind !== "upload") return null;
+    const kind = query.file.type.split("/")[0];
+    const tag = { image: "img", audio: "audio", video: "video" }[kind];
+    if (!tag) return null;
+    const node = el(tag, kind === "audio" ? "query-audio" : "query-thumb");
+    state.previewUrl = URL.createObjectURL(query.file);
+    node.src = state.previewUrl;
+    if (kind === "image") node.alt = "";
+    else {
+      node.controls = kind === "audio";
+      node.muted = true;
+      node.setAttribute("aria-label", `Play the query ${query.file.name}`);
+    }
+    return node;
   }
 
   // ---- tiles ------------------------------------------------------------------------------------------------
