@@ -148,7 +148,7 @@
     if (kind === "image") node.alt = "";
     else {
       node.controls = kind === "audio";
-      node.muted = true;
+      node.muted = kind === "video"; // a 40-px still of the video; the sound is the tiles' to play
       node.setAttribute("aria-label", `Play the query ${query.file.name}`);
     }
     return node;
