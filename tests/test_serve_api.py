@@ -141,12 +141,15 @@ def test_a_bad_upload_is_a_json_4xx_naming_it(client, name, data, status, reason
     assert "omniembed-upload-" not in error["message"] and "Traceback" not in error["message"]
 
 
-def test_an_upload_over_the_limit_is_refused_with_413(index_dir):
+def test_an_upload_over_the_limit_is_refused_with_413_and_one_of_unknown_length_with_411(index_dir):
     small = TestClient(build_app(index_dir, ServeConfig(allowed_hosts=("testserver",), max_upload_bytes=1000)))
     error = error_of(small.post("/api/search/upload", files={"file": ("big.wav", b"\0" * 2_000_000)}), 413)
     assert re.fullmatch(r"request body: 2000\d{3} bytes is over the limit of 1049576 bytes", error["message"])
     error = error_of(small.post("/api/search/upload", files={"file": ("mid.wav", b"\0" * 5000)}), 413)
     assert error["message"] == "mid.wav: is over the upload limit of 1000 bytes"
+    chunked = small.post("/api/search/upload", content=iter([b"--x\r\n"] * 3),
+                         headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert error_of(chunked, 411)["message"] == "request body: send a Content-Length (chunked uploads are refused)"
 
 
 def test_bad_parameters_are_400s_and_422s_naming_the_parameter(client):

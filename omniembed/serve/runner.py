@@ -10,6 +10,8 @@ import time
 
 import uvicorn
 
+from .errors import ServeError
+
 STARTUP_TIMEOUT = 30.0
 """Seconds a background server may take to start accepting connections."""
 
@@ -56,7 +58,7 @@ class BackgroundServer:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the search server at {self.url} did not start")
+                raise ServeError(self.url, f"the search server did not start within {STARTUP_TIMEOUT:.0f} s")
             time.sleep(0.02)
         return self
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..errors import ConfigError
+
 PLAYERS = ("image", "audio", "video", "points", "text", "file")
 
 
@@ -31,7 +33,7 @@ DEFAULT_VIEW = TileView("file")
 
 def register_view(modality: str, view: TileView) -> None:
     if view.player not in PLAYERS:
-        raise ValueError(f"view of {modality}: player {view.player!r} is not one of {', '.join(PLAYERS)}")
+        raise ConfigError(f"view of {modality}: player {view.player!r} is not one of {', '.join(PLAYERS)}")
     _VIEWS[modality] = view
 
 
