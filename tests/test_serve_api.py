@@ -292,3 +292,31 @@ def test_an_item_pruned_from_the_index_is_no_longer_served(tmp_path, tiny_model)
     assert error_of(client.get(f"/api/search/item/{ids['pic1.png']}"), 404)
     assert [h["name"] for h in client.get(f"/api/search/item/{ids['pic0.png']}").json()["hits"]] == []
     assert keep.is_file()
+
+
+def test_concurrent_text_queries_share_model_calls_and_get_their_own_results(tiny_model):
+    import threading
+    import time
+
+    from omniembed.serve.batching import TextBatcher
+
+    texts = [f"query number {i}" for i in range(16)]
+    alone = {t: tiny_model.embed([t], modality="text")[0] for t in texts}
+    calls = []
+
+    class SlowModel:  # the first call holds the lock a while, so the other callers queue up behind it
+        def embed(self, items, **kwargs):
+            calls.append(len(items))
+            time.sleep(0.3 if len(calls) == 1 else 0)
+            return tiny_model.embed(items, **kwargs)
+
+    batcher = TextBatcher(SlowModel(), threading.Lock())
+    got: dict[str, np.ndarray] = {}
+    threads = [threading.Thread(target=lambda t=t: got.__setitem__(t, batcher.embed(t))) for t in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(calls) == 16 and len(calls) < 16 and max(calls) > 1
+    for t in texts:
+        np.testing.assert_allclose(got[t], alone[t], atol=1e-5)

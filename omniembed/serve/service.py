@@ -18,6 +18,7 @@ from ..errors import EmptyInputError, InputError, OmniEmbedError, UnreadableInpu
 from ..index import Index, SearchHit
 from ..index.store import ItemRow
 from ..registry import Modality, get_modality
+from .batching import TextBatcher
 from .config import ServeConfig
 from .errors import ItemNotFoundError, ItemUnavailableError
 from .views import view_of
@@ -42,9 +43,9 @@ class Query:
 class SearchService:
     """One open :class:`~omniembed.index.Index` (its model loaded) served to many threads.
 
-    Queries are embedded one at a time (a lock around the model: encoders and tokenizers are not meant for
-    concurrent calls, and on a CPU parallel calls only compete for the same cores); faiss and SQLite reads run
-    concurrently (one SQLite connection per thread).
+    The model runs one call at a time (a lock: encoders and tokenizers are not meant for concurrent calls, and on a
+    CPU parallel calls only compete for the same cores); concurrent text queries share calls (:class:`TextBatcher`);
+    faiss and SQLite reads run concurrently (one SQLite connection per thread).
     """
 
     def __init__(self, index: Index, config: ServeConfig):
@@ -52,6 +53,7 @@ class SearchService:
         self.config = config
         self.model = index.model  # loaded now: a bad model fails at start-up, not on the first query
         self._model_lock = threading.Lock()
+        self._texts = TextBatcher(self.model, self._model_lock)
         self._thumbnail = functools.lru_cache(maxsize=config.thumbnail_cache)(self._render_thumbnail)
 
     # ---- describing ----------------------------------------------------------------------------------------
@@ -81,9 +83,7 @@ class SearchService:
         if len(text) > self.config.max_text_chars:
             raise InputError("text query", f"is {len(text)} characters, over the limit of "
                                            f"{self.config.max_text_chars}")
-        with self._model_lock:
-            vector = self.model.embed([text], modality="text")[0]
-        return self._result(Query("text", text=text), vector, k, modalities)
+        return self._result(Query("text", text=text), self._texts.embed(text), k, modalities)
 
     def search_file(self, path: Path, name: str, k: int, modalities: Sequence[str] | None) -> dict[str, Any]:
         """Search with an uploaded file saved at ``path`` (named for its suffix); errors name the upload ``name``.
