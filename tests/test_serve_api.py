@@ -197,7 +197,11 @@ def test_beyond_loopback_every_api_call_needs_the_token(index_dir):
 def test_on_loopback_only_local_host_headers_are_served(index_dir):
     client = TestClient(build_app(index_dir, ServeConfig()), base_url="http://127.0.0.1:8000")
     assert client.get("/api/info").status_code == 200
-    assert client.get("/api/info", headers={"Host": "evil.example:8000"}).status_code == 400  # DNS rebinding
+    error = error_of(client.get("/api/info", headers={"Host": "evil.example:8000"}), 400)  # DNS rebinding
+    assert error["message"] == ("Host evil.example:8000: this server answers only to local names "
+                                "(it listens on loopback)")
+    assert client.get("/api/info", headers={"Host": "localhost:8000"}).status_code == 200
+    assert client.get("/api/info", headers={"Host": "[::1]:8000"}).status_code == 200
     assert [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "10.1.2.3", "example.com")] == \
         [True, True, True, False, False, False]
 

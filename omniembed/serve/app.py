@@ -4,7 +4,7 @@ Every error is JSON ``{"error": {"type", "input", "message"}}`` with a 4xx statu
 id, an upload that cannot be read, a bad parameter); an unexpected failure is a 500 with the same shape and no
 traceback. Files are served only by indexed id.
 """
-
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at run time, some of them local.
 
 import logging
 import tempfile
@@ -18,7 +18,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
 from ..errors import (ConfigError, EmptyInputError, InputError, MissingModalityError, OmniEmbedError,
@@ -26,7 +25,7 @@ from ..errors import (ConfigError, EmptyInputError, InputError, MissingModalityE
 from ..index.errors import RetrievalIndexError
 from .config import ServeConfig
 from .errors import ItemNotFoundError, ItemUnavailableError, UnauthorizedError, UploadTooLargeError
-from .guard import COOKIE, BodyLimit, require_token, token_matches
+from .guard import COOKIE, BodyLimit, LocalHostsOnly, require_token, token_matches
 from .service import SearchService, upload_name
 
 log = logging.getLogger("omniembed.serve")
@@ -61,7 +60,7 @@ def create_app(service: SearchService) -> FastAPI:
                               "uploaded file of any modality, or an indexed item.")
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes + UPLOAD_CHUNK)  # room for the multipart framing
     if config.loopback:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
+        app.add_middleware(LocalHostsOnly, hosts=config.allowed_hosts)
     _add_error_handlers(app)
     app.include_router(_api(service), prefix="/api", dependencies=[Depends(require_token(config))])
     _add_page(app, config)

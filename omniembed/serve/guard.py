@@ -55,6 +55,32 @@ class BodyLimit:
         return await self.app(scope, receive, send)
 
 
+def host_name(host: str) -> str:
+    """A ``Host`` header without its port: ``127.0.0.1:8000`` → ``127.0.0.1``, ``[::1]:8000`` → ``[::1]``."""
+    if host.startswith("["):
+        return host[:host.index("]") + 1] if "]" in host else host
+    return host.split(":", 1)[0]
+
+
+class LocalHostsOnly:
+    """ASGI middleware for a loopback server: a request whose ``Host`` is not one of ``hosts`` (port aside) gets a
+    JSON 400 — a page on another site that re-points its own name at 127.0.0.1 (DNS rebinding) cannot read the
+    API."""
+
+    def __init__(self, app, hosts: tuple[str, ...]):
+        self.app = app
+        self.hosts = {h.lower() for h in hosts}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+        if host_name(host) not in self.hosts:
+            return await _refuse(send, 400, "UntrustedHostError", f"Host {host or '(none)'}",
+                                 "this server answers only to local names (it listens on loopback)")
+        return await self.app(scope, receive, send)
+
+
 async def _refuse(send, status: int, kind: str, where: str, reason: str) -> None:
     body = json.dumps({"error": {"type": kind, "input": where, "message": f"{where}: {reason}"}}).encode()
     await send({"type": "http.response.start", "status": status,
