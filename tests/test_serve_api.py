@@ -212,8 +212,8 @@ def test_page_and_docs_are_served_without_a_cdn(client):
     for asset in ("/static/app.js", "/static/viewer.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     docs = client.get("/docs").text
-    assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
-    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert "/static-offline-docs/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
+    assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
     spec = client.get("/openapi.json").json()
     assert {"/api/info", "/api/search", "/api/search/upload", "/api/search/item/{item_id}",
             "/api/items/{item_id}/media"} <= set(spec["paths"])

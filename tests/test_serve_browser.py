@@ -171,6 +171,15 @@ def test_text_query_filter_upload_play_more_like_this_and_a_corrupt_upload(brows
     assert sources and all(s.startswith(server.url) for s in sources)
 
 
+def test_api_docs_render_offline(browser, server):
+    browser.get(server.url + "/docs")
+    title = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"),
+                     "Swagger UI never rendered")[0]
+    assert title.text.startswith("OmniEmbed search")
+    operations = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/api/search", "/api/search/upload", "/api/search/item/{item_id}", "/api/info"} <= operations
+
+
 def test_point_cloud_turns_by_keyboard_and_the_page_fits_a_phone(browser, server):
     open_page(browser, server)
     browser.find_element(By.TAG_NAME, "body").send_keys("/")  # "/" jumps to the search box

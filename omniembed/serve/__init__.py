@@ -50,7 +50,7 @@ def build_app(index: "str | os.PathLike", config: ServeConfig | None = None, mod
 
 def require_serve_extra() -> None:
     """Raise :class:`ServeError` naming what to install when the ``serve`` extra's packages are missing."""
-    missing = [name for name in ("fastapi", "uvicorn", "multipart", "swagger_ui_bundle")
+    missing = [name for name in ("fastapi", "uvicorn", "multipart", "fastapi_offline")
                if importlib.util.find_spec(name) is None]
     if missing:
         raise ServeError("omniembed serve", f"needs {', '.join(missing)}: pip install 'omniembed[serve]'")

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Path as PathParam, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from .. import __version__
@@ -55,16 +55,16 @@ ItemId = Annotated[int, PathParam(description="an item's id, as in search result
 def create_app(service: SearchService) -> FastAPI:
     """The web application over one :class:`SearchService` (its config says how to guard it)."""
     config = service.config
-    app = FastAPI(title="OmniEmbed search", version=__version__, docs_url=None, redoc_url=None,
-                  description="Search one index of images, sounds, videos, point clouds and texts by a text, an "
-                              "uploaded file of any modality, or an indexed item.")
+    # Swagger UI at /docs from the fastapi-offline package's own copy: the docs work offline, no CDN
+    app = FastAPIOffline(title="OmniEmbed search", version=__version__, docs_url="/docs", redoc_url=None,
+                         description="Search one index of images, sounds, videos, point clouds and texts by a text, "
+                                     "an uploaded file of any modality, or an indexed item.")
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes + UPLOAD_CHUNK)  # room for the multipart framing
     if config.loopback:
         app.add_middleware(LocalHostsOnly, hosts=config.allowed_hosts)
     _add_error_handlers(app)
     app.include_router(_api(service), prefix="/api", dependencies=[Depends(require_token(config))])
     _add_page(app, config)
-    _add_docs(app)
     return app
 
 
@@ -138,7 +138,7 @@ def _modalities(text: str | None) -> list[str] | None:
     return wanted or None
 
 
-# ---- the page and the docs -----------------------------------------------------------------------------------
+# ---- the page -----------------------------------------------------------------------------------
 def _add_page(app: FastAPI, config: ServeConfig) -> None:
     static = resources.files("omniembed.serve") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
@@ -155,20 +155,6 @@ def _add_page(app: FastAPI, config: ServeConfig) -> None:
             return response
         return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
                                            "Referrer-Policy": "no-referrer"})
-
-
-def _add_docs(app: FastAPI) -> None:
-    """Swagger UI from the installed ``swagger-ui-bundle`` package: the docs work offline, no CDN."""
-    import swagger_ui_bundle
-
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} — API",
-                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs-assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 # ---- errors --------------------------------------------------------------------------------------------------
