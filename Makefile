@@ -8,8 +8,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 # Debian packages the Python wheels need at run time: libusb for open3d, espeak-ng for the offline
-# spoken-digit fallback, ffmpeg for writing mp4 test media.
-DEB_PACKAGES := libusb-1.0-0 espeak-ng ffmpeg
+# spoken-digit fallback, ffmpeg for writing mp4 test media, chromium + its driver for the search page's browser test.
+DEB_PACKAGES := libusb-1.0-0 espeak-ng ffmpeg chromium chromium-driver
 
 .PHONY: setup system-deps test test-fast demo bench clean
 
@@ -29,7 +29,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,serve]'
 	touch $(STAMP)
 
 demo: setup

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("omniembed.commands.index", "build, update, describe or export a searchable index of files"),
     "search": ("omniembed.commands.search", "search an index with a text or a file of any modality"),
     "push": ("omniembed.commands.push", "upload a saved model with its model card to the Hugging Face Hub"),
+    "serve": ("omniembed.commands.serve", "a search web page and JSON API over an index (needs the serve extra)"),
 }
 """subcommand → (module with ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)."""
 

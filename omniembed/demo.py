@@ -146,10 +146,15 @@ def evaluate_model(model_dir: Path, data_dir: Path, report_dir: Path) -> dict:
 
 
 def index_test_split(model_dir: Path, data_dir: Path, index_dir: Path) -> Path:
-    """A retrieval index over every test file (captions included), built incrementally."""
+    """A retrieval index over every test file (captions included), built incrementally; each file labelled with
+    its digit's name (what search results and the search page show beside it)."""
+    from .datasets.omnidigits import load_manifest, load_split
     from .index import Index
 
-    Index.build(model_dir, index_dir, [data_dir / "test"], progress=False).close()
+    names = load_manifest(data_dir).class_names
+    labels = {p.resolve(): names[r.label] for r in load_split(data_dir, "test") for p in r.paths.values()}
+    Index.build(model_dir, index_dir, [data_dir / "test"], label=lambda p: labels.get(Path(p).resolve()),
+                progress=False).close()
     return index_dir
 
 

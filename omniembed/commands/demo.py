@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"steps binding audio, video and point clouds to the anchor (default {full.steps}, "
                              f"~3.5 min; quick {quick.steps})")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--serve", action="store_true",
+                        help="then serve the search page over the demo's index (a finished demo is reused)")
+    from .serve import add_server_arguments
+
+    add_server_arguments(parser.add_argument_group("search page (with --serve)"))
     parser.add_argument("overrides", nargs="*", help="overrides of both recipes, key=value (e.g. optim.lr=1e-3)")
 
 
@@ -42,4 +47,9 @@ def run(args: argparse.Namespace) -> int:
     total = sum(result.seconds.values())
     print(f"\ndone in {total:.0f} s: model {result.model_dir}, index {result.index_dir}, "
           f"report {result.report_dir / 'report.md'}")
+    if args.serve:
+        from ..serve import serve
+        from .serve import server_config
+
+        serve(result.index_dir, server_config(args), log_level=args.log_level)
     return 0

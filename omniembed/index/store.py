@@ -181,6 +181,14 @@ class MetadataStore:
             found.update((row[0], ItemRow(*row)) for row in cur)
         return found
 
+    def published_row(self, row_id: int) -> ItemRow | None:
+        """The row with this id if the published generation holds it (a search can return it), else None."""
+        with self.snapshot() as conn:
+            gen = self.settings(conn).get("generation", 0)
+            row = conn.execute(f"SELECT {COLUMNS} FROM items WHERE id = ? AND gen_added <= ? "
+                               "AND (gen_removed IS NULL OR gen_removed > ?)", (int(row_id), gen, gen)).fetchone()
+        return ItemRow(*row) if row is not None else None
+
     @staticmethod
     def insert(conn: sqlite3.Connection, items: Sequence[NewItem], gen: int) -> None:
         conn.executemany(
