@@ -50,3 +50,12 @@ class MissingModalityError(OmniEmbedError, KeyError):
 
 class CheckpointError(OmniEmbedError):
     """A checkpoint directory is missing files or its weights do not match its config."""
+
+
+class OutputExistsError(OmniEmbedError, FileExistsError):
+    """A write would replace or mix with something already at its target (a file, a user's folder, a model)."""
+
+    def __init__(self, target: str, reason: str):
+        self.target = target
+        self.reason = reason
+        super().__init__(f"{target}: {reason}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -12,14 +14,52 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .errors import CheckpointError, MissingModalityError
-from .io import atomic_dir, load_tensors, save_tensors, write_json
-from .registry import Modality, get_modality, modality_for_suffix, path_suffix
+from .errors import CheckpointError, MissingModalityError, OutputExistsError
+from .io import load_tensors, replace_owned_entries, save_tensors, write_json
+from .registry import Modality, get_modality, list_modalities, modality_for_suffix, path_suffix
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAINING_FILE = "training.json"
 """Written beside a model exported by the trainer: the modality pairs it was trained on (for emergent flags)."""
+FORMAT = "omniembed/1"
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE)
+"""Top-level names (glob patterns) of a model folder's own files, besides each modality's ``asset_names``: see
+:func:`owns_entry`. A file :meth:`OmniEmbedModel.save` writes must be listed here (save refuses to stage others)."""
+
+
+def owns_entry(name: str) -> bool:
+    """Whether a top-level entry of a model folder is the model's own (replaced or removed when the model is
+    overwritten) rather than the user's (always kept): :data:`MODEL_FILES` plus every registered modality's
+    ``asset_names`` — all modalities, so an overwrite also drops assets of modalities the new model lacks."""
+    patterns = MODEL_FILES + tuple(p for m in list_modalities() for p in get_modality(m).asset_names)
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def is_model_dir(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds an OmniEmbed model: a ``config.json`` object whose format is omniembed's."""
+    try:
+        data = json.loads((Path(directory) / CONFIG_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and str(data.get("format", "")).startswith("omniembed/")
+
+
+def check_save_target(directory: Path, overwrite: bool) -> None:
+    """Refuse to save into a file, into a non-empty folder that holds no model, or over a model without
+    ``overwrite`` — saving must never delete what a user keeps there."""
+    if directory.exists() and not directory.is_dir():
+        raise OutputExistsError(str(directory), "is a file, not a folder to save a model in")
+    if not directory.is_dir() or not any(directory.iterdir()):
+        return
+    if not is_model_dir(directory):
+        raise OutputExistsError(str(directory), f"is not empty and holds no OmniEmbed model (no {CONFIG_FILE} of "
+                                                "format omniembed/…); refusing to write into it — choose a new "
+                                                "or empty folder")
+    if not overwrite:
+        raise OutputExistsError(str(directory), "already holds an OmniEmbed model; pass overwrite=True "
+                                                "(--overwrite on the command line) to replace its files — "
+                                                "other files in the folder are kept")
 
 
 class OmniEmbedModel(nn.Module):
@@ -128,16 +168,26 @@ class OmniEmbedModel(nn.Module):
         return np.asarray(a, dtype=np.float32) @ np.asarray(b, dtype=np.float32).T
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer/tower files) atomically to ``directory``."""
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer/tower files) to ``directory``.
+
+        ``directory`` may be new or empty. A folder that already holds a model needs ``overwrite=True``; then
+        only the model's own files (:func:`owns_entry`) are replaced, all at once, and the user's other files
+        stay. Any other non-empty folder is refused (:class:`OutputExistsError`).
+        """
         directory = Path(directory)
-        with atomic_dir(directory) as tmp:
-            stored = {name: proc.export_assets(tmp) for name, proc in self.processors.items()}
-            config = ModelConfig(embed_dim=self.config.embed_dim, anchor=self.config.anchor, modalities=stored,
-                                 name=self.config.name)
-            write_json(tmp / CONFIG_FILE, {"format": "omniembed/1", **config.to_dict()})
-            save_tensors(tmp / WEIGHTS_FILE, self.state_dict(), metadata={"format": "omniembed/1"})
+        check_save_target(directory, overwrite)
+        with replace_owned_entries(directory, owns_entry) as tmp:
+            self._write_files(tmp)
         return directory
+
+    def _write_files(self, tmp: Path) -> None:
+        """Write every file of the checkpoint into the (staging) folder ``tmp``; names must be in MODEL_FILES."""
+        stored = {name: proc.export_assets(tmp) for name, proc in self.processors.items()}
+        config = ModelConfig(embed_dim=self.config.embed_dim, anchor=self.config.anchor, modalities=stored,
+                             name=self.config.name)
+        write_json(tmp / CONFIG_FILE, {"format": FORMAT, **config.to_dict()})
+        save_tensors(tmp / WEIGHTS_FILE, self.state_dict(), metadata={"format": FORMAT})
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | None = None) -> "OmniEmbedModel":
@@ -146,8 +196,6 @@ class OmniEmbedModel(nn.Module):
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
             raise CheckpointError(f"{directory}: not an OmniEmbed checkpoint ({CONFIG_FILE} missing)")
-        import json
-
         try:
             data = json.loads(config_path.read_text())
         except json.JSONDecodeError as exc:

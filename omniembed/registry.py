@@ -33,6 +33,8 @@ class Modality(abc.ABC):
     config_cls: ClassVar[type[ModalityConfig]]
     suffixes: ClassVar[tuple[str, ...]] = ()
     """Lower-case file suffixes (with the dot) that this modality reads."""
+    asset_names: ClassVar[tuple[str, ...]] = ()
+    """Top-level names (glob patterns) of the files :meth:`export_assets` may write into a model folder."""
 
     def __init__(self, config: ModalityConfig):
         if not isinstance(config, self.config_cls):

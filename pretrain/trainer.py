@@ -360,7 +360,7 @@ def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentCon
             state = merge_lora_state(state, lora.alpha / lora.rank)
         plain = OmniEmbedModel(model.config)
         plain.load_state_dict(state, strict=True)
-        plain.save(directory)
+        plain.save(directory, overwrite=True)  # the run's own export folder: a resumed run re-exports
         write_json(directory / TRAINING_FILE, training_provenance(config))
     distributed.barrier()
     return directory
