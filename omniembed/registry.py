@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .config import ModalityConfig, ModelConfig
-from .errors import ConfigError, InputError, MissingInputError
+from .errors import ConfigError, InputError, MissingInputError, UnreadableInputError
 
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
 
@@ -66,6 +66,8 @@ class Modality(abc.ABC):
                 raise MissingInputError(str(path), "file not found")
             if path.is_dir():
                 raise InputError(str(path), "is a directory, not a file")
+            if not path.is_file():  # a FIFO would block the decoder for ever, /dev/zero never ends
+                raise UnreadableInputError(str(path), "not a regular file (a FIFO, device or socket): not read")
             return self.preprocess(self.load(path))
         return self.preprocess(item)
 
