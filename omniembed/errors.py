@@ -24,6 +24,10 @@ class UnreadableInputError(InputError):
     """The input exists but cannot be decoded (corrupt, truncated, unsupported codec)."""
 
 
+class TooManyPixelsError(InputError):
+    """An image's header declares more pixels than the limit (a decompression bomb): refused before decoding."""
+
+
 class MissingInputError(InputError, FileNotFoundError):
     """The input names a path that does not exist."""
 
