@@ -19,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .encoder import to_device
-from .errors import ConfigError, EmptyInputError, InputError, OmniEmbedError, UnknownSuffixError
+from .errors import (ConfigError, EmptyInputError, InputError, NonFiniteEmbeddingError, OmniEmbedError,
+                     UnknownSuffixError)
 from .registry import modality_for_suffix, path_suffix
 
 if TYPE_CHECKING:
@@ -103,9 +104,16 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
                         batch = proc.collate(samples)
                         encoded = (_encode_parts(model, mod, batch, dev, precision) if parts else
                                    {"": _encode(model, mod, batch, dev, normalize, precision)})
+                        finite = _finite_rows(encoded, mod)
+                        for i, ok in zip(good, finite.tolist()):
+                            if not ok:
+                                _fail(failures, on_error, i, NonFiniteEmbeddingError(
+                                    _source(items[i]), "the model gave a non-finite (NaN or Inf) embedding: its "
+                                                       "weights hold NaN/Inf, or this input's values overflow it"))
+                        good = [i for i, ok in zip(good, finite.tolist()) if ok]
                         for name, vectors in encoded.items():
                             rows = out.setdefault(name, torch.full((len(items), model.embed_dim), float("nan")))
-                            rows[good] = vectors.float().cpu()
+                            rows[good] = vectors[finite.to(vectors.device)].float().cpu()
                         done[good] = True
                     bar.update(len(chunk))
     finally:
@@ -133,6 +141,13 @@ def _encode(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.de
         if normalize:
             return encoder(batch)
         return encoder.features(batch).mean(dim=1)
+
+
+def _finite_rows(encoded: dict[str, torch.Tensor], modality: str) -> torch.Tensor:
+    """bool [B]: whether each input's embedding is finite — the whole one, or with ``parts`` the part named after
+    the modality (other parts may be NaN by design: a video without an audio track has no audio part)."""
+    whole = encoded.get("", encoded.get(modality, next(iter(encoded.values()))))
+    return torch.isfinite(whole).all(dim=1).cpu()
 
 
 def _encode_parts(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.device,
@@ -199,6 +214,15 @@ def _convert(rows: torch.Tensor, to: str) -> Any:
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+
+
+def _source(item: Any) -> str:
+    """How an error names an input: a path as itself, a text by its first words, anything else by type and shape."""
+    if isinstance(item, os.PathLike):
+        return str(item)
+    if isinstance(item, str):
+        return item if len(item) <= 60 else repr(item[:57] + "...")
+    return _describe(item)
 
 
 def _describe(item: Any) -> str:

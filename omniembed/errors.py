@@ -28,6 +28,10 @@ class TooManyPixelsError(InputError):
     """An image's header declares more pixels than the limit (a decompression bomb): refused before decoding."""
 
 
+class NonFiniteEmbeddingError(InputError):
+    """The model turned this input into a vector holding NaN or Inf (bad weights, or values that overflow)."""
+
+
 class MissingInputError(InputError, FileNotFoundError):
     """The input names a path that does not exist."""
 

@@ -222,4 +222,15 @@ class OmniEmbedModel(nn.Module):
                      for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mis_shaped))
                      if items]
             raise CheckpointError(f"{path}: weights do not match the config ({'; '.join(parts)})")
+        _refuse_non_finite(path, state, {name for name, _ in self.named_parameters(remove_duplicate=False)})
         self.load_state_dict(state, strict=True)
+
+
+def _refuse_non_finite(path: str | os.PathLike, state: dict[str, torch.Tensor], parameters: set[str]) -> None:
+    """A parameter holding NaN or Inf is refused rather than warned about: every input it touches would embed to a
+    non-finite vector, each then refused one by one (buffers may hold -inf on purpose, e.g. attention masks)."""
+    bad = [f"{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()})" for k, v in sorted(state.items())
+           if k in parameters and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: weights hold NaN or Inf values, so every embedding they touch would be "
+                              f"non-finite: {', '.join(bad[:8])}{' …' if len(bad) > 8 else ''}")
