@@ -1,7 +1,8 @@
 """``model.embed``: route mixed inputs to their modality, batch by size, restore input order.
 
 Inputs may be file paths (``str`` with a known suffix or ``os.PathLike``; the modality comes from the suffix),
-strings (text), or raw signals (arrays, tensors, PIL images) with ``modality=`` given. Each modality's inputs
+folders (replaced by the files under them), strings (text; ``Text("…")`` says so whatever it looks like), or raw
+signals (arrays, tensors, PIL images) with ``modality=`` given; :mod:`omniembed.inputs` has the exact rules. Each modality's inputs
 are sorted by size, cut into batches, loaded and preprocessed per batch (so memory stays bounded), encoded and
 written back to their input rows.
 """
@@ -19,8 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .encoder import to_device
-from .errors import (ConfigError, EmptyInputError, InputError, NonFiniteEmbeddingError, OmniEmbedError,
-                     UnknownSuffixError)
+from .errors import (ConfigError, EmptyInputError, InputError, MissingInputError, NonFiniteEmbeddingError,
+                     OmniEmbedError, UnknownSuffixError)
+from .inputs import Kind, Text, expand_folders, kind_of, warn_if_folder_name
 from .registry import modality_for_suffix, path_suffix
 
 if TYPE_CHECKING:
@@ -62,7 +64,7 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
     _check_choice("precision", precision, tuple(PRECISIONS))
     if batch_size < 1:
         raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
-    items = _as_list(inputs)
+    items = expand_folders(_as_list(inputs), model.modality_of, modality)
     if not items:
         raise EmptyInputError("inputs", "nothing to embed (empty list)")
     if modality is not None:
@@ -77,6 +79,7 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
             groups.setdefault(_route(model, item, modality), []).append(i)
         except InputError as exc:
             _fail(failures, on_error, i, exc)
+    items = [_as_input(item, modality) for item in items]
 
     dev = torch.device(device) if device is not None else model.device
     if dev != model.device:
@@ -164,10 +167,21 @@ def _encode_parts(model: "OmniEmbedModel", modality: str, batch: Any, device: to
 
 
 def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:
-    """The modality an input goes to: the explicit one, else the file suffix, else text for plain strings."""
+    """The modality an input goes to (the rules of :mod:`omniembed.inputs`): text for ``Text``, else the explicit
+    one, else the file suffix, else the processor that accepts the object (text for plain strings)."""
+    kind = kind_of(item, modality)
+    if isinstance(item, Text):
+        if "text" not in model.modalities:
+            raise InputError(_source(item), f"the model has no 'text' encoder (it has: {', '.join(model.modalities)})")
+        return "text"
     if modality is not None:
         return modality
-    if isinstance(item, os.PathLike) or (isinstance(item, str) and _looks_like_path(item)):
+    if kind is Kind.FOLDER:
+        if not os.path.isdir(os.path.expanduser(item)):
+            raise MissingInputError(str(item), "folder not found")
+        suffixes = sorted(s for m in model.modalities for s in model.processor(m).suffixes)
+        raise EmptyInputError(str(item), f"folder holds no file that the model reads ({', '.join(suffixes)})")
+    if kind is Kind.FILE:
         suffix = path_suffix(item)
         found = modality_for_suffix(suffix, among=model.modalities)
         if found is None:
@@ -176,19 +190,22 @@ def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:
                       f"unknown file suffix '{suffix or '(none)'}'")
             raise UnknownSuffixError(str(item), reason)
         return found
+    if kind is Kind.TEXT:
+        warn_if_folder_name(item)
     for name, proc in model.processors.items():
         if proc.accepts(item):
             return name
     raise InputError(_describe(item), "cannot tell its modality: pass modality=... for raw arrays and tensors")
 
 
-def _looks_like_path(text: str) -> bool:
-    """A string is read as a path when it has no newline and ends in a suffix some modality reads."""
-    if "\n" in text or len(text) > 4096:
-        return False
-    suffix = Path(text).suffix.lower()
-    return bool(suffix) and " " not in suffix and (modality_for_suffix(path_suffix(text)) is not None
-                                                   or os.path.exists(text))
+def _as_input(item: Any, modality: str | None) -> Any:
+    """What a processor is given: a ``Text``'s string, a file named by a string as a ``Path`` (so a ``.txt`` path
+    is read, not embedded as its own name), anything else as it is."""
+    if isinstance(item, Text):
+        return item.text
+    if isinstance(item, str) and kind_of(item, modality) is Kind.FILE:
+        return Path(item)
+    return item
 
 
 def _as_list(inputs: Any) -> list[Any]:
@@ -218,6 +235,8 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
 
 def _source(item: Any) -> str:
     """How an error names an input: a path as itself, a text by its first words, anything else by type and shape."""
+    if isinstance(item, Text):
+        item = item.text
     if isinstance(item, os.PathLike):
         return str(item)
     if isinstance(item, str):
