@@ -57,6 +57,7 @@ from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
 from . import ply
+from .pcd import check_pcd
 from .point_groups import PointGroupStem
 
 CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".pts")
@@ -198,13 +199,16 @@ class PointCloudModality(Modality):
 def read_point_cloud(path: Path, extra: str = "none") -> PointCloud | o3d.geometry.TriangleMesh:
     """One file → a :class:`PointCloud`, or an open3d ``TriangleMesh`` with faces for meshes. ``extra`` says
     what the last three columns of an ``[N, 6]`` array file are. A truncated PLY (fewer vertices than its
-    header declares) and a file holding NaN or Inf values raise :class:`UnreadableInputError`."""
+    header declares), a damaged PCD header and a file holding NaN or Inf values raise
+    :class:`UnreadableInputError`."""
     suffix = path.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
         return cloud_from_array(_read_array(path), extra, str(path))
     header = ply.read_header(path) if suffix == ".ply" else None
     if header is not None:
         ply.check_complete(path, header)
+    if suffix == ".pcd":
+        check_pcd(path)  # open3d's PCD reader trusts the header and can crash on a damaged one
     if suffix in MESH_SUFFIXES or (header is not None and header.count("face") > 0):
         with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
             mesh = o3d.io.read_triangle_mesh(str(path))

@@ -102,3 +102,37 @@ def test_a_complete_ply_with_trailing_bytes_still_reads(tmp_path):
     whole = _cloud(tmp_path, ascii=False)
     whole.write_bytes(whole.read_bytes() + b"\0" * 7)
     assert len(read_point_cloud(whole).xyz) == N
+
+
+# ---- PCD: open3d's reader trusts the header and crashed the process on a damaged one ------------------------------
+def _pcd(tmp_path: Path, data: str) -> Path:
+    path = tmp_path / f"cloud_{data}.pcd"
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.random.default_rng(0).normal(size=(N, 3))))
+    assert o3d.io.write_point_cloud(str(path), cloud, write_ascii=data == "ascii", compressed=data == "compressed")
+    return path
+
+
+@pytest.mark.parametrize("data", ["ascii", "binary", "compressed"])
+def test_a_pcd_reads_whole_and_is_refused_truncated(tmp_path, data):
+    whole = _pcd(tmp_path, data)
+    assert len(read_point_cloud(whole).xyz) == N
+    cut = whole.with_name(f"cut_{whole.name}")
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.8)])
+    with pytest.raises(UnreadableInputError, match=rf"{cut.name}: damaged PCD file: (truncated|compressed data)"):
+        read_point_cloud(cut)
+
+
+@pytest.mark.parametrize("find, replace, problem", [
+    ("COUNT 1 1 1", "COUNT 1 1 q", "COUNT 'q' is not a positive integer"),  # this one crashed open3d (SIGSEGV)
+    ("DATA binary", "DATA bilary", "DATA 'bilary' is not one of"),
+    ("SIZE 4 4 4", "SIZE 4 4 3", "type F of size 3"),
+    ("POINTS 300", "POINTS 301", "≠ POINTS 301"),
+    ("FIELDS x y z", "FIELDS x y", "one value per field"),
+])
+def test_a_damaged_pcd_header_is_refused_before_open3d_reads_it(tmp_path, find, replace, problem):
+    whole = _pcd(tmp_path, "binary")
+    text = whole.read_bytes()
+    assert find.encode() in text
+    whole.write_bytes(text.replace(find.encode(), replace.encode(), 1))
+    with pytest.raises(UnreadableInputError, match=rf"damaged PCD file: .*{problem}"):
+        read_point_cloud(whole)
