@@ -1,8 +1,8 @@
 """``model.embed``: route mixed inputs to their modality, batch by size, restore input order.
 
 Inputs may be file paths (``str`` with a known suffix or ``os.PathLike``; the modality comes from the suffix),
-folders (replaced by the files under them), strings (text; ``Text("…")`` says so whatever it looks like), or raw
-signals (arrays, tensors, PIL images) with ``modality=`` given; :mod:`omniembed.inputs` has the exact rules. Each modality's inputs
+folders (replaced by the files under them), strings (text; ``Text("…")`` says so whatever it looks like), or
+raw signals (arrays, tensors, PIL images) with ``modality=`` given; :mod:`omniembed.inputs` has the exact rules. Each modality's inputs
 are sorted by size, cut into batches, loaded and preprocessed per batch (so memory stays bounded), encoded and
 written back to their input rows.
 """

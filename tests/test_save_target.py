@@ -114,7 +114,7 @@ def test_a_writer_cannot_stage_a_file_it_does_not_claim(tmp_path):
 def test_model_files_include_each_modalitys_assets():
     assert all(owns_entry(n) for n in ("config.json", "model.safetensors", "training.json", "tokenizer.json",
                                         "text_tower"))
-    assert not any(owns_entry(n) for n in ("notes.txt", "README.md", "eval", "config.json.bak"))
+    assert not any(owns_entry(n) for n in ("notes.txt", "eval", "config.json.bak", "my_tokenizer.json"))
 
 
 def test_cli_create_refuses_a_users_folder_and_overwrites_a_model_only_when_asked(user_files, tmp_path, capsys):
