@@ -7,6 +7,9 @@ import stat
 
 import numpy as np
 import pytest
+import torch
+from conftest import shared_path
+from safetensors.torch import load_file
 
 import omniembed
 from omniembed.cli import main
@@ -131,3 +134,20 @@ def test_cli_create_refuses_a_users_folder_and_overwrites_a_model_only_when_aske
     assert (model_dir / "notes.txt").read_text() == "keep me"
     expected = omniembed.create("omni-tiny", seed=2).embed("a cat")
     np.testing.assert_array_equal(omniembed.load(model_dir).embed("a cat"), expected)
+
+
+def test_cli_convert_refuses_a_users_folder_and_overwrites_a_model_only_when_asked(user_files, tmp_path, capsys):
+    fixture = shared_path("fixtures", "imagebind-tiny")
+    checkpoint = tmp_path / "imagebind_tiny.pth"
+    torch.save({"model": load_file(str(fixture / "model.safetensors"))}, checkpoint)
+    argv = ["convert", "imagebind", str(checkpoint), "--config", str(fixture / "config.json")]
+    assert main(argv[:3] + [str(user_files)] + argv[3:]) == 2
+    assert f"{user_files}: is not empty" in capsys.readouterr().err
+    assert _snapshot(user_files)["notes.txt"] == b"my notes"
+
+    out = omniembed.create("omni-tiny", seed=0).save(tmp_path / "ib")
+    (out / "notes.txt").write_text("keep me")
+    assert main(argv[:3] + [str(out)] + argv[3:]) == 2
+    assert main(argv[:3] + [str(out)] + argv[3:] + ["--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert omniembed.load(out).config.name == "imagebind"
