@@ -151,3 +151,26 @@ def test_cli_convert_refuses_a_users_folder_and_overwrites_a_model_only_when_ask
     assert main(argv[:3] + [str(out)] + argv[3:] + ["--overwrite"]) == 0
     assert (out / "notes.txt").read_text() == "keep me"
     assert omniembed.load(out).config.name == "imagebind"
+
+
+def test_exchange_swaps_two_folders_in_one_step(tmp_path):
+    from omniembed.io import _exchange
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x").write_text("x")
+    (tmp_path / "b" / "y").write_text("y")
+    assert _exchange(tmp_path / "a", tmp_path / "b")  # Linux with renameat2: the atomic path is the one taken
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["y"]
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["x"]
+
+
+def test_overwrite_without_an_atomic_exchange_still_keeps_the_users_files(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr("omniembed.io._exchange", lambda a, b: False)  # another OS or file system: two renames
+    target = tiny_model.save(tmp_path / "m")
+    (target / "notes.txt").write_text("keep me")
+    other = omniembed.create("omni-tiny", seed=5)
+    other.save(target, overwrite=True)
+    assert (target / "notes.txt").read_text() == "keep me"
+    assert omniembed.load(target).fingerprint() == other.fingerprint()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
