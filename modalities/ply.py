@@ -7,6 +7,7 @@ open3d reads a truncated PLY without an error: the points it could not read come
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,18 +117,21 @@ def check_complete(path: Path, header: PlyHeader) -> None:
             raise UnreadableInputError(str(path), f"truncated PLY: its elements need at least {need} bytes of "
                                                   f"data, the file holds {size}")
         return
-    with open(path, "rb") as f:
+    starts = list(itertools.accumulate((e.count for e in header.elements), initial=0))  # first data lines
+    vertex = next((i for i, e in enumerate(header.elements) if e.name == "vertex" and e.count), None)
+    last_vertex = starts[vertex + 1] - 1 if vertex is not None else -1
+    held, last_vertex_values = 0, 0
+    with open(path, "rb") as f:  # streamed: an ASCII cloud may be large
         f.seek(header.data_offset)
-        lines = [line for line in f.read().split(b"\n") if line.strip()]
-    first = 0
-    for element in header.elements:
-        held = min(element.count, max(0, len(lines) - first))
-        if held < element.count:
+        for line in f:
+            if line.strip():
+                if held == last_vertex:
+                    last_vertex_values = len(line.split())
+                held += 1
+    for element, first in zip(header.elements, starts):
+        if held - first < element.count:
             raise UnreadableInputError(str(path), f"truncated PLY: the header declares {element.count} "
-                                                  f"{element.name} lines, the file holds {held}")
-        if element.name == "vertex" and element.count:
-            values = len(lines[first + element.count - 1].split())
-            if values < len(element.properties):
-                raise UnreadableInputError(str(path), f"truncated PLY: the last vertex line has {values} values "
-                                                      f"for {len(element.properties)} properties")
-        first += element.count
+                                                  f"{element.name} lines, the file holds {max(0, held - first)}")
+    if vertex is not None and last_vertex_values < len(header.elements[vertex].properties):
+        raise UnreadableInputError(str(path), f"truncated PLY: the last vertex line has {last_vertex_values} values "
+                                              f"for {len(header.elements[vertex].properties)} properties")
