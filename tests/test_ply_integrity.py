@@ -1,5 +1,6 @@
 """A PLY file must hold every vertex its header declares, and finite values: open3d alone fills missing points
-with uninitialised memory (binary) or zeros (ASCII) and only prints a warning."""
+with uninitialised memory (binary) or zeros (ASCII) and only prints a warning. A PCD header is checked before
+open3d reads the file (a damaged one crashed the process)."""
 
 from pathlib import Path
 
