@@ -27,6 +27,7 @@ from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality
 
 from .image import INTERPOLATIONS
+from .pixel_limit import check_image_file, check_pixels, quiet_pil
 
 @dataclass
 class GrayImageConfig(ModalityConfig):
@@ -93,11 +94,13 @@ class GrayImageModality(Modality):
     # ---- raw values --------------------------------------------------------------------------------------
     def load(self, path: Path) -> np.ndarray:
         """A 2-D array of the file's stored values: uint8/uint16/int32/float32 from PNG/TIFF/JPEG, any from .npy."""
+        if path.suffix.lower() != ".npy":
+            check_image_file(path, f"cannot read {self.name} map")  # outside the try: it raises InputErrors
         try:
             if path.suffix.lower() == ".npy":
                 array = np.load(path, allow_pickle=False)
             else:
-                with Image.open(path) as im:
+                with quiet_pil(), Image.open(path) as im:
                     array = _pil_values(im)
         except (OSError, ValueError, UnidentifiedImageError) as exc:
             raise UnreadableInputError(str(path), f"cannot read {self.name} map ({exc})") from exc
@@ -111,7 +114,9 @@ class GrayImageModality(Modality):
         """A 2-D array / tensor / PIL image of stored values → float ``[1, S, S]``."""
         source = _describe(raw)
         if isinstance(raw, Image.Image):
-            raw = _pil_values(raw)
+            check_pixels(source, *raw.size)
+            with quiet_pil():
+                raw = _pil_values(raw)
         if isinstance(raw, torch.Tensor):
             raw = raw.detach().cpu().numpy()
         if not isinstance(raw, np.ndarray):

@@ -26,10 +26,12 @@ from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
 from .open_clip_tower import OpenClipConfig, build_open_clip_encoder, without_weight_file
+from .pixel_limit import check_image_file, check_pixels, quiet_pil
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TORCHVISION_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+TORCHVISION_DECODES = (".jpg", ".jpeg", ".png", ".webp")
 PIL_SUFFIXES = (".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".tga", ".ico")
 INTERPOLATIONS = {
     "bicubic": v2.InterpolationMode.BICUBIC,
@@ -86,12 +88,13 @@ class ImageModality(Modality):
         ])
 
     def load(self, path: Path) -> torch.Tensor:
-        """Decode to uint8 [3, H, W]: torchvision for jpeg/png/gif/webp, PIL for the rest."""
+        """Decode to uint8 [3, H, W]: torchvision for jpeg/png/webp, PIL for the rest (a gif's first frame: torchvision
+        would decode every frame). The header's size is checked against the pixel limit before decoding."""
+        check_image_file(path, "cannot decode image")
         try:
-            if path.suffix.lower() in TORCHVISION_SUFFIXES:
-                image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-                return image[0] if image.ndim == 4 else image  # animated gif: first frame
-            with Image.open(path) as im:
+            if path.suffix.lower() in TORCHVISION_DECODES:
+                return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+            with quiet_pil(), Image.open(path) as im:
                 return v2.functional.pil_to_tensor(im.convert("RGB"))
         except (RuntimeError, OSError, UnidentifiedImageError, ValueError) as exc:
             raise UnreadableInputError(str(path), f"cannot decode image ({exc})") from exc
@@ -133,8 +136,10 @@ class ImageModality(Modality):
 
 
 def _as_chw(raw: Any) -> torch.Tensor:
-    if isinstance(raw, Image.Image):
-        return v2.functional.pil_to_tensor(raw.convert("RGB"))
+    if isinstance(raw, Image.Image):  # opened by the caller, perhaps not yet decoded: check its size first
+        check_pixels(_describe(raw), *raw.size)
+        with quiet_pil():
+            return v2.functional.pil_to_tensor(raw.convert("RGB"))
     if isinstance(raw, np.ndarray):
         raw = torch.from_numpy(np.require(raw, requirements=["C", "W"]))
         if raw.ndim == 3 and raw.shape[-1] in (1, 3, 4) and raw.shape[0] not in (1, 3, 4):

@@ -60,7 +60,9 @@ from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
+from . import ply
 from .off_mesh import read_joined_header_off
+from .pcd import check_pcd
 from .point_groups import FPS_RULES, PointGroupStem
 from .point_trunk import PositionEveryBlockTrunk
 from .ulip_sampling import ulip_sample_indices
@@ -216,11 +218,18 @@ class PointCloudModality(Modality):
 
 def read_point_cloud(path: Path, extra: str = "none") -> PointCloud | o3d.geometry.TriangleMesh:
     """One file → a :class:`PointCloud`, or an open3d ``TriangleMesh`` with faces for meshes. ``extra`` says
-    what the last three columns of an ``[N, 6]`` array file are."""
+    what the last three columns of an ``[N, 6]`` array file are. A truncated PLY (fewer vertices than its
+    header declares), a damaged PCD header and a file holding NaN or Inf values raise
+    :class:`UnreadableInputError`."""
     suffix = path.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
         return cloud_from_array(_read_array(path), extra, str(path))
-    if suffix in MESH_SUFFIXES or (suffix == ".ply" and _ply_face_count(path) > 0):
+    header = ply.read_header(path) if suffix == ".ply" else None
+    if header is not None:
+        ply.check_complete(path, header)
+    if suffix == ".pcd":
+        check_pcd(path)  # open3d's PCD reader trusts the header and can crash on a damaged one
+    if suffix in MESH_SUFFIXES or (header is not None and header.count("face") > 0):
         with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
             mesh = o3d.io.read_triangle_mesh(str(path))
         if suffix == ".off" and len(mesh.vertices) == 0 and _off_header_joined(path):
@@ -228,11 +237,13 @@ def read_point_cloud(path: Path, extra: str = "none") -> PointCloud | o3d.geomet
         if len(mesh.vertices) == 0 or len(mesh.triangles) == 0:
             raise EmptyInputError(str(path), "no mesh could be read: open3d found no vertices or no faces (an "
                                              "empty, unreadable or face-less mesh, which has no surface to sample)")
+        _check_read(path, header, mesh.vertices, mesh.vertex_colors, mesh.vertex_normals)
         return mesh
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         cloud = o3d.io.read_point_cloud(str(path))
     if len(cloud.points) == 0:
         raise EmptyInputError(str(path), f"no points could be read (an empty cloud, or not a valid {suffix} file)")
+    _check_read(path, header, cloud.points, cloud.colors, cloud.normals)
     return _from_open3d(cloud, str(path))
 
 
@@ -242,20 +253,16 @@ def _off_header_joined(path: Path) -> bool:
     return head.startswith(b"OFF") and head[3:4].isdigit()
 
 
-def _ply_face_count(path: Path) -> int:
-    """The face count a PLY header declares (0 for a point cloud); the header is ASCII even in binary PLY."""
-    with open(path, "rb") as f:
-        header = f.read(65536)
-    if not header.startswith(b"ply"):
-        raise UnreadableInputError(str(path), "not a PLY file (no 'ply' magic number)")
-    end = header.find(b"end_header")
-    if end < 0:
-        raise UnreadableInputError(str(path), "PLY header has no end_header line")
-    for line in header[:end].decode("ascii", errors="replace").splitlines():
-        words = line.split()
-        if len(words) == 3 and words[:2] == ["element", "face"] and words[2].isdigit():
-            return int(words[2])
-    return 0
+def _check_read(path: Path, header: ply.PlyHeader | None, xyz: Any, colors: Any, normals: Any) -> None:
+    """What open3d read (``Vector3dVector`` s, [N, 3]) must be every vertex the PLY header declares, and finite."""
+    if header is not None and len(xyz) != header.count("vertex"):
+        raise UnreadableInputError(str(path), f"the PLY header declares {header.count('vertex')} vertices, "
+                                              f"{len(xyz)} could be read")
+    for name, vectors in (("coordinates", xyz), ("colours", colors), ("normals", normals)):
+        values = np.asarray(vectors)
+        if values.size and not np.isfinite(values).all():
+            bad = int((~np.isfinite(values)).any(axis=1).sum())
+            raise UnreadableInputError(str(path), f"{bad} points of the file have NaN or Inf {name}")
 
 
 def _read_array(path: Path) -> np.ndarray:

@@ -106,6 +106,7 @@ class TextModality(Modality):
     name = "text"
     config_cls = TextConfig
     suffixes = (".txt",)
+    asset_names = ("tokenizer.*", TOWER_DIR)
     config: TextConfig
 
     def __init__(self, config: TextConfig):

@@ -24,13 +24,14 @@ from .errors import (  # noqa: E402
     UnknownSuffixError,
     UnreadableInputError,
 )
+from .inputs import Text  # noqa: E402
 from .model import OmniEmbedModel  # noqa: E402
 from .registry import list_modalities  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "create", "load", "list_models", "list_modalities", "resolve_config", "ModelConfig", "OmniEmbedModel",
-    "EmbedFailure", "OmniEmbedError", "ConfigError", "InputError", "MissingInputError", "UnreadableInputError",
+    "EmbedFailure", "Text", "OmniEmbedError", "ConfigError", "InputError", "MissingInputError", "UnreadableInputError",
     "UnknownSuffixError", "EmptyInputError", "MissingModalityError", "CheckpointError", "Index",
 ]
 

@@ -1,7 +1,8 @@
 """``model.embed``: route mixed inputs to their modality, batch by size, restore input order.
 
 Inputs may be file paths (``str`` with a known suffix or ``os.PathLike``; the modality comes from the suffix),
-strings (text), or raw signals (arrays, tensors, PIL images) with ``modality=`` given. Each modality's inputs
+folders (replaced by the files under them), strings (text; ``Text("…")`` says so whatever it looks like), or
+raw signals (arrays, tensors, PIL images) with ``modality=`` given; :mod:`omniembed.inputs` has the exact rules. Each modality's inputs
 are sorted by size, cut into batches, loaded and preprocessed per batch (so memory stays bounded), encoded and
 written back to their input rows.
 """
@@ -20,7 +21,9 @@ from tqdm.auto import tqdm
 
 from .devices import resolve_device
 from .encoder import to_device
-from .errors import ConfigError, EmptyInputError, InputError, OmniEmbedError, UnknownSuffixError
+from .errors import (ConfigError, EmptyInputError, InputError, MissingInputError, NonFiniteEmbeddingError,
+                     OmniEmbedError, UnknownSuffixError)
+from .inputs import Kind, Text, expand_folders, kind_of, warn_if_folder_name
 from .registry import modality_for_suffix, path_suffix
 
 if TYPE_CHECKING:
@@ -62,7 +65,7 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
     _check_choice("precision", precision, tuple(PRECISIONS))
     if batch_size < 1:
         raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
-    items = _as_list(inputs)
+    items = expand_folders(_as_list(inputs), model.modality_of, modality)
     if not items:
         raise EmptyInputError("inputs", "nothing to embed (empty list)")
     if modality is not None:
@@ -77,6 +80,7 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
             groups.setdefault(_route(model, item, modality), []).append(i)
         except InputError as exc:
             _fail(failures, on_error, i, exc)
+    items = [_as_input(item, modality) for item in items]
 
     dev = resolve_device(device) or model.device
     if dev != model.device:
@@ -104,9 +108,16 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
                         batch = proc.collate(samples)
                         encoded = (_encode_parts(model, mod, batch, dev, precision) if parts else
                                    {"": _encode(model, mod, batch, dev, normalize, precision)})
+                        finite = _finite_rows(encoded, mod)
+                        for i, ok in zip(good, finite.tolist()):
+                            if not ok:
+                                _fail(failures, on_error, i, NonFiniteEmbeddingError(
+                                    _source(items[i]), "the model gave a non-finite (NaN or Inf) embedding: its "
+                                                       "weights hold NaN/Inf, or this input's values overflow it"))
+                        good = [i for i, ok in zip(good, finite.tolist()) if ok]
                         for name, vectors in encoded.items():
                             rows = out.setdefault(name, torch.full((len(items), model.embed_dim), float("nan")))
-                            rows[good] = vectors.float().cpu()
+                            rows[good] = vectors[finite.to(vectors.device)].float().cpu()
                         done[good] = True
                     bar.update(len(chunk))
     finally:
@@ -136,6 +147,13 @@ def _encode(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.de
         return encoder.features(batch).mean(dim=1)
 
 
+def _finite_rows(encoded: dict[str, torch.Tensor], modality: str) -> torch.Tensor:
+    """bool [B]: whether each input's embedding is finite — the whole one, or with ``parts`` the part named after
+    the modality (other parts may be NaN by design: a video without an audio track has no audio part)."""
+    whole = encoded.get("", encoded.get(modality, next(iter(encoded.values()))))
+    return torch.isfinite(whole).all(dim=1).cpu()
+
+
 def _encode_parts(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.device,
                   precision: str) -> dict[str, torch.Tensor]:
     """{part: unit rows [B, E]} from an encoder with ``parts(batch)``; a plain encoder has the one part."""
@@ -150,10 +168,21 @@ def _encode_parts(model: "OmniEmbedModel", modality: str, batch: Any, device: to
 
 
 def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:
-    """The modality an input goes to: the explicit one, else the file suffix, else text for plain strings."""
+    """The modality an input goes to (the rules of :mod:`omniembed.inputs`): text for ``Text``, else the explicit
+    one, else the file suffix, else the processor that accepts the object (text for plain strings)."""
+    kind = kind_of(item, modality)
+    if isinstance(item, Text):
+        if "text" not in model.modalities:
+            raise InputError(_source(item), f"the model has no 'text' encoder (it has: {', '.join(model.modalities)})")
+        return "text"
     if modality is not None:
         return modality
-    if isinstance(item, os.PathLike) or (isinstance(item, str) and _looks_like_path(item)):
+    if kind is Kind.FOLDER:
+        if not os.path.isdir(os.path.expanduser(item)):
+            raise MissingInputError(str(item), "folder not found")
+        suffixes = sorted(s for m in model.modalities for s in model.processor(m).suffixes)
+        raise EmptyInputError(str(item), f"folder holds no file that the model reads ({', '.join(suffixes)})")
+    if kind is Kind.FILE:
         suffix = path_suffix(item)
         found = modality_for_suffix(suffix, among=model.modalities)
         if found is None:
@@ -162,19 +191,22 @@ def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:
                       f"unknown file suffix '{suffix or '(none)'}'")
             raise UnknownSuffixError(str(item), reason)
         return found
+    if kind is Kind.TEXT:
+        warn_if_folder_name(item)
     for name, proc in model.processors.items():
         if proc.accepts(item):
             return name
     raise InputError(_describe(item), "cannot tell its modality: pass modality=... for raw arrays and tensors")
 
 
-def _looks_like_path(text: str) -> bool:
-    """A string is read as a path when it has no newline and ends in a suffix some modality reads."""
-    if "\n" in text or len(text) > 4096:
-        return False
-    suffix = Path(text).suffix.lower()
-    return bool(suffix) and " " not in suffix and (modality_for_suffix(path_suffix(text)) is not None
-                                                   or os.path.exists(text))
+def _as_input(item: Any, modality: str | None) -> Any:
+    """What a processor is given: a ``Text``'s string, a file named by a string as a ``Path`` (so a ``.txt`` path
+    is read, not embedded as its own name), anything else as it is."""
+    if isinstance(item, Text):
+        return item.text
+    if isinstance(item, str) and kind_of(item, modality) is Kind.FILE:
+        return Path(item)
+    return item
 
 
 def _as_list(inputs: Any) -> list[Any]:
@@ -200,6 +232,17 @@ def _convert(rows: torch.Tensor, to: str) -> Any:
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+
+
+def _source(item: Any) -> str:
+    """How an error names an input: a path as itself, a text by its first words, anything else by type and shape."""
+    if isinstance(item, Text):
+        item = item.text
+    if isinstance(item, os.PathLike):
+        return str(item)
+    if isinstance(item, str):
+        return item if len(item) <= 60 else repr(item[:57] + "...")
+    return _describe(item)
 
 
 def _describe(item: Any) -> str:

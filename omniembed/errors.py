@@ -24,6 +24,14 @@ class UnreadableInputError(InputError):
     """The input exists but cannot be decoded (corrupt, truncated, unsupported codec)."""
 
 
+class TooManyPixelsError(InputError):
+    """An image's header declares more pixels than the limit (a decompression bomb): refused before decoding."""
+
+
+class NonFiniteEmbeddingError(InputError):
+    """The model turned this input into a vector holding NaN or Inf (bad weights, or values that overflow)."""
+
+
 class MissingInputError(InputError, FileNotFoundError):
     """The input names a path that does not exist."""
 
@@ -59,3 +67,12 @@ class OutputError(OmniEmbedError):
         self.target = target
         self.reason = reason
         super().__init__(f"cannot write {target}: {reason}")
+
+
+class OutputExistsError(OmniEmbedError, FileExistsError):
+    """A write would replace or mix with something already at its target (a file, a user's folder, a model)."""
+
+    def __init__(self, target: str, reason: str):
+        self.target = target
+        self.reason = reason
+        super().__init__(f"{target}: {reason}")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
+import secrets
 import shutil
+import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -73,6 +77,82 @@ def _output_error(path: Path, exc: OSError) -> OutputError:
     "Not a directory" from the OS would not say which)."""
     blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     return OutputError(str(path), f"{blocking} is a file, not a folder" if blocking else exc.strerror or str(exc))
+
+
+@contextlib.contextmanager
+def replace_owned_entries(path: str | os.PathLike, owns: Callable[[str], bool]) -> Iterator[Path]:
+    """Yield an empty staging folder; when the block succeeds, ``path`` becomes the staged entries plus every
+    top-level entry ``path`` already held that ``owns`` (a name → bool) does not claim, in one atomic swap.
+
+    So a writer replaces only its own files: the entries it claims are dropped (also ones it no longer writes),
+    everything else in the folder survives. The kept entries are hard-linked into the staging folder (copied
+    where a link is impossible), so until the swap ``path`` is untouched and after it every kept file is the
+    same file (same inode) as before; a failure or kill at any point leaves the old folder complete. The swap
+    is one ``renameat2(RENAME_EXCHANGE)`` on Linux; elsewhere two renames, between which ``path`` is briefly
+    absent. Kept sub-folders are recreated, so a process whose working directory is inside one keeps the old.
+    """
+    path = Path(os.path.realpath(path))  # a link to a model folder: write in the folder it points to
+    stage = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(stage)  # not mkdtemp: the folder gets the umask's mode, as a plain mkdir would
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    try:
+        yield stage
+        foreign = sorted(p.name for p in stage.iterdir() if not owns(p.name))
+        if foreign:
+            raise RuntimeError(f"{path}: the writer staged {foreign}, which it does not claim as its own")
+        if path.is_dir():
+            for entry in sorted(path.iterdir()):
+                if not owns(entry.name):
+                    _link_entry(entry, stage / entry.name)
+            shutil.copymode(path, stage)
+            if not _exchange(stage, path):
+                old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+                os.replace(path, old)
+                os.replace(stage, path)
+                stage = old
+        else:
+            os.replace(stage, path)
+    finally:
+        if stage.exists():  # the old folder's own entries, or links to kept ones: the data lives on in ``path``
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _link_entry(source: Path, target: Path) -> None:
+    """Recreate ``source`` at ``target`` without copying data: symlinks as symlinks, folders recursively,
+    files as hard links (copied only across a mount point or where links are refused)."""
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+    elif source.is_dir():
+        shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(source, target)
+
+
+def _link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2``); False where the system or file system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if sys.platform == "linux" else None
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def write_json(path: str | os.PathLike, obj: object) -> None:

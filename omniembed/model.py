@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -12,16 +14,54 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .errors import CheckpointError, ConfigError, MissingModalityError
-from .io import atomic_dir, load_tensors, save_tensors, write_json
-from .model_card import write_model_card
+from .errors import CheckpointError, ConfigError, MissingModalityError, OutputExistsError
+from .io import load_tensors, replace_owned_entries, save_tensors, write_json
+from .model_card import CARD_FILE, is_hand_written, write_model_card
 from .provenance import SOURCE_FILE, announce, read_source
-from .registry import Modality, get_modality, modality_for_suffix, path_suffix
+from .registry import Modality, get_modality, list_modalities, modality_for_suffix, path_suffix
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAINING_FILE = "training.json"
 """Written beside a model exported by the trainer: the modality pairs it was trained on (for emergent flags)."""
+FORMAT = "omniembed/1"
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE, SOURCE_FILE, CARD_FILE)
+"""Top-level names (glob patterns) of a model folder's own files, besides each modality's ``asset_names``: see
+:func:`owns_entry`. A file :meth:`OmniEmbedModel.save` writes must be listed here (save refuses to stage others)."""
+
+
+def owns_entry(name: str) -> bool:
+    """Whether a top-level entry of a model folder is the model's own (replaced or removed when the model is
+    overwritten) rather than the user's (always kept): :data:`MODEL_FILES` plus every registered modality's
+    ``asset_names`` — all modalities, so an overwrite also drops assets of modalities the new model lacks."""
+    patterns = MODEL_FILES + tuple(p for m in list_modalities() for p in get_modality(m).asset_names)
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def is_model_dir(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds an OmniEmbed model: a ``config.json`` object whose format is omniembed's."""
+    try:
+        data = json.loads((Path(directory) / CONFIG_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and str(data.get("format", "")).startswith("omniembed/")
+
+
+def check_save_target(directory: Path, overwrite: bool) -> None:
+    """Refuse to save into a file, into a non-empty folder that holds no model, or over a model without
+    ``overwrite`` — saving must never delete what a user keeps there."""
+    if directory.exists() and not directory.is_dir():
+        raise OutputExistsError(str(directory), "is a file, not a folder to save a model in")
+    if not directory.is_dir() or not any(directory.iterdir()):
+        return
+    if not is_model_dir(directory):
+        raise OutputExistsError(str(directory), f"is not empty and holds no OmniEmbed model (no {CONFIG_FILE} of "
+                                                "format omniembed/…); refusing to write into it — choose a new "
+                                                "or empty folder")
+    if not overwrite:
+        raise OutputExistsError(str(directory), "already holds an OmniEmbed model; pass overwrite=True "
+                                                "(--overwrite on the command line) to replace its files — "
+                                                "other files in the folder are kept")
 
 
 class OmniEmbedModel(nn.Module):
@@ -132,20 +172,34 @@ class OmniEmbedModel(nn.Module):
         return np.asarray(a, dtype=np.float32) @ np.asarray(b, dtype=np.float32).T
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
-    def save(self, directory: str | os.PathLike) -> Path:
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (+ tokenizer/tower files, ``source.json`` when the weights
-        have a recorded source) and the model card ``README.md`` atomically to ``directory``."""
+        have a recorded source) and the model card ``README.md`` to ``directory``.
+
+        ``directory`` may be new or empty. A folder that already holds a model needs ``overwrite=True``; then
+        only the model's own files (:func:`owns_entry`) are replaced, all at once, and the user's other files
+        stay — a ``README.md`` a person wrote included (the card is then not written). Any other non-empty folder
+        is refused (:class:`OutputExistsError`).
+        """
         directory = Path(directory)
-        with atomic_dir(directory) as tmp:
-            stored = {name: proc.export_assets(tmp) for name, proc in self.processors.items()}
-            config = ModelConfig(embed_dim=self.config.embed_dim, anchor=self.config.anchor, modalities=stored,
-                                 name=self.config.name)
-            write_json(tmp / CONFIG_FILE, {"format": "omniembed/1", **config.to_dict()})
-            save_tensors(tmp / WEIGHTS_FILE, self.state_dict(), metadata={"format": "omniembed/1"})
-            if self.source is not None:
-                write_json(tmp / SOURCE_FILE, self.source)
-            write_model_card(tmp)
+        check_save_target(directory, overwrite)
+        card = not is_hand_written(directory / CARD_FILE)
+        owns = owns_entry if card else (lambda name: name != CARD_FILE and owns_entry(name))
+        with replace_owned_entries(directory, owns) as tmp:
+            self._write_files(tmp, card)
         return directory
+
+    def _write_files(self, tmp: Path, card: bool) -> None:
+        """Write every file of the checkpoint into the (staging) folder ``tmp``; names must be in MODEL_FILES."""
+        stored = {name: proc.export_assets(tmp) for name, proc in self.processors.items()}
+        config = ModelConfig(embed_dim=self.config.embed_dim, anchor=self.config.anchor, modalities=stored,
+                             name=self.config.name)
+        write_json(tmp / CONFIG_FILE, {"format": FORMAT, **config.to_dict()})
+        save_tensors(tmp / WEIGHTS_FILE, self.state_dict(), metadata={"format": FORMAT})
+        if self.source is not None:
+            write_json(tmp / SOURCE_FILE, self.source)
+        if card:
+            write_model_card(tmp)
 
     def push_to_hub(self, repo_id: str, private: bool | None = None, revision: str | None = None,
                     commit_message: str | None = None, token: str | None = None) -> str:
@@ -163,8 +217,6 @@ class OmniEmbedModel(nn.Module):
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
             raise CheckpointError(f"{directory}: not an OmniEmbed checkpoint ({CONFIG_FILE} missing)")
-        import json
-
         try:
             data = json.loads(config_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -198,4 +250,15 @@ class OmniEmbedModel(nn.Module):
                      for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mis_shaped))
                      if items]
             raise CheckpointError(f"{path}: weights do not match the config ({'; '.join(parts)})")
+        _refuse_non_finite(path, state, {name for name, _ in self.named_parameters(remove_duplicate=False)})
         self.load_state_dict(state, strict=True)
+
+
+def _refuse_non_finite(path: str | os.PathLike, state: dict[str, torch.Tensor], parameters: set[str]) -> None:
+    """A parameter holding NaN or Inf is refused rather than warned about: every input it touches would embed to a
+    non-finite vector, each then refused one by one (buffers may hold -inf on purpose, e.g. attention masks)."""
+    bad = [f"{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()})" for k, v in sorted(state.items())
+           if k in parameters and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: weights hold NaN or Inf values, so every embedding they touch would be "
+                              f"non-finite: {', '.join(bad[:8])}{' …' if len(bad) > 8 else ''}")

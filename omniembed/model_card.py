@@ -34,11 +34,16 @@ def write_model_card(directory: str | os.PathLike, repo_id: str | None = None) -
     """Render the card of ``directory`` and write it (atomically) as ``directory/README.md``, unless the
     directory holds a README.md a person wrote (one without :data:`CARD_MARKER`)."""
     path = Path(directory) / CARD_FILE
-    if path.is_file() and CARD_MARKER not in path.read_text(errors="replace"):
+    if is_hand_written(path):
         return path
     with atomic_path(path) as tmp:
         tmp.write_text(render_model_card(directory, repo_id))
     return path
+
+
+def is_hand_written(path: Path) -> bool:
+    """Whether ``path`` is a README a person wrote (one without :data:`CARD_MARKER`), which is never replaced."""
+    return path.is_file() and CARD_MARKER not in path.read_text(errors="replace")
 
 
 def render_model_card(directory: str | os.PathLike, repo_id: str | None = None) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .config import ModalityConfig, ModelConfig
-from .errors import ConfigError, InputError, MissingInputError
+from .errors import ConfigError, InputError, MissingInputError, OmniEmbedError, UnreadableInputError
 
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
 
@@ -33,6 +33,8 @@ class Modality(abc.ABC):
     config_cls: ClassVar[type[ModalityConfig]]
     suffixes: ClassVar[tuple[str, ...]] = ()
     """Lower-case file suffixes (with the dot) that this modality reads."""
+    asset_names: ClassVar[tuple[str, ...]] = ()
+    """Top-level names (glob patterns) of the files :meth:`export_assets` may write into a model folder."""
 
     def __init__(self, config: ModalityConfig):
         if not isinstance(config, self.config_cls):
@@ -64,8 +66,26 @@ class Modality(abc.ABC):
                 raise MissingInputError(str(path), "file not found")
             if path.is_dir():
                 raise InputError(str(path), "is a directory, not a file")
-            return self.preprocess(self.load(path))
+            if not path.is_file():  # a FIFO would block the decoder for ever, /dev/zero never ends
+                raise UnreadableInputError(str(path), "not a regular file (a FIFO, device or socket): not read")
+            return self._prepare_file(path)
         return self.preprocess(item)
+
+    def _prepare_file(self, path: Path) -> Any:
+        """Load and preprocess one file; whatever goes wrong is that file's error and names it. A decoder's own
+        exception (numpy's EOFError, PIL's SyntaxError, a codec's RuntimeError …) becomes
+        :class:`UnreadableInputError`; an input error about the decoded data is re-raised naming the file."""
+        try:
+            return self.preprocess(self.load(path))
+        except InputError as exc:
+            if exc.source == str(path):
+                raise
+            raise type(exc)(str(path), exc.reason) from exc
+        except OmniEmbedError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — the file's bytes are the only thing that varies here
+            raise UnreadableInputError(str(path), f"cannot read this {self.name} file "
+                                                  f"({type(exc).__name__}: {exc})") from exc
 
     def collate(self, samples: list[Any]) -> Batch:
         """Stack samples into one batch. Override for variable-length samples."""

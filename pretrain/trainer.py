@@ -376,7 +376,7 @@ def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentCon
         plain = OmniEmbedModel(model.config)
         plain.load_state_dict(state, strict=True)
         plain.source = model.source  # the initial weights' licence travels with the trained ones
-        plain.save(directory)
+        plain.save(directory, overwrite=True)  # the run's own export folder: a resumed run re-exports
         write_json(directory / TRAINING_FILE, training_provenance(config))
         write_model_card(directory)  # again, now with the training record
     distributed.barrier()

@@ -89,7 +89,7 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tiny_model, tmp_path,
 
     monkeypatch.setattr("omniembed.model.save_tensors", boom)
     with pytest.raises(OSError, match="disk full"):
-        tiny_model.save(target)
+        tiny_model.save(target, overwrite=True)
     assert (target / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 

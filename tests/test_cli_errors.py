@@ -203,8 +203,8 @@ def test_create_into_dot_is_a_named_error_and_touches_nothing(tmp_path, capsys, 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("mine")
     assert fails(capsys, ["create", "omni-tiny", target]) == (
-        f"omniembed create: error: cannot write {target}: name the folder to write (e.g. ./my-model), not '.', "
-        "'..' or '/'")
+        f"omniembed create: error: {target}: is not empty and holds no OmniEmbed model (no config.json of format "
+        "omniembed/…); refusing to write into it — choose a new or empty folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 

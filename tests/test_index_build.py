@@ -289,7 +289,7 @@ def test_a_model_with_other_weights_is_refused(built, model_dir, tmp_path):
     shutil.copytree(model_dir, moved)
     copy = tmp_path / "idx"
     Index.build(moved, copy, [])
-    other.save(moved)
+    other.save(moved, overwrite=True)
     with pytest.raises(ModelMismatchError, match=str(moved)):
         Index.open(copy).search("a query")
 

@@ -11,7 +11,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("format", choices=sorted(CONVERTERS), help="the checkpoint's format")
     parser.add_argument("checkpoint",
                         help="the checkpoint file (.pth/.pt, read with weights_only=True, or .safetensors)")
-    parser.add_argument("out", help="checkpoint directory to write")
+    parser.add_argument("out", help="checkpoint directory to write (new or empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model in OUT if it holds one (only the model's own files; "
+                             "other files in OUT are kept)")
     parser.add_argument("--config", default=None,
                         help="JSON file of the constructor arguments tensor shapes do not show: ImageBind's (head "
                              "counts of unreleased widths, audio stride, drop-path rates) or ULIP's (num_heads, "
@@ -44,7 +47,7 @@ def _imagebind(args: argparse.Namespace) -> object:
                     "url": f"local file {Path(args.checkpoint).name}", "sha256_published": False,
                     "description": "converted with omniembed convert imagebind"}
     announce(model.source, "converting")
-    model.save(args.out)
+    model.save(args.out, overwrite=args.overwrite)
     return model
 
 
@@ -56,7 +59,7 @@ def _ulip(args: argparse.Namespace) -> object:
     if args.clip_weights:
         config["clip_weights"] = args.clip_weights
     model = load_ulip(args.checkpoint, config=config, towers=not args.no_towers)
-    model.save(args.out)
+    model.save(args.out, overwrite=args.overwrite)
     record = model.source
     print(f"{record['format']}: towers converted: {', '.join(record['towers_converted']) or 'none'}; skipped: "
           f"{', '.join(record['towers_skipped']) or 'none'}; weights licence: {record['weights_licence']}")

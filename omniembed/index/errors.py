@@ -28,3 +28,7 @@ class IndexCorruptError(RetrievalIndexError):
 
 class IndexBusyError(RetrievalIndexError):
     """Another process is writing to the index (only one writer at a time; readers are never blocked)."""
+
+
+class NonFiniteVectorError(RetrievalIndexError):
+    """A vector to store holds NaN or Inf: it would match no query (faiss ranks it nowhere) and hide the file."""

@@ -18,7 +18,7 @@ from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from .store import DB_FILE, FORMAT, MetadataStore
 from .updates import LOCK_FILE, Label, Skipped, UpdateReport, embed_and_commit, merge_parts, plan, writer_lock
 from .vectors import IndexSpec, VectorIndex, build, choose_kind
-from .walk import discover
+from .walk import discover, special_kind
 
 if TYPE_CHECKING:
     from ..model import OmniEmbedModel
@@ -163,6 +163,8 @@ class Index:
             found = discover(paths, model.modality_of)
             report.ignored = [str(p) for p in found.ignored]
             report.skipped = [Skipped(str(p), "not found") for p in found.missing]
+            report.skipped += [Skipped(str(p), f"not a regular file but a {special_kind(p)}: not read")
+                               for p in found.special]
             planned = plan(self.store, found.files, label, rehash, report)
             show = _show_progress(progress)
             with tqdm(total=len(planned), disable=not show, desc="index", unit="file") as bar:

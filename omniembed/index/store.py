@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, NonFiniteVectorError
 
 DB_FILE = "index.sqlite"
 FORMAT = "omniembed-index/1"
@@ -191,6 +191,11 @@ class MetadataStore:
 
     @staticmethod
     def insert(conn: sqlite3.Connection, items: Sequence[NewItem], gen: int) -> None:
+        """Store new rows; a non-finite vector raises :class:`NonFiniteVectorError` (writers filter them first,
+        reporting the file as skipped: this is the guard that no NaN row ever reaches the index)."""
+        for item in items:
+            if not np.isfinite(item.vector).all():
+                raise NonFiniteVectorError(item.path, "its vector holds NaN or Inf; not stored")
         conn.executemany(
             "INSERT INTO items(path, modality, size, mtime_ns, hash, label, vector, gen_added) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -164,6 +164,9 @@ def merge_parts(store: MetadataStore, parts: Sequence[str | os.PathLike], finger
     for part in read_parts(parts, fingerprint, dim):
         items, retired = [], []
         for row, vector in zip(part.rows, part.vectors):
+            if not np.isfinite(vector).all():
+                report.skipped.append(Skipped(row.path, f"its vector in {part.source} holds NaN or Inf; not merged"))
+                continue
             current = live.get(row.path)
             if row.path in merged or (current is not None and current.hash == row.hash):
                 report.unchanged += 1
