@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from omniembed.config import from_dict, to_dict
 from omniembed.errors import ConfigError
+from omniembed.extras import require
+
+yaml = require("yaml", "training recipes (YAML)")
 
 from .augment import build_transform
 
