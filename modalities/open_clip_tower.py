@@ -28,7 +28,6 @@ from torch import nn
 from omniembed.config import ModalityConfig
 from omniembed.encoder import ModalityEncoder, Tokens
 from omniembed.errors import CheckpointError, ConfigError
-from omniembed.extras import require
 from omniembed.nn.heads import Postprocess
 from omniembed.weights import load_weight_file
 
@@ -54,7 +53,8 @@ class OpenClipConfig:
 
 def architecture(arch: str) -> dict[str, Any]:
     """open_clip's model config for ``arch`` (ConfigError listing close names when unknown)."""
-    open_clip = require("open_clip", "open_clip towers (image/text: {open_clip: ...})")
+    import open_clip
+
     cfg = open_clip.get_model_config(arch)
     if cfg is None:
         close = [n for n in open_clip.list_models() if arch.lower().split("-")[0] in n.lower()][:8]
@@ -64,7 +64,8 @@ def architecture(arch: str) -> dict[str, Any]:
 
 def pretrained_preprocessing(config: OpenClipConfig) -> dict[str, Any]:
     """open_clip's table entry for ``config.pretrained`` ({} without a tag); ConfigError for an unknown tag."""
-    open_clip = require("open_clip", "open_clip towers (image/text: {open_clip: ...})")
+    import open_clip
+
     if config.pretrained is None:
         return {}
     entry = open_clip.get_pretrained_cfg(config.arch, config.pretrained)
@@ -76,7 +77,8 @@ def pretrained_preprocessing(config: OpenClipConfig) -> dict[str, Any]:
 
 def create_clip(config: OpenClipConfig) -> nn.Module:
     """``open_clip.create_model(arch)`` without touching the network, then the local weights loaded strictly."""
-    open_clip = require("open_clip", "open_clip towers (image/text: {open_clip: ...})")
+    import open_clip
+
     architecture(config.arch)
     quick_gelu = bool(pretrained_preprocessing(config).get("quick_gelu", False))
     with _quiet_open_clip():

@@ -23,7 +23,6 @@ EXTRAS: dict[str, str] = {
     "braceexpand": "train",
     "tensorboard": "train",
     "transformers": "hf",
-    "open_clip": "open-clip",
     "matplotlib": "plots",
     "sklearn": "demo",
     "scipy": "demo",

@@ -42,7 +42,8 @@ from ..io import atomic_path
 from .errors import IndexCorruptError
 
 KINDS = ("auto", "flat", "hnsw", "ivfpq")
-faiss = LazyModule("faiss", "the retrieval index (omniembed index / search, omniembed.Index)")
+FEATURE = "the retrieval index (omniembed index / search, omniembed.Index)"
+faiss = LazyModule("faiss", FEATURE)
 
 EF_SEARCH_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 ADD_CHUNK = 65536
