@@ -53,11 +53,16 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'omniembed' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    try:  # a submodule (omniembed.config, omniembed.modalities …), as when this package imported them eagerly
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module 'omniembed' has no attribute {name!r}") from None
 
 
 def __dir__() -> list[str]:

@@ -115,6 +115,25 @@ def test_the_product_holds_no_development_machine_path():
     assert offenders == []
 
 
+def test_an_installed_package_that_fails_to_import_is_reported_with_its_extra_and_cause(tmp_path, monkeypatch):
+    """open3d without the system's libusb raises OSError from ctypes: the user still learns which extra it is."""
+    import pickle
+
+    from omniembed.errors import MissingExtraError
+    from omniembed.extras import require
+
+    (tmp_path / "brokenpkg.py").write_text("raise OSError('libusb-1.0.so.0: cannot open shared object file')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(EXTRAS, "brokenpkg", "pointcloud")
+    with pytest.raises(MissingExtraError) as caught:
+        require("brokenpkg", "point clouds")
+    assert str(caught.value) == ("point clouds needs the optional package 'brokenpkg', which cannot be imported "
+                                 "(libusb-1.0.so.0: cannot open shared object file): "
+                                 "pip install 'omniembed[pointcloud]'")
+    copy = pickle.loads(pickle.dumps(caught.value))  # raised in dataset-rendering worker processes
+    assert (str(copy), copy.extra, copy.module) == (str(caught.value), "pointcloud", "brokenpkg")
+
+
 # ---- every extra missing at once ----------------------------------------------------------------------------------
 BLOCKED_PROBE = """
 import json, sys
@@ -196,7 +215,8 @@ def test_without_any_extra_the_core_works_and_each_feature_names_its_extra(tmp_p
     assert result.pop("video") == ["ok", [1, 64]]  # PyAV alone
     assert result.pop("checkpoint") == ["ok", True]
     assert result.pop("cli_index") == ["ok", 2]  # the CLI's exit code for an OmniEmbedError
-    assert "omniembed index: error: the retrieval index" in done.stderr and "pip install 'omniembed[index]'" in done.stderr
+    assert "omniembed index: error: the retrieval index" in done.stderr
+    assert "pip install 'omniembed[index]'" in done.stderr
     expected = {"pointcloud": "pointcloud", "pointcloud_skip": "pointcloud", "decord": "video", "index": "index",
                 "train": "train", "plots": "plots", "hf": "hf", "demo_data": "demo"}
     assert {case: outcome[:2] for case, outcome in result.items()} == {
