@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CONSTRAINTS := requirements/constraints.txt
+SHARED_DATA := ../shared/data
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -26,14 +28,16 @@ system-deps:
 	  fi; \
 	fi
 
-$(STAMP): pyproject.toml
+# every extra, at the exact versions CI tests (pyproject.toml holds the ranges a user's install may take)
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null
-	$(PY) -m pip install -q -e '.[test,serve]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[all,test]'
 	touch $(STAMP)
 
+# MNIST + FSDD from $(SHARED_DATA) when it is there, else the offline sources
 demo: setup
-	$(VENV)/bin/omniembed demo --out omnidigits-demo
+	$(VENV)/bin/omniembed demo --out omnidigits-demo --shared-root $(SHARED_DATA)
 
 test: setup
 	$(PY) -m pytest -q

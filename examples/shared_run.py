@@ -2,7 +2,9 @@
 
 Everything lives under ``$OMNIEMBED_EXAMPLES_CACHE`` (default: ``examples/.cache``). ``omniembed.demo.run_demo``
 resumes every stage, so the first call builds OmniDigits and trains the model (about 2 minutes on an idle 2-core
-CPU) and later calls, from any notebook, reuse them.
+CPU) and later calls, from any notebook, reuse them. OmniDigits is made from MNIST and FSDD when
+``$OMNIEMBED_SHARED_DATA`` names a folder holding them (e.g. the repository's ``../shared/data``), else from the
+offline sources.
 """
 
 from __future__ import annotations

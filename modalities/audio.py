@@ -47,6 +47,7 @@ from torch import nn
 from omniembed.config import HeadConfig, LogitScaleConfig, ModalityConfig, TransformerConfig
 from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
 from omniembed.errors import ConfigError, EmptyInputError, InputError
+from omniembed.extras import require
 from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.tdnn import TdnnConfig, TdnnTrunk
 from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
@@ -291,8 +292,7 @@ class AudioModality(Modality):
     def thumbnail(self, path: Path, size: int = 96) -> np.ndarray:
         """A log-mel spectrogram of the first ``THUMBNAIL_SECONDS`` (time to the right, low frequencies at the
         bottom, the top ``THUMBNAIL_RANGE`` of log energy in magma colours): uint8 ``[size, size, 3]``."""
-        from matplotlib import colormaps
-
+        colormaps = require("matplotlib", "audio thumbnails (result grids)").colormaps
         rate = self.config.sample_rate
         source = open_audio(path)
         stop = min(resampled_length(source.frames, source.sample_rate, rate), int(THUMBNAIL_SECONDS * rate))

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from omniembed.errors import CheckpointError, MissingInputError
+from omniembed.extras import require
 
 from .tokenizers import HFTokenizer
 
@@ -118,7 +119,8 @@ class SentenceEncoderTower(nn.Module):
         ``load_weights=False`` builds the architecture from config.json alone (random init), for a caller that
         then calls ``load_state_dict`` with weights it stores itself.
         """
-        from transformers import AutoConfig, AutoModel
+        transformers = require("transformers", "Hugging Face text towers (text: {sentence_encoder: ...})")
+        AutoConfig, AutoModel = transformers.AutoConfig, transformers.AutoModel
 
         layout = SentenceEncoderLayout.read(path)
         layout.require("config.json", "tokenizer.json")

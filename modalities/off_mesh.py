@@ -7,12 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import open3d as o3d
 
 from omniembed.errors import UnreadableInputError
+from omniembed.extras import LazyModule
+
+o3d = LazyModule("open3d", "reading OFF meshes")
 
 
-def read_joined_header_off(path: Path) -> o3d.geometry.TriangleMesh:
+def read_joined_header_off(path: Path) -> "o3d.geometry.TriangleMesh":
     """An ``OFF<V> <F> <E>`` file → TriangleMesh (polygons fanned into triangles). The vertices [V, 3] follow
     the header, then F faces ``k i1 … ik``; ``#`` comments are ignored."""
     source = str(path)

@@ -43,6 +43,7 @@ points is not an error: it is sampled with replacement as above.
 
 from __future__ import annotations
 
+import sys
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -50,12 +51,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import open3d as o3d
 import torch
 
 from omniembed.config import HeadConfig, ModalityConfig, TransformerConfig
 from omniembed.encoder import ModalityEncoder, PoolingHead, TransformerTrunk
 from omniembed.errors import ConfigError, EmptyInputError, InputError, UnreadableInputError
+from omniembed.extras import LazyModule
 from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
@@ -75,6 +76,7 @@ THUMBNAIL_VIEW = (np.radians(-35.0), np.radians(25.0))
 """Yaw about the up (y) axis, then pitch towards the viewer: a fixed oblique view for thumbnails."""
 NEAR_RGB, FAR_RGB, BACKGROUND_RGB = (255, 196, 64), (36, 52, 140), 255
 
+o3d = LazyModule("open3d", "point clouds (reading .ply/.pcd/.xyz/.pts and meshes, farthest-point sampling)")
 _MESH_SAMPLING = threading.Lock()  # open3d's sampler draws from one global seeded generator
 
 
@@ -152,7 +154,7 @@ class PointCloudModality(Modality):
 
     def load(self, path: Path) -> PointCloud:
         raw = read_point_cloud(path, self.config.extra)
-        return self.sample(raw, str(path)) if isinstance(raw, o3d.geometry.TriangleMesh) else raw
+        return self.sample(raw, str(path)) if _is_open3d(raw, "TriangleMesh") else raw
 
     def sample(self, mesh: o3d.geometry.TriangleMesh, source: str) -> PointCloud:
         """``mesh_oversample · n_points`` points on the mesh surface, the same ones every time."""
@@ -160,7 +162,7 @@ class PointCloudModality(Modality):
         return sample_mesh(mesh, cfg.mesh_oversample * cfg.n_points, cfg.mesh_seed, source)
 
     def accepts(self, item: Any) -> bool:
-        return isinstance(item, (PointCloud, o3d.geometry.PointCloud, o3d.geometry.TriangleMesh))
+        return isinstance(item, PointCloud) or _is_open3d(item, "PointCloud", "TriangleMesh")
 
     def preprocess(self, raw: Any) -> torch.Tensor:
         """A :class:`PointCloud`, open3d cloud or mesh, or ``[N, 3 | 6]`` array/tensor → float32
@@ -184,9 +186,9 @@ class PointCloudModality(Modality):
     def as_cloud(self, raw: Any) -> PointCloud:
         """Any accepted raw input → a checked :class:`PointCloud` (meshes sampled on their surface)."""
         cfg = self.config
-        if isinstance(raw, o3d.geometry.TriangleMesh):
+        if _is_open3d(raw, "TriangleMesh"):
             raw = self.sample(raw, _describe(raw))
-        elif isinstance(raw, o3d.geometry.PointCloud):
+        elif _is_open3d(raw, "PointCloud"):
             raw = _from_open3d(raw, _describe(raw))
         elif not isinstance(raw, PointCloud):
             raw = cloud_from_array(raw, cfg.extra, _describe(raw))
@@ -417,9 +419,16 @@ def render_depth(xyz: np.ndarray, size: int) -> np.ndarray:
 
 
 def _describe(raw: Any) -> str:
-    if isinstance(raw, o3d.geometry.TriangleMesh):
+    if _is_open3d(raw, "TriangleMesh"):
         return f"<TriangleMesh of {len(raw.vertices)} vertices, {len(raw.triangles)} triangles>"
-    if isinstance(raw, o3d.geometry.PointCloud):
+    if _is_open3d(raw, "PointCloud"):
         return f"<PointCloud of {len(raw.points)} points>"
     shape = getattr(raw, "shape", None)
     return f"<{type(raw).__name__}{' ' + str(tuple(shape)) if shape is not None else ''}>"
+
+
+def _is_open3d(item: Any, *kinds: str) -> bool:
+    """Whether ``item`` is one of open3d's geometries ``kinds``; without importing open3d, which a user who holds
+    an open3d object has imported already."""
+    module = sys.modules.get("open3d")
+    return module is not None and isinstance(item, tuple(getattr(module.geometry, kind) for kind in kinds))

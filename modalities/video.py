@@ -1,7 +1,8 @@
 """Video modality: frames through the image encoder, the audio track through the audio encoder, fused.
 
 * **frames** — ``n_clips`` clips of ``clip_seconds`` (5 × 2 s, ImageBind), clip k starting at
-  k·(duration − clip)/(K − 1); ``frames_per_clip`` frames (2) spread over each clip by timestamp (decord).
+  k·(duration − clip)/(K − 1); ``frames_per_clip`` frames (2) spread over each clip by timestamp, decoded with
+  decord where it is installed, else PyAV (``decoder``; see :mod:`.video_io`).
   Frames are resized and normalised by the image modality's own transform (centre crop, or ImageBind's three
   spatial crops with ``spatial_crops=3``) and grouped into clips of the image stem's temporal kernel ``t``:
   with ``t = 2`` (a Conv3d stem) each 2-frame clip is one input of the image encoder, exactly as a still image
@@ -44,7 +45,7 @@ from omniembed.registry import Modality, register_modality
 from .audio import AudioClips, AudioModality
 from .audio_io import NoAudioTrackError, PyAVSource
 from .image import INTERPOLATIONS, ImageConfig, ImageModality
-from .video_io import VideoFile, clip_frame_indices, open_video
+from .video_io import VideoFile, clip_frame_indices, open_video, resolve_decoder
 
 FUSIONS = ("sum", "frames")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg")
@@ -66,6 +67,8 @@ class VideoConfig(ModalityConfig):
     fusion: str = "sum"
     frames_weight: float = 1.0
     audio_weight: float = 1.0
+    decoder: str = "auto"
+    """Frame decoder: "decord", "pyav", or "auto" (decord when it is installed, else PyAV); see :mod:`.video_io`."""
 
 
 @dataclass
@@ -156,7 +159,8 @@ class VideoEncoder(nn.Module):
 
 @register_modality
 class VideoModality(Modality):
-    """Video files decoded with decord (frames) and PyAV (audio track), or ``(frames [T, H, W, 3] uint8, fps)``."""
+    """Video files decoded with decord or PyAV (frames) and PyAV (audio track), or ``(frames [T, H, W, 3] uint8,
+    fps)``."""
 
     name = "video"
     config_cls = VideoConfig
@@ -172,6 +176,7 @@ class VideoModality(Modality):
                 raise ConfigError(f"video.{key} must be positive, got {getattr(config, key)}")
         if config.spatial_crops not in (1, 3):
             raise ConfigError(f"video.spatial_crops must be 1 or 3, got {config.spatial_crops}")
+        resolve_decoder(config.decoder)
         self.frames_proc: ImageModality | None = None
         self.audio_proc: AudioModality | None = None
         self.temporal_kernel = 1
@@ -209,12 +214,12 @@ class VideoModality(Modality):
 
     # ---- raw input → one sample ----------------------------------------------------------------------------------
     def load(self, path: Path) -> VideoFile:
-        """Open with decord and read the frame timestamps (frames are decoded in :meth:`preprocess`)."""
-        return open_video(path)
+        """Open with the configured decoder and read the frame timestamps (frames are decoded in :meth:`preprocess`)."""
+        return open_video(path, self.config.decoder)
 
     def thumbnail(self, path: Path, size: int = 96) -> np.ndarray:
         """The middle frame, short side resized to ``size`` and centre-cropped: uint8 ``[size, size, 3]``."""
-        clip = open_video(path)
+        clip = open_video(path, self.config.decoder)
         frame = torch.from_numpy(clip.frames([clip.n_frames // 2])[0]).permute(2, 0, 1)
         frame = v2.functional.center_crop(v2.functional.resize(frame, size, antialias=True), size)
         return frame.permute(1, 2, 0).numpy()

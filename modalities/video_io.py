@@ -1,18 +1,31 @@
-"""Reading video files: frame timestamps and frames at chosen times with decord; the audio track with PyAV.
+"""Reading video files: frame timestamps and the frames at chosen times, with decord or PyAV.
 
-Frames are chosen by their presentation timestamps (decord's ``get_frame_timestamp``), never by index × average
-frame rate, so variable-frame-rate files sample the right moments. Only the chosen frames are decoded.
+Frames are chosen by their presentation timestamps, never by index × average frame rate, so variable-frame-rate
+files sample the right moments. Only the chosen frames are decoded. Two decoders, named in :data:`VIDEO_DECODERS`
+(``video.decoder`` in a model config): ``"decord"`` (its ``get_batch``; wheels only for x86-64 Linux, Windows and
+Intel macOS, installed by the ``video`` extra where they exist) and ``"pyav"`` (:mod:`.video_pyav`: ffmpeg through
+PyAV, a core dependency, on every platform). ``"auto"`` takes decord when it imports, else PyAV. Both give the same
+frames up to the colour conversion's rounding; decord's frame end times are its own (see :mod:`.video_pyav`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
+from types import ModuleType
+from typing import Callable, Protocol
 
 import numpy as np
 
-from omniembed.errors import EmptyInputError, UnreadableInputError
+from omniembed.errors import ConfigError, EmptyInputError, UnreadableInputError
+from omniembed.extras import optional, require
+
+
+class FrameReader(Protocol):
+    def frames(self, indices: list[int]) -> np.ndarray:
+        """uint8 ``[len(indices), H, W, 3]`` RGB, frame ``i`` being the i-th in presentation order."""
 
 
 @dataclass
@@ -21,7 +34,7 @@ class VideoFile:
 
     path: Path
     timestamps: np.ndarray
-    reader: object
+    reader: FrameReader
 
     @property
     def name(self) -> str:
@@ -38,33 +51,73 @@ class VideoFile:
 
     def frames(self, indices: list[int]) -> np.ndarray:
         """uint8 ``[len(indices), H, W, 3]`` RGB."""
-        import decord
+        return self.reader.frames(list(indices))
 
+
+@dataclass
+class DecordFrames:
+    """Frames through a decord ``VideoReader`` (seeks to the keyframe before each wanted frame)."""
+
+    path: Path
+    reader: object
+
+    def frames(self, indices: list[int]) -> np.ndarray:
+        decord = _decord()
         try:
-            return self.reader.get_batch(list(indices)).asnumpy()
+            return self.reader.get_batch(indices).asnumpy()
         except (decord.DECORDError, RuntimeError) as exc:
-            raise UnreadableInputError(self.name, f"cannot decode frames {list(indices)} ({_first_line(exc)})") from exc
+            raise UnreadableInputError(str(self.path), f"cannot decode frames {indices} ({first_line(exc)})") from exc
 
 
-def open_video(path: Path) -> VideoFile:
-    """Open ``path`` with decord and read its frame timestamps (metadata only; no frame is decoded).
-
-    Raises :class:`EmptyInputError` when the file has no video stream or a stream with no frames, and
-    :class:`UnreadableInputError` for a corrupt container or an unsupported codec; both name the file.
-    """
-    import decord
-
+def open_with_decord(path: Path) -> VideoFile:
+    """Open ``path`` with decord and read its frame timestamps (metadata only; no frame is decoded)."""
+    decord = require("decord", "the decord video decoder (video.decoder: decord)")
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     except (decord.DECORDError, RuntimeError) as exc:  # tell "no frames" from "corrupt"
         frames = _count_decodable_frames(path)
         if frames == 0:
             raise EmptyInputError(str(path), "video has no frames (no video stream, or one with zero frames)") from exc
-        raise UnreadableInputError(str(path), f"cannot decode video ({_first_line(exc)})") from exc
+        raise UnreadableInputError(str(path), f"cannot decode video ({first_line(exc)})") from exc
     if len(reader) == 0:
         raise EmptyInputError(str(path), "video has no frames")
     timestamps = np.asarray(reader.get_frame_timestamp(np.arange(len(reader))), dtype=np.float64).reshape(-1, 2)
-    return VideoFile(path, timestamps, reader)
+    return VideoFile(path, timestamps, DecordFrames(path, reader))
+
+
+def _open_with_pyav(path: Path) -> VideoFile:
+    from .video_pyav import open_with_pyav
+
+    return open_with_pyav(path)
+
+
+VIDEO_DECODERS: dict[str, Callable[[Path], VideoFile]] = {"decord": open_with_decord, "pyav": _open_with_pyav}
+"""Decoder name → the function opening a file with it. ``"auto"`` (not a key) picks decord when it imports."""
+
+
+def open_video(path: Path, decoder: str = "auto") -> VideoFile:
+    """Open ``path`` with ``decoder`` (a key of :data:`VIDEO_DECODERS`, or ``"auto"``) and read its frame
+    timestamps (metadata only; no frame is decoded).
+
+    Raises :class:`EmptyInputError` when the file has no video stream or a stream with no frames, and
+    :class:`UnreadableInputError` for a corrupt container or an unsupported codec; both name the file.
+    """
+    return VIDEO_DECODERS[resolve_decoder(decoder)](Path(path))
+
+
+def resolve_decoder(decoder: str) -> str:
+    """``"auto"`` → ``"decord"`` when decord imports, else ``"pyav"``; a named decoder is checked and kept."""
+    if decoder == "auto":
+        return "decord" if _decord() is not None else "pyav"
+    if decoder not in VIDEO_DECODERS:
+        raise ConfigError(f"video.decoder '{decoder}' is not one of {['auto', *VIDEO_DECODERS]}")
+    return decoder
+
+
+@cache
+def _decord() -> ModuleType | None:
+    # cached: a failed import scans sys.path again on every call, and auto asks once per file
+    return optional("decord")
 
 
 def _count_decodable_frames(path: Path, limit: int = 1) -> int | None:
@@ -110,7 +163,6 @@ def clip_frame_indices(timestamps: np.ndarray, n_clips: int, clip_seconds: float
     return out
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
-

@@ -1,4 +1,9 @@
-"""``omniembed`` command line: one subcommand per module in ``omniembed.commands`` (imported on use)."""
+"""``omniembed`` command line: one subcommand per module in ``omniembed.commands`` (imported on use).
+
+Only the module of the subcommand being run is imported, and a module's ``add_arguments`` imports nothing heavy
+(torch and the rest are imported inside ``run``), so ``omniembed --help`` and ``omniembed CMD --help`` answer at
+once.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .errors import OmniEmbedError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,18 +32,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """subcommand → (module with ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand listed; the options of ``command`` only (of all when None)."""
     parser = argparse.ArgumentParser(prog="omniembed", description="One embedding space for every modality.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+        if command is None or name == command:
+            importlib.import_module(module).add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the subcommand is the first word that is not an option (the top level has only --help and --version)
+    command = next((word for word in argv if not word.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except OmniEmbedError as exc:

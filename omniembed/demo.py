@@ -31,6 +31,9 @@ class DemoConfig:
 
     out: Path = Path("omnidigits-demo")
     source: str = "auto"
+    shared_root: Path | None = None
+    """The folder holding MNIST and FSDD (``mnist/``, ``fsdd/``) for the shared source; None:
+    ``$OMNIEMBED_SHARED_DATA``, else the offline sources."""
     n_train: int = 10000
     """Five samples per training recording of the Free Spoken Digit Dataset (~55 s to build): each recording
     meets five pictures of its digit, so audio cannot tie itself to one (emergent audio, seeds 0–3: 86.8–89.8 %
@@ -48,9 +51,9 @@ class DemoConfig:
     """``key=value`` settings for both recipes (e.g. ``optim.lr=1e-3``)."""
 
     @classmethod
-    def quick(cls, out: Path, source: str = "auto", seed: int = 0) -> "DemoConfig":
-        return cls(out=out, source=source, n_train=200, n_test=60, anchor_steps=150, steps=100, batch_size=32,
-                   seed=seed)
+    def quick(cls, out: Path, source: str = "auto", seed: int = 0, shared_root: Path | None = None) -> "DemoConfig":
+        return cls(out=out, source=source, shared_root=shared_root, n_train=200, n_test=60, anchor_steps=150,
+                   steps=100, batch_size=32, seed=seed)
 
 
 @dataclass
@@ -103,7 +106,7 @@ def build_data(config: DemoConfig, directory: Path, log: Callable[[str], None]) 
             log(f"   reusing {directory} ({manifest.source} sources)")
             return directory
     manifest = build_omnidigits(directory, n_train=config.n_train, n_test=config.n_test, source=config.source,
-                                seed=config.seed, log=lambda line: log(f"   {line}"))
+                                seed=config.seed, shared_root=config.shared_root, log=lambda line: log(f"   {line}"))
     log(f"   {manifest.source} sources: {json.dumps(manifest.counts)}")
     return directory
 

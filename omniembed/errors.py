@@ -76,3 +76,17 @@ class OutputExistsError(OmniEmbedError, FileExistsError):
         self.target = target
         self.reason = reason
         super().__init__(f"{target}: {reason}")
+
+
+class MissingExtraError(OmniEmbedError, ImportError):
+    """A feature needs an optional dependency that is not installed (or fails to import); names the extra."""
+
+    def __init__(self, feature: str, module: str, extra: str, cause: str = ""):
+        self.feature, self.module, self.extra = feature, module, extra
+        because = f" ({cause})" if cause else ""
+        super().__init__(f"{feature} needs the optional package '{module}', which cannot be imported{because}: "
+                         f"pip install 'omniembed[{extra}]'")
+        self._cause = cause
+
+    def __reduce__(self):  # raised in worker processes (dataset rendering) and sent back pickled
+        return type(self), (self.feature, self.module, self.extra, self._cause)

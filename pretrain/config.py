@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from omniembed.config import (FieldError, check_fraction, check_non_negative, check_positive, from_dict,
                               to_dict)
 from omniembed.errors import ConfigError
+from omniembed.extras import require
+
+yaml = require("yaml", "training recipes (YAML)")
 
 from .augment import build_transform
 

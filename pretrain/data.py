@@ -25,16 +25,19 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from omniembed.errors import ConfigError, OmniEmbedError
+from omniembed.extras import require
 from omniembed.registry import Modality, modality_for_suffix
 
 from .config import DataConfig, DatasetConfig
 from .decoded_cache import DecodedCache
 from .shard_urls import expand_shards
 from .tensor_pack import pack, unpack
+
+braceexpand = require("braceexpand", "training data (shard patterns)")
+wds = require("webdataset", "training data (webdataset shards)")
 
 DECODE_ERRORS = (OmniEmbedError, ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError)
 """What a corrupt or odd file raises while decoding; such a sample is counted and skipped."""

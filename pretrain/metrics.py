@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from omniembed.extras import require
+
 from .config import ExperimentConfig
 from .data import Batch
 from .distributed import DistInfo, mean_over_ranks
@@ -39,6 +41,7 @@ class MetricsLogger:
         _truncate_after(self.path, start_step)
         self.file = open(self.path, "a", encoding="utf-8")
         if config.train.tensorboard:
+            require("tensorboard", "TensorBoard logging (train.tensorboard: true; false turns it off)")
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"),

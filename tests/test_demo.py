@@ -8,13 +8,16 @@ import pytest
 
 from omniembed.cli import main
 
+from conftest import SHARED
+
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    # the real MNIST + FSDD when ../shared/data is there (as `make demo`), else the offline sources
+    assert main(["demo", "--quick", "--out", str(out), "--shared-root", str(SHARED / "data")]) == 0
     return out
 
 
@@ -37,7 +40,7 @@ def test_quick_demo_transfers_zero_shot_to_modalities_never_trained_with_text(de
 
 
 def test_rerunning_the_demo_reuses_every_finished_stage(demo, capsys):
-    assert main(["demo", "--quick", "--out", str(demo)]) == 0
+    assert main(["demo", "--quick", "--out", str(demo), "--shared-root", str(SHARED / "data")]) == 0
     assert "reusing" in capsys.readouterr().out
     summary = json.loads((demo / "demo.json").read_text())
     assert summary["seconds"]["anchor"] < 5 and summary["seconds"]["bind"] < 5

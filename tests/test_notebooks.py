@@ -13,6 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import SHARED
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 KERNEL_NAME = "omniembed-examples"
@@ -23,7 +25,8 @@ CELL_TIMEOUT_S = 1200
 @pytest.fixture(scope="session")
 def kernel_manager_factory(tmp_path_factory):
     """Kernel managers for a kernelspec that runs ``sys.executable`` — not whatever ``python3`` kernel the user has
-    installed — with the offline settings and the shared cache in its environment."""
+    installed — with the offline settings, the shared cache and (when present) ../shared/data's MNIST and FSDD in
+    its environment."""
     from ipykernel.kernelspec import write_kernel_spec
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
@@ -31,7 +34,7 @@ def kernel_manager_factory(tmp_path_factory):
     cache = os.environ.get("OMNIEMBED_EXAMPLES_CACHE") or str(tmp_path_factory.mktemp("examples-cache"))
     specs = tmp_path_factory.mktemp("kernels")
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMNIEMBED_EXAMPLES_CACHE": cache}
+           "OMNIEMBED_EXAMPLES_CACHE": cache, "OMNIEMBED_SHARED_DATA": str(SHARED / "data")}
     write_kernel_spec(specs / KERNEL_NAME, overrides={"display_name": KERNEL_NAME, "env": env})
     specs_manager = KernelSpecManager(kernel_dirs=[str(specs)])
     return lambda: KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs_manager)

@@ -244,6 +244,21 @@ def test_auto_falls_back_to_offline_and_shared_names_the_missing_folder(tmp_path
                          shared_root=tmp_path / "nothing")
 
 
+def test_without_a_data_root_auto_is_offline_and_shared_names_the_option_and_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMNIEMBED_SHARED_DATA", raising=False)
+    manifest = build_omnidigits(tmp_path / "a", n_train=10, n_test=10, modalities=("image", "text"), workers=1)
+    assert manifest.source == "offline"
+    with pytest.raises(MissingInputError, match=r"shared data root: none given: pass shared_root \(--shared-root\) "
+                                                r"or set \$OMNIEMBED_SHARED_DATA"):
+        build_omnidigits(tmp_path / "b", n_train=10, n_test=10, source="shared", modalities=("image",))
+
+
+def test_the_data_root_comes_from_the_environment_when_not_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNIEMBED_SHARED_DATA", str(tmp_path / "elsewhere"))
+    with pytest.raises(MissingInputError, match="elsewhere/mnist"):
+        build_omnidigits(tmp_path / "b", n_train=10, n_test=10, source="shared", modalities=("image",))
+
+
 def test_offline_audio_without_espeak_says_how_to_install_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))  # shutil.which finds no espeak-ng
     with pytest.raises(MissingToolError, match="apt-get install espeak-ng"):

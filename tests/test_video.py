@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
+import sys
 import warnings
 from pathlib import Path
 
@@ -13,12 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from omniembed.errors import ConfigError, EmptyInputError, UnreadableInputError
+from omniembed.errors import ConfigError, EmptyInputError, MissingExtraError, UnreadableInputError
 from omniembed.modalities.audio import AudioModality
 from omniembed.modalities.audio_io import PyAVSource
 from omniembed.modalities.image import ImageModality
 from omniembed.modalities.video import VideoConfig, VideoModality
-from omniembed.modalities.video_io import clip_frame_indices
+from omniembed.modalities import video_io
+from omniembed.modalities.video_io import clip_frame_indices, open_video, resolve_decoder
 
 SIZE = (64, 48)
 
@@ -122,6 +124,14 @@ def _zero_frame_stream(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(params=["decord", "pyav"])
+def decoder(request) -> str:
+    """Every test reading files runs with both frame decoders (decord only where it is installed)."""
+    if request.param == "decord":
+        pytest.importorskip("decord")
+    return request.param
+
+
 # ---- the wiring the model does (OmniEmbedModel calls VideoModality.link) -----------------------------------------
 def build(temporal_kernel: int = 2, **video) -> tuple[dict, nn.ModuleDict]:
     torch.manual_seed(0)
@@ -157,8 +167,8 @@ def test_shorter_than_one_clip_gives_clips_over_the_whole_video():
     assert clip_frame_indices(one_frame, 2, 2.0, 2) == [[0, 0], [0, 0]]
 
 
-def test_decoded_frames_are_the_sampled_ones(videos):
-    processors, _ = build(temporal_kernel=1)
+def test_decoded_frames_are_the_sampled_ones(videos, decoder):
+    processors, _ = build(decoder=decoder, temporal_kernel=1)
     video = processors["video"]
     clip = video.load(videos["av"])
     picked = [i for c in clip_frame_indices(clip.timestamps, 2, 2.0, 2) for i in c]
@@ -167,10 +177,10 @@ def test_decoded_frames_are_the_sampled_ones(videos):
     np.testing.assert_allclose(levels, [frame_value(i) for i in picked], atol=6)  # H.264 is lossy
 
 
-def test_variable_frame_rate_is_sampled_by_timestamp(videos):
+def test_variable_frame_rate_is_sampled_by_timestamp(videos, decoder):
     """Frames every 50 ms for 1 s, then every 200 ms: clip 2 starts at duration − 2 s ≈ 0.85 s, where index ×
     average rate (≈ 10 fps → frame 8) would give the frame shown at 0.4 s."""
-    processors, _ = build(temporal_kernel=1)
+    processors, _ = build(decoder=decoder, temporal_kernel=1)
     clip = processors["video"].load(videos["vfr"])
     starts = clip.timestamps[:, 0]
     np.testing.assert_allclose(starts[[0, 1, 19, 20, 21, 29]], [0.0, 0.05, 0.95, 1.0, 1.2, 2.8], atol=1e-3)
@@ -183,6 +193,52 @@ def test_variable_frame_rate_is_sampled_by_timestamp(videos):
     assert indices == [[0, 24], [first, 29]]  # clip 1 [0, 2): frames 0 … 24 (1.8 s)
     levels = clip.frames([i for c in indices for i in c])[:, 10, 10, 0].astype(int)
     np.testing.assert_allclose(levels, [frame_value(i) for c in indices for i in c], atol=6)
+
+
+def test_decord_and_pyav_give_the_same_frames_and_start_times(videos):
+    pytest.importorskip("decord")
+    for key in ("av", "vfr"):
+        by_decord, by_pyav = open_video(videos[key], "decord"), open_video(videos[key], "pyav")
+        assert by_pyav.n_frames == by_decord.n_frames == 30
+        np.testing.assert_allclose(by_pyav.timestamps[:, 0], by_decord.timestamps[:, 0], atol=1e-6)
+        every = list(range(30))
+        np.testing.assert_array_equal(by_pyav.frames(every), by_decord.frames(every))
+
+
+def test_pyav_seeks_to_the_keyframe_before_each_wanted_frame(tmp_path):
+    """300 frames with a keyframe every 12 and B-frames: frames picked out of order, repeated and across groups of
+    pictures are the ones a full sequential decode gives."""
+    import av
+
+    path = tmp_path / "gops.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"g": "12", "bf": "2"})
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+        for i in range(300):
+            frame = av.VideoFrame.from_ndarray(np.full((SIZE[1], SIZE[0], 3), frame_value(i), np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    video = open_video(path, "pyav")
+    assert video.n_frames == 300 and video.reader.keyframes.sum() >= 25  # every 12th, and at scene cuts
+    np.testing.assert_allclose(video.timestamps[[0, 1, 299], 0], [0.0, 0.04, 11.96], atol=1e-9)
+    np.testing.assert_allclose(video.duration, 12.0, atol=1e-9)
+    picks = [250, 3, 3, 140, 11, 12, 299, 0]
+    levels = video.frames(picks)[:, 10, 10, 0].astype(int)
+    np.testing.assert_allclose(levels, [frame_value(i) for i in picks], atol=6)
+
+
+def test_auto_decoder_is_pyav_without_decord_and_decord_names_its_extra(videos, monkeypatch):
+    monkeypatch.setitem(sys.modules, "decord", None)  # as if not installed
+    video_io._decord.cache_clear()
+    try:
+        assert resolve_decoder("auto") == "pyav"
+        assert open_video(videos["av"]).reader.__class__.__name__ == "PyAVFrames"
+        with pytest.raises(MissingExtraError, match=r"pip install 'omniembed\[video\]'"):
+            open_video(videos["av"], "decord")
+    finally:
+        video_io._decord.cache_clear()
+    with pytest.raises(ConfigError, match="video.decoder 'ffmpeg' is not one of"):
+        VideoModality(VideoConfig(decoder="ffmpeg"))
 
 
 # ---- frames through the image encoder ----------------------------------------------------------------------------
@@ -200,15 +256,15 @@ def test_a_still_video_embeds_like_the_image(videos):
     torch.testing.assert_close(from_video, from_image, atol=1e-5, rtol=0)
 
 
-def test_frames_use_the_image_transform_and_temporal_kernel(videos):
-    processors, encoders = build(temporal_kernel=2, n_clips=3, frames_per_clip=4)
+def test_frames_use_the_image_transform_and_temporal_kernel(videos, decoder):
+    processors, encoders = build(decoder=decoder, temporal_kernel=2, n_clips=3, frames_per_clip=4)
     sample = processors["video"].prepare(videos["av"])
     assert sample.frames.shape == (6, 3, 2, 64, 64)  # 3 clips × 4 frames / kernel 2
     clip = processors["video"].load(videos["av"])
     flat = [i for c in clip_frame_indices(clip.timestamps, 3, 2.0, 4) for i in c]
     expected = processors["image"].transform(torch.from_numpy(clip.frames(flat)).permute(0, 3, 1, 2))
     torch.testing.assert_close(sample.frames.transpose(1, 2).reshape(12, 3, 64, 64), expected)
-    per_frame = build(temporal_kernel=1)[0]["video"].prepare(videos["av"])
+    per_frame = build(decoder=decoder, temporal_kernel=1)[0]["video"].prepare(videos["av"])
     assert per_frame.frames.shape == (4, 3, 1, 64, 64)  # tiny: 2 clips × 2 frames, each frame an image
 
 
@@ -265,21 +321,21 @@ def test_no_audio_track_embeds_frames_only_with_one_warning(videos):
 
 # ---- bad input ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("key", ["audio_only", "zero_frames"])
-def test_zero_frames_is_an_empty_input_error(videos, key):
-    processors, _ = build()
+def test_zero_frames_is_an_empty_input_error(videos, decoder, key):
+    processors, _ = build(decoder=decoder)
     with pytest.raises(EmptyInputError, match=rf"{videos[key].name}: video has no frames"):
         processors["video"].prepare(videos[key])
 
 
 @pytest.mark.parametrize("key", ["garbage", "truncated"])
-def test_corrupt_container_is_unreadable(videos, key):
-    processors, _ = build()
+def test_corrupt_container_is_unreadable(videos, decoder, key):
+    processors, _ = build(decoder=decoder)
     with pytest.raises(UnreadableInputError, match=rf"{videos[key].name}: cannot decode video"):
         processors["video"].prepare(videos[key])
 
 
-def test_video_shorter_than_one_clip_embeds(videos):
-    processors, encoders = build()
+def test_video_shorter_than_one_clip_embeds(videos, decoder):
+    processors, encoders = build(decoder=decoder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parts = embed_parts(processors, encoders, [videos["short"]])
@@ -304,8 +360,8 @@ def test_linking_checks_the_shared_modalities():
         VideoModality(VideoConfig(fusion="concat"))
 
 
-def test_thumbnail_is_the_middle_frame(videos):
-    processors, _ = build()
+def test_thumbnail_is_the_middle_frame(videos, decoder):
+    processors, _ = build(decoder=decoder)
     thumb = processors["video"].thumbnail(videos["av"], size=32)
     assert thumb.shape == (32, 32, 3) and thumb.dtype == np.uint8
     assert abs(int(thumb[16, 16, 0]) - frame_value(15)) <= 6

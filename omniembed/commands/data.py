@@ -45,7 +45,8 @@ def _omnidigits_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modalities", default=",".join(MODALITIES),
                         help=f"comma-separated subset of {','.join(MODALITIES)} (default: all)")
     parser.add_argument("--shared-root", default=None,
-                        help="folder holding mnist/ and fsdd/ (default: $OMNIEMBED_SHARED_DATA or /work/shared/data)")
+                        help="folder holding mnist/ and fsdd/, e.g. ../shared/data (default: $OMNIEMBED_SHARED_DATA; "
+                             "without either, auto builds from the offline sources)")
 
 
 def _omnidigits_run(args: argparse.Namespace) -> int:

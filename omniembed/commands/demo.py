@@ -13,8 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="omnidigits-demo", help="working folder (data, run, report, index)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a minute end to end (for tests)")
     parser.add_argument("--source", default="auto", choices=["auto", "shared", "offline"],
-                        help="MNIST + FSDD from ../shared/data (shared), sklearn digits + espeak-ng (offline), "
-                             "or shared when present (auto)")
+                        help="MNIST + FSDD from --shared-root (shared), sklearn digits + espeak-ng (offline), "
+                             "or shared when a root holding them is given (auto)")
+    parser.add_argument("--shared-root", default=None,
+                        help="folder holding mnist/ and fsdd/, e.g. ../shared/data (default: $OMNIEMBED_SHARED_DATA; "
+                             "without either, the offline sources)")
     parser.add_argument("--train", type=int, default=None,
                         help=f"training samples (default {full.n_train}; quick {quick.n_train})")
     parser.add_argument("--test", type=int, default=None,
@@ -39,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..demo import DemoConfig, run_demo
 
-    base = (DemoConfig.quick(Path(args.out), args.source, args.seed) if args.quick
-            else DemoConfig(out=Path(args.out), source=args.source, seed=args.seed))
+    shared_root = Path(args.shared_root) if args.shared_root else None
+    base = (DemoConfig.quick(Path(args.out), args.source, args.seed, shared_root) if args.quick
+            else DemoConfig(out=Path(args.out), source=args.source, seed=args.seed, shared_root=shared_root))
     sizes = {k: v for k, v in (("n_train", args.train), ("n_test", args.test), ("anchor_steps", args.anchor_steps),
                                ("steps", args.steps)) if v is not None}
     result = run_demo(dataclasses.replace(base, overrides=list(args.overrides), **sizes))

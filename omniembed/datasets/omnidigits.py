@@ -4,9 +4,11 @@ A sample of class ``c`` is made of three different handwritten scans of ``c`` (f
 point cloud) and two different recordings of ``c`` (for the audio file and the video's sound track), so no
 modality is a trivial copy of another. Sources (see :mod:`.omnidigits_sources` for their split rules):
 
-* ``"shared"`` — the MNIST test set and the Free Spoken Digit Dataset from ``shared_root`` (``mnist/``, ``fsdd/``);
+* ``"shared"`` — the MNIST test set and the Free Spoken Digit Dataset from a data root holding ``mnist/`` and
+  ``fsdd/``: the ``shared_root`` argument (``--shared-root``), else the ``OMNIEMBED_SHARED_DATA`` environment
+  variable; there is no default root;
 * ``"offline"`` — scikit-learn's digit scans and espeak-ng speech (needs the ``espeak-ng`` program);
-* ``"auto"`` — shared when every folder the requested modalities need is present, else offline.
+* ``"auto"`` — shared when a data root is given and holds every folder the requested modalities need, else offline.
 
 Train and test draw from disjoint writers (images) and speakers/voices (audio), so nothing leaks: no scan or
 recording is in both. Within a split, scans and recordings are reused across samples only after every one of
@@ -34,7 +36,6 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..errors import ConfigError, MissingInputError
-from ..io import atomic_dir, write_json
 from .omnidigits_render import SampleTask, render_sample
 from .omnidigits_sources import (DIGIT_WORDS, SPLITS, AudioPool, ImagePool, espeak_recordings, fsdd_recordings,
                                  mnist_images, sklearn_images)
@@ -53,7 +54,7 @@ SOURCES = ("auto", "shared", "offline")
 NEEDS_IMAGES, NEEDS_AUDIO = {"image", "video", "pointcloud"}, {"audio", "video"}
 IMAGES_PER_SAMPLE, RECORDINGS_PER_SAMPLE = 3, 2
 SHARED_ROOT_ENV = "OMNIEMBED_SHARED_DATA"
-DEFAULT_SHARED_ROOT = "/work/shared/data"
+"""The environment variable naming the shared data root when ``shared_root`` is not given."""
 MANIFEST_FILE = "manifest.json"
 
 
@@ -95,11 +96,14 @@ def build_omnidigits(out: str | os.PathLike, n_train: int = 2000, n_test: int = 
     """Build OmniDigits into ``out`` (replaced as a whole once complete) and return its manifest.
 
     ``workers``: processes rendering samples (default: the CPU count, at most 8; 1 renders in this process).
-    ``shared_root``: the folder holding ``mnist/`` and ``fsdd/`` (default ``$OMNIEMBED_SHARED_DATA`` or
-    /work/shared/data). ``log`` receives one line per stage. Raises :class:`ConfigError` for bad arguments,
-    :class:`MissingInputError` when ``source="shared"`` and a shared folder is missing, and
-    :class:`~.omnidigits_sources.MissingToolError` when offline audio is needed and espeak-ng is not installed.
+    ``shared_root``: the folder holding ``mnist/`` and ``fsdd/`` (default ``$OMNIEMBED_SHARED_DATA``; without
+    either, ``source="auto"`` builds from the offline sources). ``log`` receives one line per stage. Raises
+    :class:`ConfigError` for bad arguments, :class:`MissingInputError` when ``source="shared"`` and there is no
+    data root or a shared folder is missing, and :class:`~.omnidigits_sources.MissingToolError` when offline
+    audio is needed and espeak-ng is not installed.
     """
+    from ..io import atomic_dir, write_json  # imports torch (safetensors); the CLI's parser imports this module
+
     out = Path(out)
     modalities = _check_modalities(modalities)
     for name, n in (("n_train", n_train), ("n_test", n_test), ("shard_size", shard_size)):
@@ -112,7 +116,7 @@ def build_omnidigits(out: str | os.PathLike, n_train: int = 2000, n_test: int = 
                           f"refusing to replace it")
     workers = workers or min(8, os.cpu_count() or 1)
     say = log or (lambda message: None)
-    root = Path(shared_root or os.environ.get(SHARED_ROOT_ENV, DEFAULT_SHARED_ROOT))
+    root = shared_data_root(shared_root)
     source = _resolve_source(source, root, modalities)
     say(f"loading {source} sources")
     images, audio = _load_pools(source, root, modalities, seed, workers)
@@ -229,7 +233,18 @@ def _check_modalities(modalities: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
-def _resolve_source(source: str, root: Path, modalities: tuple[str, ...]) -> str:
+def shared_data_root(shared_root: str | os.PathLike | None = None) -> Path | None:
+    """The shared data root: ``shared_root`` when given, else ``$OMNIEMBED_SHARED_DATA``, else None."""
+    chosen = shared_root or os.environ.get(SHARED_ROOT_ENV)
+    return Path(chosen) if chosen else None
+
+
+def _resolve_source(source: str, root: Path | None, modalities: tuple[str, ...]) -> str:
+    if root is None:
+        if source == "shared":
+            raise MissingInputError("shared data root", f"none given: pass shared_root (--shared-root) or set "
+                                                        f"${SHARED_ROOT_ENV} to the folder holding mnist/ and fsdd/")
+        return "offline" if source == "auto" else source
     needed = ([root / "mnist"] if NEEDS_IMAGES & set(modalities) else []) + \
              ([root / "fsdd"] if NEEDS_AUDIO & set(modalities) else [])
     missing = [p for p in needed if not p.is_dir()]

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extras import require
+
 VIDEO_SIZE, VIDEO_FPS, VIDEO_MIN_SECONDS = 64, 10, 1.0
 VIDEO_SPEED = (2.5, 4.0)
 """Pixels per frame."""
@@ -155,7 +157,7 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, wave: np.ndarray, sample
 # ---- point cloud --------------------------------------------------------------------------------------------------
 def digit_points(digit: np.ndarray, rng: np.random.Generator, n: int = POINTS) -> np.ndarray:
     """uint8 ``[h, w]`` digit → float32 ``[n, 3]``: its ink extruded along z, rotated and jittered (see module)."""
-    from scipy.spatial.transform import Rotation
+    Rotation = require("scipy.spatial.transform", "OmniDigits point clouds (random rotations)").Rotation
 
     ink = digit.astype(np.float64) / max(1, int(digit.max()))
     ys, xs = np.nonzero(ink > INK_THRESHOLD)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingInputError, OmniEmbedError, UnreadableInputError
+from ..extras import require
 
 SPLITS = ("train", "test")
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -121,7 +122,8 @@ def mnist_images(root: Path) -> ImagePool:
 def sklearn_images() -> ImagePool:
     """scikit-learn's bundled 8 × 8 digit scans, upsampled to 28 × 28, split by index range."""
     from PIL import Image
-    from sklearn.datasets import load_digits
+
+    load_digits = require("sklearn.datasets", "the offline OmniDigits images (scikit-learn digits)").load_digits
 
     digits = load_digits()
     pixels = np.zeros((len(digits.images), 28, 28), np.uint8)
@@ -262,7 +264,8 @@ def espeak_recordings(seed: int, workers: int = 1) -> AudioPool:
 def _synthesise(exe: str, take: EspeakTake) -> np.ndarray | Skipped:
     """One espeak-ng call → float32 [T] at ESPEAK_RATE, trimmed of leading/trailing silence; or why it failed."""
     import soundfile as sf
-    from scipy.signal import resample_poly
+
+    resample_poly = require("scipy.signal", "the offline OmniDigits speech (espeak-ng resampling)").resample_poly
 
     cmd = [exe, "-v", take.voice, "-s", str(take.speed), "-p", str(take.pitch), "--stdout", DIGIT_WORDS[take.label]]
     done = subprocess.run(cmd, capture_output=True, timeout=60)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ..extras import require
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -26,6 +28,7 @@ def save_figure(fig: "Figure", path: Path) -> None:
 def _figure(figsize: tuple[float, float], dpi: float | None = None) -> "Figure":
     """A figure drawn by Agg and owned by the caller. Not pyplot: switching pyplot's process-wide backend to Agg
     (``matplotlib.use``) silenced the inline plots of any notebook that made a grid or a report."""
+    require("matplotlib", "plots (omniembed eval --out, omniembed search --grid)")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..extras import require
 from ..io import atomic_path
 from .store import MetadataStore
 
@@ -23,8 +24,8 @@ def export_parquet(store: MetadataStore, settings: dict[str, Any], out: str | os
     (sha256), ``label`` (nullable), ``vector`` (fixed-size list of ``embed_dim`` float32, unit length). The schema
     metadata holds the model fingerprint, model, dimension and generation under the key ``omniembed``.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa = require("pyarrow", "Parquet export (omniembed index export)")
+    pq = require("pyarrow.parquet", "Parquet export (omniembed index export)")
 
     dim, gen = int(settings["embed_dim"]), int(settings.get("generation", 0))
     schema = pa.schema([("id", pa.int64()), ("path", pa.string()), ("modality", pa.string()), ("size", pa.int64()),

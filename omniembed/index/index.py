@@ -13,11 +13,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, InputError, MissingInputError
+from ..extras import require
 from ..registry import list_modalities
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from .store import DB_FILE, FORMAT, MetadataStore
 from .updates import LOCK_FILE, Label, Skipped, UpdateReport, embed_and_commit, merge_parts, plan, writer_lock
-from .vectors import IndexSpec, VectorIndex, build, choose_kind
+from .vectors import FEATURE, IndexSpec, VectorIndex, build, choose_kind
 from .walk import discover, special_kind
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class Index:
              device: str | None = None) -> "Index":
         """Open an index; ``model`` (a model, a checkpoint directory or a registered name) overrides the stored one
         and must have the index's fingerprint. ``device``: where a model loaded by the index runs."""
+        require("faiss", FEATURE)  # here, not at the first search or publish, which faiss alone serves
         directory = Path(directory)
         if not (directory / DB_FILE).is_file():
             raise IndexNotFoundError(str(directory), f"no index here ({DB_FILE} missing)")
@@ -86,6 +88,7 @@ class Index:
         two can be reloaded by ``Index.open`` without a model) at ``directory``. An existing index there is opened
         instead, so a killed build resumes; it must have been built with the same model. ``spec`` replaces the
         stored one (the next publish rebuilds the faiss index)."""
+        require("faiss", FEATURE)  # before anything is written: the files would be embedded, then never published
         directory = Path(directory)
         source = None if _is_model(model) else _model_source(model)
         model = model if _is_model(model) else _as_model(model, device)

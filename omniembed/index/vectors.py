@@ -33,15 +33,18 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-import faiss
 import numpy as np
 
 from ..config import from_dict, to_dict
 from ..errors import ConfigError
+from ..extras import LazyModule
 from ..io import atomic_path
 from .errors import IndexCorruptError
 
 KINDS = ("auto", "flat", "hnsw", "ivfpq")
+FEATURE = "the retrieval index (omniembed index / search, omniembed.Index)"
+faiss = LazyModule("faiss", FEATURE)
+
 EF_SEARCH_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 ADD_CHUNK = 65536
 """Rows added per faiss call during a build (the progress callback fires between chunks)."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from .cache import cache_root
-from .errors import DownloadError, IntegrityError, MissingExtraError, OfflineError, UnknownSourceError
+from ..errors import MissingExtraError
+from .errors import DownloadError, IntegrityError, OfflineError, UnknownSourceError
 from .sources import PretrainedSource, get_source, is_source, list_sources, register_source, unregister_source
 
 if TYPE_CHECKING:

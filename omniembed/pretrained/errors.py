@@ -23,6 +23,3 @@ class UnknownSourceError(CheckpointError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
 
-
-class MissingExtraError(OmniEmbedError, ImportError):
-    """An optional dependency is not installed; the message names the pip extra that brings it."""

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError, ConfigError
-from .errors import DownloadError, MissingExtraError, OfflineError
+from ..extras import require
+from .errors import DownloadError, OfflineError
 
 if TYPE_CHECKING:
     from ..model import OmniEmbedModel
@@ -31,12 +32,7 @@ def parse(spec: str) -> tuple[str, str | None]:
 
 
 def _hub() -> Any:
-    try:
-        import huggingface_hub
-    except ImportError as exc:
-        raise MissingExtraError("loading or pushing hf: models needs huggingface_hub: pip install 'omniembed[hf]'") \
-            from exc
-    return huggingface_hub
+    return require("huggingface_hub", "loading or pushing hf: models")
 
 
 def snapshot(spec: str) -> Path:

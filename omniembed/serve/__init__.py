@@ -16,9 +16,9 @@ one gets a JSON 4xx naming the problem. Needs the ``serve`` extra (``pip install
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
+from ..extras import require
 from .config import ServeConfig, is_loopback
 from .errors import ItemNotFoundError, ItemUnavailableError, ServeError, UnauthorizedError, UploadTooLargeError
 
@@ -49,11 +49,10 @@ def build_app(index: "str | os.PathLike", config: ServeConfig | None = None, mod
 
 
 def require_serve_extra() -> None:
-    """Raise :class:`ServeError` naming what to install when the ``serve`` extra's packages are missing."""
-    missing = [name for name in ("fastapi", "uvicorn", "multipart", "fastapi_offline")
-               if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ServeError("omniembed serve", f"needs {', '.join(missing)}: pip install 'omniembed[serve]'")
+    """Raise :class:`~omniembed.errors.MissingExtraError` naming the ``serve`` extra when one of its packages is
+    missing — before the server's modules import them."""
+    for name in ("fastapi", "uvicorn", "python_multipart", "fastapi_offline"):
+        require(name, "omniembed serve")
 
 
 def serve(index: "str | os.PathLike", config: ServeConfig | None = None, model: "object | None" = None,
