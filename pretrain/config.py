@@ -132,6 +132,9 @@ class LossConfig:
 class TrainConfig:
     steps: int = 1000
     seed: int = 0
+    accum_steps: int = 1
+    """Split each process's batch into this many micro-batches, scored as one batch (:mod:`.accumulation`): the
+    same loss and gradients at the activation memory of one micro-batch."""
     out_dir: str = "runs/default"
     precision: str = "auto"
     """``auto`` (bf16 autocast on GPU, fp32 on CPU), ``bf16`` or ``fp32``."""
@@ -185,6 +188,8 @@ class ExperimentConfig:
             raise ConfigError(f"train.precision must be auto, bf16 or fp32, got '{self.train.precision}'")
         if self.train.parallel not in ("ddp", "fsdp"):
             raise ConfigError(f"train.parallel must be ddp or fsdp, got '{self.train.parallel}'")
+        if self.train.accum_steps < 1:
+            raise ConfigError(f"train.accum_steps must be at least 1, got {self.train.accum_steps}")
         if self.train.steps <= 0 or self.train.checkpoint_every <= 0:
             raise ConfigError("train.steps and train.checkpoint_every must be positive")
 
