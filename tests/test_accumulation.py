@@ -175,7 +175,8 @@ def test_batch_norm_statistics_are_updated_once_per_micro_batch():
 
 # ---- 2 processes (gloo), DDP, every gather / local-loss option ----------------------------------------------------
 WORLD, K = 2, 2
-CASES = [(kind, local, with_grad) for kind in ("clip", "siglip") for local in (False, True) for with_grad in (True, False)]
+CASES = [(kind, local, with_grad) for kind in ("clip", "siglip") for local in (False, True)
+         for with_grad in (True, False)]
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
