@@ -64,7 +64,7 @@ class DatasetConfig:
     """One source of training pairs.
 
     ``shards``: webdataset tar files, brace patterns allowed (``data/{000000..000099}.tar``), or the path of a
-    ``.json`` shard index written by ``tools/make_shards.py``. ``pairs``: ``[anchor_side, other]`` modality pairs
+    ``.json`` shard index written by ``omniembed data shards``. ``pairs``: ``[anchor_side, other]`` modality pairs
     scored by the loss; the pair's temperature is ``other``'s logit scale (a ULIP triplet gives
     ``[[image, pointcloud], [text, pointcloud]]``). ``weight``: probability (normalised over datasets) that a step
     draws its batch from this dataset. ``keys``: modality → file extension in the samples, where the suffix
@@ -214,6 +214,26 @@ def list_recipes() -> list[str]:
     return sorted(p.stem for p in RECIPES.glob("*.yaml"))
 
 
+def recipe_path(name: str) -> Path:
+    """The YAML file of the shipped recipe ``name``; :class:`ConfigError` listing the recipes when there is none."""
+    path = RECIPES / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no shipped recipe named '{name}' (shipped: {', '.join(list_recipes())})")
+    return path
+
+
+def recipe_summary(name: str) -> str:
+    """The first sentence of the comment a recipe opens with (what it trains; every shipped recipe has one)."""
+    words = []
+    for line in recipe_path(name).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#") or line.startswith("#  "):  # the comment's end, or its example commands
+            break
+        words += line.lstrip("#").split()
+    text = " ".join(words)
+    end = re.search(r"[.;](\s|$)", text)
+    return text[:end.start()] if end else text
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Read a YAML recipe — a path, or the name of a shipped recipe (``image_text_tiny``) — or start from the
     defaults when ``path`` is None, and apply ``key=value`` overrides."""
@@ -297,5 +317,5 @@ def dump_yaml(config: ExperimentConfig) -> str:
 
 __all__ = [
     "ExperimentConfig", "ModelSection", "LoRAConfig", "DatasetConfig", "DataConfig", "OptimConfig", "LossConfig",
-    "TrainConfig", "load_config", "list_recipes", "apply_overrides", "dump_yaml",
+    "TrainConfig", "load_config", "list_recipes", "recipe_path", "recipe_summary", "apply_overrides", "dump_yaml",
 ]

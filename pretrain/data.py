@@ -48,7 +48,7 @@ class DataError(OmniEmbedError):
 
 # ---- shards ----------------------------------------------------------------------------------------------------
 def expand_shards(patterns: list[str]) -> list[str]:
-    """Brace patterns and ``.json`` shard indexes (tools/make_shards.py, wids format) → shard urls, in order."""
+    """Brace patterns and ``.json`` shard indexes (``omniembed data shards``, wids format) → shard urls, in order."""
     urls: list[str] = []
     for pattern in patterns:
         if pattern.endswith(".json") and Path(pattern).is_file():
