@@ -129,6 +129,19 @@ class LossConfig:
 
 
 @dataclass
+class WandbConfig:
+    """A Weights & Biases run (``pip install omniembed[wandb]``); ``mode``: ``online``, ``offline`` (synced later
+    with ``wandb sync OUT/wandb``) or ``disabled``; None defers to ``WANDB_MODE``."""
+
+    project: str = "omniembed"
+    entity: str | None = None
+    name: str | None = None
+    """Default: the output folder's name."""
+    tags: list[str] = field(default_factory=list)
+    mode: str | None = None
+
+
+@dataclass
 class TrainConfig:
     steps: int = 1000
     seed: int = 0
@@ -149,6 +162,8 @@ class TrainConfig:
     """``"package.module:function"``, called as ``fn(model, step) -> dict[str, float] | None`` on every process."""
     progress: bool = True
     tensorboard: bool = True
+    wandb: WandbConfig | None = None
+    """Also log to Weights & Biases, e.g. ``train.wandb={project: my-project}``."""
 
 
 @dataclass
@@ -188,6 +203,8 @@ class ExperimentConfig:
             raise ConfigError(f"train.precision must be auto, bf16 or fp32, got '{self.train.precision}'")
         if self.train.parallel not in ("ddp", "fsdp"):
             raise ConfigError(f"train.parallel must be ddp or fsdp, got '{self.train.parallel}'")
+        if self.train.wandb is not None and self.train.wandb.mode not in (None, "online", "offline", "disabled"):
+            raise ConfigError(f"train.wandb.mode must be online, offline or disabled, got '{self.train.wandb.mode}'")
         if self.train.accum_steps < 1:
             raise ConfigError(f"train.accum_steps must be at least 1, got {self.train.accum_steps}")
         if self.train.steps <= 0 or self.train.checkpoint_every <= 0:
@@ -317,5 +334,5 @@ def dump_yaml(config: ExperimentConfig) -> str:
 
 __all__ = [
     "ExperimentConfig", "ModelSection", "LoRAConfig", "DatasetConfig", "DataConfig", "OptimConfig", "LossConfig",
-    "TrainConfig", "load_config", "list_recipes", "recipe_path", "recipe_summary", "apply_overrides", "dump_yaml",
+    "TrainConfig", "WandbConfig", "load_config", "list_recipes", "recipe_path", "recipe_summary", "apply_overrides", "dump_yaml",
 ]

@@ -38,6 +38,7 @@ from .data import PairLoader, modalities_of
 from .lora import add_lora, merge_lora_state
 from .losses import SIGLIP_BIAS_INIT, ContrastiveLoss, SigLIPLoss
 from .metrics import MetricsLogger
+from .run_info import write_run_info
 from .trees import map_leaves
 
 EvalHook = Callable[[OmniEmbedModel, int], "dict[str, float] | None"]
@@ -68,13 +69,15 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         step, data_state = meta["step"], meta["data"]
     elif resume and info.is_main:
         print(f"--resume: no checkpoint under {out}, starting from step 0", file=sys.stderr)
+    run_record = None
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_yaml(config))
+        run_record = write_run_info(out, config, info, step)
     loader = PairLoader(config.data, model.processors, config.train.seed, info.rank, info.world, step, data_state,
                         micro_batches=config.train.accum_steps)
     augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
-    log = MetricsLogger(out, config, info, start_step=step, trainable=trainable)
+    log = MetricsLogger(out, config, info, start_step=step, trainable=trainable, run_record=run_record)
     autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
 
     module.train()
