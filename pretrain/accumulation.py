@@ -19,7 +19,7 @@ Memory is that of one micro-batch's activations. Towers that do not learn are ru
 The gathered, local-loss and DDP/FSDP2 options compose: a process scores the rows of all its k micro-batches
 against every process's rows, as it would score its whole batch, and gradient synchronisation waits for the last
 pass (``no_sync`` / ``set_requires_gradient_sync``). A batch-norm tower sees micro-batch statistics, as it would
-at that batch size.
+at that batch size, and augmentation (``data.augment``) draws for each micro-batch apart.
 """
 
 from __future__ import annotations

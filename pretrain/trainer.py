@@ -84,8 +84,8 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
     while step < config.train.steps:
         t0 = time.perf_counter()
         batch = next(loader)
-        micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step)
-                 for inputs in batch.micro_batches]
+        micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step, part)
+                 for part, inputs in enumerate(batch.micro_batches)]
         metrics, grad_norm = train_step(module, objective, optimizer, micro, batch.dataset, autocast,
                                         config.optim.grad_clip)
         scheduler.step()
