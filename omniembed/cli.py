@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("omniembed.commands.demo", "OmniDigits end to end: build, train, evaluate, index, search (offline)"),
     "eval": ("omniembed.commands.eval", "zero-shot and cross-modal retrieval scores on a labelled folder"),
     "train": ("omniembed.commands.train", "contrastive pretraining from a YAML recipe (wraps torchrun)"),
-    "data": ("omniembed.commands.data", "build a dataset (OmniDigits: digits in every modality)"),
+    "data": ("omniembed.commands.data", "pack your pairs into training shards, or build OmniDigits"),
     "recipes": ("omniembed.commands.recipes", "list the shipped training recipes, or print one to copy and edit"),
     "index": ("omniembed.commands.index", "build, update, describe or export a searchable index of files"),
     "search": ("omniembed.commands.search", "search an index with a text or a file of any modality"),
