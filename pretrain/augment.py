@@ -86,9 +86,11 @@ class Augmenter:
         self.transforms = {m: build_transform(m, spec) for m, spec in specs.items()}
         self.seed, self.rank = seed, rank
 
-    def __call__(self, inputs: dict[str, Any], step: int) -> dict[str, Any]:
-        """``step``: the step about to run (0-based); the same step always draws the same augmentations."""
-        generator = torch.Generator().manual_seed(((self.seed * 1_000_003 + step) * 1_009 + self.rank) % 2 ** 63)
+    def __call__(self, inputs: dict[str, Any], step: int, part: int = 0) -> dict[str, Any]:
+        """``step``: the step about to run (0-based); the same step always draws the same augmentations.
+        ``part``: the micro-batch of the step (``train.accum_steps``), so that each draws its own."""
+        key = ((self.seed * 1_000_003 + step) * 1_009 + self.rank) % 2 ** 63
+        generator = torch.Generator().manual_seed((key * 1_013 + part) % 2 ** 63 if part else key)
         out = dict(inputs)
         for modality, transform in self.transforms.items():
             if modality not in inputs:

@@ -69,7 +69,7 @@ class DatasetConfig:
     """One source of training pairs.
 
     ``shards``: webdataset tar files, brace patterns allowed (``data/{000000..000099}.tar``), or the path of a
-    ``.json`` shard index written by ``tools/make_shards.py``. ``pairs``: ``[anchor_side, other]`` modality pairs
+    ``.json`` shard index written by ``omniembed data shards``. ``pairs``: ``[anchor_side, other]`` modality pairs
     scored by the loss; the pair's temperature is ``other``'s logit scale (a ULIP triplet gives
     ``[[image, pointcloud], [text, pointcloud]]``). ``weight``: probability (normalised over datasets) that a step
     draws its batch from this dataset. ``keys``: modality → file extension in the samples, where the suffix
@@ -153,9 +153,25 @@ class LossConfig:
 
 
 @dataclass
+class WandbConfig:
+    """A Weights & Biases run (``pip install omniembed[wandb]``); ``mode``: ``online``, ``offline`` (synced later
+    with ``wandb sync OUT/wandb``) or ``disabled``; None defers to ``WANDB_MODE``."""
+
+    project: str = "omniembed"
+    entity: str | None = None
+    name: str | None = None
+    """Default: the output folder's name."""
+    tags: list[str] = field(default_factory=list)
+    mode: str | None = None
+
+
+@dataclass
 class TrainConfig:
     steps: int = 1000
     seed: int = 0
+    accum_steps: int = 1
+    """Split each process's batch into this many micro-batches, scored as one batch (:mod:`.accumulation`): the
+    same loss and gradients at the activation memory of one micro-batch."""
     out_dir: str = "runs/default"
     precision: str = "auto"
     """``auto`` (bf16 autocast on GPU, fp32 on CPU), ``bf16`` or ``fp32``."""
@@ -170,12 +186,14 @@ class TrainConfig:
     """``"package.module:function"``, called as ``fn(model, step) -> dict[str, float] | None`` on every process."""
     progress: bool = True
     tensorboard: bool = True
+    wandb: WandbConfig | None = None
+    """Also log to Weights & Biases, e.g. ``train.wandb={project: my-project}``."""
     max_nonfinite_steps: int = 0
     """Steps with a NaN/Inf loss or gradient norm that may be skipped (update dropped) before the run stops with an
     error naming the step and its samples; 0: the first one stops it (:mod:`.nonfinite`)."""
 
     def __post_init__(self) -> None:
-        check_positive(self, "steps", "checkpoint_every", "keep_checkpoints", "log_every")
+        check_positive(self, "steps", "checkpoint_every", "keep_checkpoints", "log_every", "accum_steps")
         check_non_negative(self, "eval_every", "max_nonfinite_steps")
 
 
@@ -212,6 +230,8 @@ class ExperimentConfig:
             raise ConfigError(f"train.precision must be auto, bf16 or fp32, got '{self.train.precision}'")
         if self.train.parallel not in ("ddp", "fsdp"):
             raise ConfigError(f"train.parallel must be ddp or fsdp, got '{self.train.parallel}'")
+        if self.train.wandb is not None and self.train.wandb.mode not in (None, "online", "offline", "disabled"):
+            raise ConfigError(f"train.wandb.mode must be online, offline or disabled, got '{self.train.wandb.mode}'")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -232,6 +252,26 @@ RECIPES = Path(__file__).parent / "recipes"
 def list_recipes() -> list[str]:
     """Names of the recipes shipped in ``omniembed/pretrain/recipes`` (usable in place of a path)."""
     return sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
+def recipe_path(name: str) -> Path:
+    """The YAML file of the shipped recipe ``name``; :class:`ConfigError` listing the recipes when there is none."""
+    path = RECIPES / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no shipped recipe named '{name}' (shipped: {', '.join(list_recipes())})")
+    return path
+
+
+def recipe_summary(name: str) -> str:
+    """The first sentence of the comment a recipe opens with (what it trains; every shipped recipe has one)."""
+    words = []
+    for line in recipe_path(name).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#") or line.startswith("#  "):  # the comment's end, or its example commands
+            break
+        words += line.lstrip("#").split()
+    text = " ".join(words)
+    end = re.search(r"[.;](\s|$)", text)
+    return text[:end.start()] if end else text
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
@@ -317,5 +357,5 @@ def dump_yaml(config: ExperimentConfig) -> str:
 
 __all__ = [
     "ExperimentConfig", "ModelSection", "LoRAConfig", "DatasetConfig", "DataConfig", "OptimConfig", "LossConfig",
-    "TrainConfig", "load_config", "list_recipes", "apply_overrides", "dump_yaml",
+    "TrainConfig", "WandbConfig", "load_config", "list_recipes", "recipe_path", "recipe_summary", "apply_overrides", "dump_yaml",
 ]

@@ -308,14 +308,22 @@ def modalities_of(ds: DatasetConfig) -> list[str]:
 
 @dataclass
 class Batch:
-    """One process's batch of one step: ``inputs`` {modality: collated batch}, all from dataset ``dataset``;
+    """One process's batch of one step, all from dataset ``dataset``: ``micro_batches`` is the batch's rows in
+    order, in one or more equal parts, each collated {modality: batch} (gradient accumulation scores them as one);
     ``keys`` names its samples in batch order (:func:`sample_name`)."""
 
     step: int
     dataset: int
-    inputs: dict[str, Any]
+    micro_batches: list[dict[str, Any]]
     size: int
     keys: list[str] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The collated batch {modality: batch}, when it is in one part."""
+        if len(self.micro_batches) != 1:
+            raise DataError(f"step {self.step}'s batch is split in {len(self.micro_batches)} micro-batches")
+        return self.micro_batches[0]
 
 
 class PairLoader:
@@ -323,12 +331,20 @@ class PairLoader:
 
     ``state_dict()`` is the position after the last batch handed out, for this process's streams; a checkpoint
     merges it over processes (keys are stream ids, so a resumed run may use another process or worker count).
+    ``micro_batches``: each batch is collated in that many equal, consecutive parts (``train.accum_steps``).
     """
 
     def __init__(self, config: DataConfig, processors: dict[str, Modality], seed: int, rank: int = 0,
-                 world: int = 1, start_step: int = 0, state: dict[str, dict] | None = None):
+                 world: int = 1, start_step: int = 0, state: dict[str, dict] | None = None,
+                 micro_batches: int = 1):
         self.config = config
         self.processors = processors
+        self.micro_batches = micro_batches
+        for ds in config.datasets:
+            rows = (ds.batch_size or config.batch_size) // world
+            if micro_batches < 1 or rows % micro_batches:
+                raise ConfigError(f"dataset {ds.name}: a process's batch of {rows} cannot be split in "
+                                  f"train.accum_steps={micro_batches} equal micro-batches")
         self.workers = max(1, config.num_workers)
         streams_of(rank, world, 0, self.workers, config.streams)  # fail early on a bad split
         dataset = StepShards(config, processors, seed, rank, world, start_step, state)
@@ -355,9 +371,11 @@ class PairLoader:
         samples = {m: [x for share in shares for x in share[m]] for m in shares[0]}
         for p in parts:
             self._state.update(p["state"])
-        inputs = {m: self.processors[m].collate(xs) for m, xs in samples.items()}
         size = len(next(iter(samples.values())))
-        return Batch(parts[0]["step"], parts[0]["dataset"], inputs, size, [k for p in parts for k in p["keys"]])
+        part = size // self.micro_batches
+        micro = [{m: self.processors[m].collate(xs[i * part:(i + 1) * part]) for m, xs in samples.items()}
+                 for i in range(self.micro_batches)]
+        return Batch(parts[0]["step"], parts[0]["dataset"], micro, size, [k for p in parts for k in p["keys"]])
 
     def state_dict(self) -> dict[str, dict]:
         return dict(self._state)

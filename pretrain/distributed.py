@@ -2,14 +2,15 @@
 
 ``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT. Under ``srun`` (one task per GPU)
 the SLURM variables are mapped onto them: SLURM_PROCID → RANK, SLURM_NTASKS → WORLD_SIZE,
-SLURM_LOCALID → LOCAL_RANK; MASTER_ADDR must be exported by the batch script (e.g.
-``export MASTER_ADDR=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1)``), MASTER_PORT defaults to 29500.
-Without either, the run is a single process and no process group is created.
+SLURM_LOCALID → LOCAL_RANK; MASTER_ADDR, unless the batch script exports it, is the first host of
+SLURM_JOB_NODELIST; MASTER_PORT, unless exported, is 29500 + SLURM_JOB_ID mod 1000, so that two jobs sharing a
+node do not meet on one port. Without either, the run is a single process and no process group is created.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,17 +43,38 @@ class DistInfo:
         return self.world > 1
 
 
+def launched_by_srun(env: dict[str, str] | None = None) -> bool:
+    """Whether this process is one task of an ``srun`` step (and not a worker that torchrun started)."""
+    env = os.environ if env is None else env
+    return "RANK" not in env and "SLURM_PROCID" in env and "SLURM_NTASKS" in env
+
+
 def env_from_slurm(env: dict[str, str] | None = None) -> dict[str, str]:
     """torchrun-style variables derived from SLURM's, for processes started by ``srun`` (torchrun's win)."""
     env = dict(os.environ if env is None else env)
-    if "RANK" in env or "SLURM_PROCID" not in env or "SLURM_NTASKS" not in env:
+    if not launched_by_srun(env):
         return {}
-    if int(env["SLURM_NTASKS"]) > 1 and "MASTER_ADDR" not in env:
-        raise ConfigError("running under SLURM with several tasks but MASTER_ADDR is not set: export it in the "
-                          "batch script, e.g. MASTER_ADDR=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1)")
+    master = env.get("MASTER_ADDR") or first_host(env.get("SLURM_JOB_NODELIST", env.get("SLURM_NODELIST", "")))
+    if int(env["SLURM_NTASKS"]) > 1 and not master:
+        raise ConfigError("running under SLURM with several tasks but neither MASTER_ADDR nor SLURM_JOB_NODELIST "
+                          "is set: export MASTER_ADDR in the batch script, e.g. "
+                          "MASTER_ADDR=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1)")
+    port = env.get("MASTER_PORT") or (str(int(DEFAULT_PORT) + int(env["SLURM_JOB_ID"]) % 1000)
+                                      if env.get("SLURM_JOB_ID", "").isdigit() else DEFAULT_PORT)
     return {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env["SLURM_NTASKS"],
-            "LOCAL_RANK": env.get("SLURM_LOCALID", "0"), "MASTER_ADDR": env.get("MASTER_ADDR", "127.0.0.1"),
-            "MASTER_PORT": env.get("MASTER_PORT", DEFAULT_PORT)}
+            "LOCAL_RANK": env.get("SLURM_LOCALID", "0"), "MASTER_ADDR": master or "127.0.0.1", "MASTER_PORT": port}
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a SLURM host list: ``gpu-node[017-020,031],login1`` → ``gpu-node017`` ("" for "")."""
+    depth, end = 0, len(nodelist)
+    for i, char in enumerate(nodelist):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            end = i
+            break
+    # each bracket holds ranges and single numbers; the first one starts the list (its zero padding kept)
+    return re.sub(r"\[([^\]]*)\]", lambda m: re.split(r"[,-]", m.group(1))[0], nodelist[:end].strip())
 
 
 def setup(device: str = "auto", timeout_s: float = 1800) -> DistInfo:
@@ -64,7 +86,8 @@ def setup(device: str = "auto", timeout_s: float = 1800) -> DistInfo:
         resolve_device(device, "train.device")  # a named error, not "Found no NVIDIA driver" from set_device
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda:
-        dev = torch.device("cuda", local_rank)
+        # an srun task bound to its GPU (--gpus-per-task, --gpu-bind) sees that one device only
+        dev = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     else:
         dev = torch.device("cpu" if device == "auto" else device)

@@ -1,9 +1,11 @@
-"""Observability: a tqdm progress line, and per-pair losses, temperatures and data counters to JSONL + TensorBoard.
+"""Observability: a tqdm progress line, and per-pair losses, temperatures and data counters to JSONL, TensorBoard
+and Weights & Biases.
 
 Every ``train.log_every`` steps the losses and data counters are averaged (summed) over processes — a collective,
 so every process calls :meth:`MetricsLogger.step` — and process 0 appends one JSON line to ``OUT/metrics.jsonl``
-and writes the same scalars to TensorBoard under ``OUT/tensorboard``. On resume, records after the checkpoint's
-step are dropped from the JSONL and purged from TensorBoard, so both read as one uninterrupted run.
+and sends the same scalars to the sinks of :mod:`.loggers` (TensorBoard under ``OUT/tensorboard``, W&B). On
+resume, records after the checkpoint's step are dropped from the JSONL and purged from TensorBoard, so both read
+as one uninterrupted run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from omniembed.extras import require
 from .config import ExperimentConfig
 from .data import Batch
 from .distributed import DistInfo, mean_over_ranks
+from .loggers import build_sinks
 
 METRICS_FILE = "metrics.jsonl"
 DATA_COUNTERS = ("read", "corrupt", "incomplete", "shard_errors")
@@ -29,23 +32,20 @@ DATA_COUNTERS = ("read", "corrupt", "incomplete", "shard_errors")
 
 class MetricsLogger:
     def __init__(self, out_dir: Path, config: ExperimentConfig, info: DistInfo, start_step: int,
-                 trainable: dict[str, int]):
+                 trainable: dict[str, int], run_record: dict[str, Any] | None = None):
+        """``run_record``: this launch's :mod:`.run_info` record (process 0), shown by the sinks that can."""
         self.config, self.info = config, info
         self.path = Path(out_dir) / METRICS_FILE
         self.names = [ds.name for ds in config.data.datasets]
         self._rate: float | None = None
-        self.bar = self.writer = self.file = None
+        self.bar = self.file = None
+        self.sinks = []
         if not info.is_main:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _truncate_after(self.path, start_step)
         self.file = open(self.path, "a", encoding="utf-8")
-        if config.train.tensorboard:
-            require("tensorboard", "TensorBoard logging (train.tensorboard: true; false turns it off)")
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"),
-                                        purge_step=start_step + 1 if start_step else None)
+        self.sinks = build_sinks(Path(out_dir), config, start_step, run_record or {})
         self.bar = tqdm(total=config.train.steps, initial=start_step, disable=not config.train.progress,
                         dynamic_ncols=True, desc="train", unit="step")
         learning = ", ".join(f"{m} {n / 1e6:.2f}M" for m, n in trainable.items() if n)
@@ -84,14 +84,12 @@ class MetricsLogger:
     def _write(self, step: int, record: dict[str, Any]) -> None:
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
-        if self.writer is not None:
-            for key, value in record.items():
-                if key not in ("step", "time", "dataset"):
-                    self.writer.add_scalar(key, value, step)
-            self.writer.flush()
+        scalars = {k: v for k, v in record.items() if k not in ("step", "time", "dataset")}
+        for sink in self.sinks:
+            sink.log(step, scalars)
 
     def close(self) -> None:
-        for handle in (self.bar, self.writer, self.file):
+        for handle in (self.bar, *self.sinks, self.file):
             if handle is not None:
                 handle.close()
 

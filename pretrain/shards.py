@@ -6,7 +6,7 @@ tar as ``{key}.{ext}``. The index is in wids format (``{"shardlist": [{"url", "n
 member metadata (mtime 0, mode 0644), so the same samples always give the same bytes.
 
 Sources of samples: :func:`samples_from_folder` (files grouped by stem) and :func:`samples_from_manifest` (a CSV
-or JSONL manifest). ``tools/make_shards.py`` is the command line over this module.
+or JSONL manifest). ``omniembed data shards`` is the command line over this module.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from omniembed.nn.transformer import Block, Transformer
 from omniembed.pretrained import is_pretrained
 
 from . import distributed
+from .accumulation import backward_step
 from .augment import Augmenter
 from .checkpoint import latest_checkpoint, resume_checkpoint, save_checkpoint
 from .config import ExperimentConfig, dump_yaml, load_config
@@ -40,6 +41,7 @@ from .lora import add_lora, merge_lora_state
 from .losses import SIGLIP_BIAS_INIT, ContrastiveLoss, SigLIPLoss
 from .metrics import MetricsLogger
 from .nonfinite import NonFiniteGuard, finite, nonfinite_tensors, refuse_nonfinite
+from .run_info import write_run_info
 from .trees import map_leaves
 
 EvalHook = Callable[[OmniEmbedModel, int], "dict[str, float] | None"]
@@ -70,12 +72,15 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         step, data_state = meta["step"], meta["data"]
     elif resume and info.is_main:
         print(f"--resume: no checkpoint under {out}, starting from step 0", file=sys.stderr)
+    run_record = None
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_yaml(config))
-    loader = PairLoader(config.data, model.processors, config.train.seed, info.rank, info.world, step, data_state)
+        run_record = write_run_info(out, config, info, step)
+    loader = PairLoader(config.data, model.processors, config.train.seed, info.rank, info.world, step, data_state,
+                        micro_batches=config.train.accum_steps)
     augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
-    log = MetricsLogger(out, config, info, start_step=step, trainable=trainable)
+    log = MetricsLogger(out, config, info, start_step=step, trainable=trainable, run_record=run_record)
     autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
     guard = NonFiniteGuard(config.train.max_nonfinite_steps)
 
@@ -83,8 +88,9 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
     while step < config.train.steps:
         t0 = time.perf_counter()
         batch = next(loader)
-        inputs = augment({m: to_device(x, info.device) for m, x in batch.inputs.items()}, step)
-        metrics, grad_norm = train_step(module, objective, optimizer, inputs, batch.dataset, autocast,
+        micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step, part)
+                 for part, inputs in enumerate(batch.micro_batches)]
+        metrics, grad_norm = train_step(module, objective, optimizer, micro, batch.dataset, autocast,
                                         config.optim.grad_clip)
         scheduler.step()
         step += 1
@@ -108,14 +114,12 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
 
 
 def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.optim.Optimizer,
-               inputs: dict[str, Any], dataset: int, autocast: torch.autocast,
+               micro_batches: list[dict[str, Any]], dataset: int, autocast: torch.autocast,
                grad_clip: float | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Forward the towers of one dataset's batch, score its pairs, backward, clip, AdamW step."""
-    with autocast:
-        embeddings, scales, biases = module(inputs, objective.pairs_of(dataset))
-    loss, metrics = objective(dataset, embeddings, scales, biases)
+    """Forward the towers of one dataset's batch (in micro-batches: :mod:`.accumulation`), score its pairs,
+    backward, clip, AdamW step."""
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    metrics = backward_step(module, objective, micro_batches, dataset, autocast)
     grad_norm = clip_gradients(module, grad_clip)
     if finite(grad_norm):  # a NaN/Inf update would ruin every weight for good; the loop's guard reports it
         optimizer.step()

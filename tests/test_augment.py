@@ -67,6 +67,16 @@ def test_the_same_step_draws_the_same_augmentation_and_steps_and_ranks_differ():
     assert not torch.equal(a, Augmenter(specs, ["image"], seed=7, rank=1)({"image": images}, step=3)["image"])
 
 
+def test_micro_batches_of_a_step_draw_their_own_augmentation():
+    specs = {"image": {"kind": "affine", "min_scale": 0.4}}
+    images = square_images()
+    augment = Augmenter(specs, ["image"], seed=7)
+    parts = [augment({"image": images}, step=3, part=p)["image"] for p in range(3)]
+    assert torch.equal(parts[0], augment({"image": images}, step=3)["image"])  # part 0 is the unsplit step's draw
+    assert not torch.equal(parts[0], parts[1]) and not torch.equal(parts[1], parts[2])
+    assert torch.equal(parts[2], augment({"image": images}, step=3, part=2)["image"])
+
+
 def test_modalities_without_augmentation_pass_through_untouched():
     tokens = torch.randint(0, 100, (8, 16))
     out = Augmenter({"image": {"kind": "affine"}}, ["image", "text"], seed=0)({"text": tokens}, step=0)

@@ -4,7 +4,6 @@ packing a worker's share, the decoded-file cache."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import tarfile
 from pathlib import Path
@@ -29,17 +28,11 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), 
            "purple": (140, 30, 160), "white": (245, 245, 245), "black": (10, 10, 10), "orange": (250, 140, 0)}
 SHAPES = ("square", "stripe")
 
-make_shards_tool = None
+def shards_command(argv: list[str]) -> int:
+    """``omniembed data shards ARGV`` (the command line over omniembed.pretrain.shards)."""
+    from omniembed import cli
 
-
-def tool():
-    """tools/make_shards.py (the command line over omniembed.pretrain.shards) as a module: tools/ is not a package."""
-    global make_shards_tool
-    if make_shards_tool is None:
-        spec = importlib.util.spec_from_file_location("make_shards", REPO / "tools" / "make_shards.py")
-        make_shards_tool = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(make_shards_tool)
-    return make_shards_tool
+    return cli.main(["data", "shards", *argv])
 
 
 def write_pairs(folder: Path, n: int, corrupt: int = 0, size: int = 40) -> Path:
@@ -126,7 +119,7 @@ def test_make_shards_from_manifest_stores_inline_captions_and_files(tmp_path, ki
             writer.writerows(rows)
     else:
         manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert tool().main([str(manifest), "--out", str(tmp_path / "out"), "--no-shuffle"]) == 0
+    assert shards_command([str(manifest), str(tmp_path / "out"), "--no-shuffle"]) == 0
     with tarfile.open(tmp_path / "out" / "shard-000000.tar") as tar:
         names = tar.getnames()
         assert names == ["0.png", "0.txt", "1.png", "1.txt", "2.png", "2.txt"]
@@ -137,8 +130,18 @@ def test_make_shards_from_manifest_stores_inline_captions_and_files(tmp_path, ki
 def test_make_shards_names_a_missing_file_in_the_manifest(tmp_path, capsys):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"image": "nope.png", "caption": "x"}) + "\n")
-    assert tool().main([str(manifest), "--out", str(tmp_path / "out")]) == 2
-    assert "row 1, column 'image'" in capsys.readouterr().err
+    assert shards_command([str(manifest), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("omniembed data: error: ") and f"{manifest}: row 1, column 'image'" in err
+
+
+def test_shards_command_names_an_empty_or_missing_source(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert shards_command([str(tmp_path / "empty"), str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'empty'}: no samples" in capsys.readouterr().err
+    assert shards_command([str(tmp_path / "nope.csv"), str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'nope.csv'}: no such folder or manifest" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 # ---- streams and loaders -------------------------------------------------------------------------------------

@@ -143,3 +143,16 @@ def test_mixture_with_loader_workers_and_bf16_runs_under_ddp(run):
     assert [r["step"] for r in rows] == list(range(1, 9))
     assert {r["dataset"] for r in rows} == {"captions", "both_ways"}
     assert all(r["loss"] == r["loss"] for r in rows)  # finite, not NaN
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_accumulated_micro_batches_equal_the_unsplit_run(run, parallel):
+    """train.accum_steps=2 under DDP (no_sync) and FSDP2 (set_requires_gradient_sync): the reference run's losses."""
+    root, config = run
+    out = root / f"accum-{parallel}"
+    finish(torchrun(config, f"train.parallel={parallel}", "train.accum_steps=2", f"train.out_dir={out}"))
+    split = [r["loss"] for r in records(out)]
+    whole = [r["loss"] for r in records(root / "reference")]
+    assert len(split) == 30 and max(abs(a - b) for a, b in zip(split, whole)) < 1e-5
+    a, b = weights(out), weights(root / "reference")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4

@@ -71,8 +71,8 @@ def omniembed_side(device: torch.device, precision: str):
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def step(images: torch.Tensor, tokens: torch.Tensor) -> float:
-        metrics, _ = trainer.train_step(module, objective, optimizer, {"image": images, "text": tokens}, 0, autocast,
-                                        config.optim.grad_clip)
+        metrics, _ = trainer.train_step(module, objective, optimizer, [{"image": images, "text": tokens}], 0,
+                                        autocast, config.optim.grad_clip)
         return float(metrics["loss"])
 
     params = sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,4 +1,8 @@
-"""``omniembed data DATASET OUT ...``: build a dataset; one sub-command per entry of :data:`DATASETS`."""
+"""``omniembed data DATASET ...``: build a dataset; one sub-command per entry of :data:`DATASETS`.
+
+``omniembed data shards SRC OUT`` packs your own pairs for training; ``omniembed data omnidigits OUT`` builds the
+demo's dataset.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +69,51 @@ def _omnidigits_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- shards --------------------------------------------------------------------------------------------------------
+def _shards_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Pack training pairs into webdataset shards plus a shard index (OUT/shards.json) to train on with "
+        "data.datasets.N.shards=[OUT/shards.json]. SRC is a folder, where files sharing a stem form one sample "
+        "(dog.jpg + dog.txt; sub-folders allowed), or a .csv / .jsonl manifest with one row per sample and one "
+        "column per member: a value naming a file (relative to the manifest's folder) is stored with that file's "
+        "extension, a value in a text column is stored inline as .txt. Samples are shuffled (--seed) unless "
+        "--no-shuffle; shards and index are written atomically, and the same input gives the same bytes.")
+    parser.add_argument("source", metavar="SRC", help="a folder of files, or a .csv / .jsonl manifest")
+    parser.add_argument("out", metavar="OUT", help="output folder for the shards and shards.json")
+    parser.add_argument("--maxcount", type=int, default=1000, help="samples per shard (default 1000)")
+    parser.add_argument("--prefix", default="shard", help="shard file names: PREFIX-000000.tar … (default shard)")
+    parser.add_argument("--text-columns", default="text,caption",
+                        help="manifest columns stored inline as .txt (default text,caption)")
+    parser.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
+    parser.add_argument("--no-shuffle", action="store_true", help="keep the source's order")
+
+
+def _shards_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import ConfigError, InputError, MissingInputError
+    from ..pretrain.shards import INDEX_FILE, make_shards, samples_from_folder, samples_from_manifest
+
+    source = Path(args.source)
+    if args.maxcount < 1:
+        raise ConfigError(f"--maxcount must be at least 1, got {args.maxcount}")
+    if source.is_dir():
+        samples = samples_from_folder(source)
+    elif source.is_file():
+        samples = samples_from_manifest(source, [c.strip() for c in args.text_columns.split(",") if c.strip()])
+    else:
+        raise MissingInputError(str(source), "no such folder or manifest")
+    if not samples:
+        raise InputError(str(source), "no samples (a folder needs files with extensions; a manifest, rows)")
+    shards = make_shards(samples, args.out, args.maxcount, args.prefix, not args.no_shuffle, args.seed)
+    print(f"wrote {len(samples)} samples in {len(shards)} shards to {args.out}; "
+          f"train with data.datasets.0.shards=[{Path(args.out) / INDEX_FILE}]")
+    return 0
+
+
 DATASETS: dict[str, DatasetCommand] = {
+    "shards": DatasetCommand("pack your pairs (a folder, or a CSV/JSONL manifest) into webdataset shards for "
+                             "omniembed train", _shards_arguments, _shards_run),
     "omnidigits": DatasetCommand("digits 0-9 as image, spoken audio, caption, video and point cloud "
                                  "(MNIST + FSDD, or offline from scikit-learn + espeak-ng)",
                                  _omnidigits_arguments, _omnidigits_run),

@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from ..errors import ConfigError
     from ..pretrained import cache_root, list_sources
     from ..pretrained.converters import CONVERTERS
     from ..pretrained.named import converted_dir
@@ -24,7 +25,12 @@ def run(args: argparse.Namespace) -> int:
                 "parameters": CONVERTERS[s.converter].parameters(s.arguments), "download_bytes": s.size,
                 "sha256": s.sha256, "licence": s.licence, "cached": (converted_dir(s) / "config.json").is_file(),
                 "verified": s.verified} for s in list_sources()]
-    models = {name: get_model_config(name) for name in list_models()}
+    models, unavailable = {}, {}
+    for name in list_models():
+        try:
+            models[name] = get_model_config(name)
+        except ConfigError as exc:  # a model whose parts are an optional package that is not installed
+            unavailable[name] = str(exc)
     clips = _open_clip_rows() if args.open_clip else []
     if args.json:
         print(json.dumps({"pretrained": sources, "open_clip": clips,
@@ -45,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     print("configs (random init: omniembed.create(NAME)):")
     for name, cfg in models.items():
         print(f"  {name:<16} embed_dim={cfg.embed_dim:<5} anchor={cfg.anchor:<8} modalities={','.join(cfg.modalities)}")
+    for name, reason in unavailable.items():
+        print(f"  {name:<16} unavailable: {reason}")
     print("modalities: " + ", ".join(list_modalities()))
     return 0
 

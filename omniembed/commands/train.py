@@ -2,7 +2,8 @@
 
 One process runs in place; several are started by ``torchrun`` (``--standalone`` on one node, or a c10d
 rendezvous across nodes with ``--nnodes``/``--node-rank``/``--master-addr``). Under SLURM, start one task per
-GPU with ``srun omniembed train RECIPE`` instead: each task reads SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID.
+GPU with ``srun omniembed train RECIPE`` instead: each task runs in place, whatever GPUs it sees, and joins the
+job's process group from SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID (``omniembed.pretrain.distributed``).
 """
 
 from __future__ import annotations
@@ -46,11 +47,17 @@ def parse_tail(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..pretrain.config import load_config
+    from ..pretrain.distributed import launched_by_srun
 
     args = parse_tail(args)
     load_config(args.config, args.overrides)  # fail here, once, rather than in every process
-    nproc = args.nproc if args.nproc is not None else default_nproc()
+    srun = launched_by_srun()
+    if srun and ((args.nproc or 1) > 1 or args.nnodes > 1):
+        raise ConfigError("under srun every task is one training process: start one task per GPU "
+                          "(srun --ntasks-per-node=GPUS) and drop --nproc/--nnodes")
+    nproc = args.nproc if args.nproc is not None else 1 if srun else default_nproc()
     tail = [args.config, *args.overrides] + (["--resume"] if args.resume else [])
     if nproc == 1 and args.nnodes == 1:
         from ..pretrain.trainer import main
