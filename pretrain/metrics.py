@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from omniembed.extras import require
 
 from .config import ExperimentConfig
 from .data import Batch

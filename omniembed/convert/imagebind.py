@@ -24,7 +24,6 @@ vectors and exposes the same scale as ``encoder.logit_scale``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
@@ -38,6 +37,7 @@ from ..modalities.audio import imagebind_audio_config
 from ..model import OmniEmbedModel
 from ..registry import get_modality
 from ..weights import load_weight_file
+from .arguments import read_arguments
 from .imagebind_arch import (CONTEXT_LENGTH, IMAGE_SIZE, IMU_SAMPLES, MODALITIES, ImageBindArch, expected_shapes,
                              infer_arch)
 
@@ -57,7 +57,7 @@ def load_imagebind(path: str | os.PathLike, config: Mapping[str, Any] | ImageBin
     (nothing is unpickled), or ``.safetensors``. ``config`` may also be the path of a JSON file of ImageBind's
     constructor arguments."""
     if isinstance(config, (str, os.PathLike)):
-        config = _read_arguments(Path(config))
+        config = read_arguments(Path(config), "ImageBind", "constructor arguments such as audio_kernel_size")
     return from_imagebind(load_weight_file(path), config, modalities, source=str(path))
 
 
@@ -290,15 +290,3 @@ def _check_text_mask(state: Mapping[str, torch.Tensor], chosen: tuple[str, ...],
     if not torch.equal(mask, causal):
         raise CheckpointError(f"{source}: modality_preprocessors.text.mask is not the causal mask this converter "
                               f"reproduces")
-
-
-def _read_arguments(path: Path) -> dict[str, Any]:
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: ImageBind arguments file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a JSON object of ImageBind constructor arguments")
-    return values

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import math
 import os
 import re
@@ -45,6 +44,7 @@ from ..errors import CheckpointError, ConfigError
 from ..model import OmniEmbedModel
 from ..registry import get_modality
 from ..weights import load_weight_file
+from .arguments import read_arguments as read_json_arguments
 from .ulip_towers import OPEN_CLIP_PREFIX, TowerPlan, plan_towers
 
 POINT_PREFIX = "point_encoder."
@@ -333,12 +333,4 @@ def _arch(config: Mapping[str, Any] | UlipArch | None) -> UlipArch:
 
 def read_arguments(path: Path) -> dict[str, Any]:
     """A JSON object of :class:`UlipArch` fields (``--config``); ConfigError naming the file otherwise."""
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: ULIP arguments file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a JSON object of ULIP arguments (num_heads, num_group, …)")
-    return values
+    return read_json_arguments(path, "ULIP", "num_heads, num_group, …")
