@@ -45,3 +45,24 @@ def test_errors_exit_with_code_2_and_a_message(tmp_path, capsys):
 def test_models_lists_omni_tiny(capsys):
     assert main(["models"]) == 0
     assert "omni-tiny" in capsys.readouterr().out
+
+
+def test_embed_walks_folders_as_index_build_does_hidden_skipped_fifo_reported(tmp_path, image_files, capsys):
+    import os
+    import shutil
+
+    folder = tmp_path / "photos"
+    (folder / ".thumbs").mkdir(parents=True)
+    shutil.copy(image_files["jpg"], folder / "cat.jpg")
+    shutil.copy(image_files["png"], folder / ".hidden.png")
+    shutil.copy(image_files["png"], folder / ".thumbs" / "cat.png")
+    os.mkfifo(folder / "pipe.jpg")  # reading it would block for ever
+    out = tmp_path / "vectors.npy"
+
+    assert main(["embed", "--model", "omni-tiny", "--out", str(out), str(folder)]) == 0
+
+    captured = capsys.readouterr()
+    assert f"skipped {folder / 'pipe.jpg'}: not a regular file but a FIFO" in captured.err
+    rows = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert [r["path"] for r in rows] == [str(folder / "cat.jpg")]
+    assert np.load(out).shape == (1, 64)

@@ -31,13 +31,18 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import EmptyInputError
     from ..index.parts import file_record, manifest, part_path, shard_from_env
+    from ..index.walk import discover, special_kind
     from ..io import atomic_path, write_json
     from .common import open_model, require_paths
 
     require_paths(args.inputs)
     rank, world = shard_from_env()
     model = open_model(args.model, device=args.device or _rank_device(world))
-    files = [p for p in walk(args.inputs) if model.modality_of(p) is not None][rank::world]
+    found = discover(args.inputs, model.modality_of)  # as index build walks: hidden entries skipped
+    if rank == 0:
+        for path in found.special:
+            print(f"skipped {path}: not a regular file but a {special_kind(path)}: not read", file=sys.stderr)
+    files = [f.path for f in found.files][rank::world]
     texts = list(args.text)[rank::world]
     items: list = [str(p) for p in files] + texts
     if items:
@@ -75,10 +80,3 @@ def _rank_device(world: int) -> str | None:
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return None
 
-
-def walk(paths: list[str]) -> list[Path]:
-    """Files named directly, plus every file under named folders, sorted."""
-    found: list[Path] = []
-    for p in map(Path, paths):
-        found.extend(sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])
-    return found
