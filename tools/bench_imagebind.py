@@ -6,14 +6,14 @@ Builds one random ViT-B-sized ImageBind (vision 768-d × 12 blocks, kernel (2, 1
 3 clips per input; text 512-d × 12 over 77 tokens) from ImageBind's code at ``--imagebind-src`` (a checkout of
 facebookresearch/ImageBind: only ``imagebind/models`` is imported, ``einops``/``iopath`` are stood in for when
 absent), converts its state dict with :func:`omniembed.convert.from_imagebind`, and times, interleaved on the
-same inputs: the reference in fp32 (and bf16 autocast), OmniEmbed in fp32 and bf16 (the autocast that
+same inputs: the reference and OmniEmbed each in fp32 and in bf16 autocast (the autocast that
 ``embed(..., precision="bf16")`` runs), and a plain 2048² matmul in each precision in the same loop. It prints
 best and median seconds (ratios are between bests: on a shared machine the least-disturbed run), the achieved
-FLOP rate against that matmul's, the speed ratios against the reference's fp32 (and same-precision) time, the
-max |Δ| between the two fp32 implementations and the bf16-vs-fp32 cosine. Without ``--imagebind-src`` only
-OmniEmbed is timed and the "vs ref fp32" column divides the reference's fp32 seconds quoted in issue 9 (measured on
-these machines, 2 threads, batch 8), marked as such; a ratio is only meaningful with the reference run alongside.
-ImageBind's code is not vendored: fetch facebookresearch/ImageBind (commit 53680b0) and point at the checkout.
+FLOP rate against that matmul's, the speed ratio against the reference **at the same precision** (bf16 against the
+reference's bf16, never its fp32), the max |Δ| between the two fp32 implementations and the bf16-vs-fp32 cosine.
+Without ``--imagebind-src`` there is nothing to compare against: the tool says so and exits with status 2 (it never
+divides by reference times quoted from elsewhere). ImageBind's code is not vendored: fetch
+facebookresearch/ImageBind (commit 53680b0) and point at the checkout.
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ ARCH = dict(vision_embed_dim=768, vision_num_blocks=12, vision_num_heads=12, ker
             depth_embed_dim=384, depth_num_blocks=1, depth_num_heads=8, thermal_embed_dim=384,
             thermal_num_blocks=1, thermal_num_heads=8, imu_embed_dim=512, imu_num_blocks=1, imu_num_heads=8)
 """ViT-B-sized encoders for the three timed modalities; the untimed ones are kept one block deep."""
-DOCUMENTED_FP32_S = {"vision": 2.39, "audio": 6.97, "text": 0.33}
-"""ImageBind's own code, ViT-B-sized, batch 8, fp32, 2 threads, as quoted in issue 9 (used without the reference)."""
 OMNI_NAMES = {"vision": "image", "audio": "audio", "text": "text"}
 
 
@@ -137,7 +135,8 @@ def time_interleaved(runs: dict[str, Callable[[], torch.Tensor]], repeats: int,
 # ---- main ------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--imagebind-src", type=Path, default=None, help="a checkout of facebookresearch/ImageBind")
+    parser.add_argument("--imagebind-src", type=Path, required=True,
+                        help="a checkout of facebookresearch/ImageBind (required: the reference runs in this process)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
@@ -148,13 +147,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from omniembed.convert import from_imagebind
 
+    if not (args.imagebind_src / "imagebind" / "models" / "imagebind_model.py").is_file():
+        parser.error(f"--imagebind-src {args.imagebind_src}: no imagebind/models/imagebind_model.py there; "
+                     "without ImageBind's own code there is no comparison to make")
     torch.manual_seed(0)
-    if args.imagebind_src is not None:
-        reference = load_reference(args.imagebind_src).ImageBindModel(**ARCH).eval().to(device)
-        state = reference.state_dict()
-    else:
-        reference = None
-        state = _random_state(ARCH)
+    reference = load_reference(args.imagebind_src).ImageBindModel(**ARCH).eval().to(device)
+    state = reference.state_dict()
     ours = from_imagebind(state, ARCH, modalities=sorted(set(chosen) | {"vision"})).to(device).eval()
     data = inputs(args.batch, device)
     low = torch.bfloat16
@@ -167,34 +165,31 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, Callable[[], torch.Tensor]] = {}
             work = {}
             for label, dtype in (("fp32", None), ("bf16", low)):
-                if reference is not None:
-                    runs[f"ref {label}"] = _run(lambda x=x, m=m: reference({m: x})[m], device, dtype)
+                runs[f"ref {label}"] = _run(lambda x=x, m=m: reference({m: x})[m], device, dtype)
                 runs[f"omni {label}"] = _run(lambda x=x, enc=enc: enc(x), device, dtype)
                 work[f"ref {label}"] = work[f"omni {label}"] = flops(args.batch, m)
                 if m == "text":  # what embed() runs: the batch cut after its longest caption (the mask is causal)
                     used = int((x != 0).any(dim=0).nonzero().max()) + 1
-                    runs[f"omni {label} trimmed"] = _run(lambda x=x[:, :used], enc=enc: enc(x), device, dtype)
-                    work[f"omni {label} trimmed"] = flops(args.batch, m, text_tokens=used)
+                    trimmed = f"omni {label} trimmed to {used} tokens"
+                    runs[trimmed] = _run(lambda x=x[:, :used], enc=enc: enc(x), device, dtype)
+                    work[trimmed] = flops(args.batch, m, text_tokens=used)
                 runs[f"matmul {label}"], work[f"matmul {label}"] = matmul(dtype or torch.float32, device)
             times = time_interleaved(runs, args.repeats, device)
             rate = {p: work[f"matmul {p}"] / times.pop(f"matmul {p}")[0] for p in ("fp32", "bf16")}
             rates.append((m, rate))
-            documented = DOCUMENTED_FP32_S[m] if device.type == "cpu" and args.batch == 8 else float("nan")
-            ref_fp32 = times["ref fp32"][0] if "ref fp32" in times else documented
             for label, (best, median) in times.items():
                 precision = label.split()[1]
                 achieved = work[label] / best
-                same = times.get(f"ref {precision}", (float("nan"),))[0]
-                rows.append((m, label, best, median, achieved / 1e9, achieved / rate[precision], ref_fp32 / best,
-                             same / best))
+                # Fewer tokens than the reference's 77 is not like for like: no ratio for the trimmed rows.
+                ratio = times[f"ref {precision}"][0] / best if "trimmed" not in label else float("nan")
+                rows.append((m, label, best, median, achieved / 1e9, achieved / rate[precision], ratio))
             a = runs["omni fp32"]()
             b = runs["omni bf16"]().float()
             cosine = F.cosine_similarity(F.normalize(a, dim=-1), F.normalize(b, dim=-1)).min().item()
-            delta = ((F.normalize(runs["ref fp32"](), dim=-1) - a).abs().max().item()
-                     if reference is not None else float("nan"))
+            delta = (F.normalize(runs["ref fp32"](), dim=-1) - a).abs().max().item()
             checks.append((m, cosine, delta))
 
-    _print_report(args, device, rates, rows, checks, reference is not None)
+    _print_report(args, device, rates, rows, checks)
     return 0
 
 
@@ -205,20 +200,7 @@ def _run(fn: Callable[[], torch.Tensor], device: torch.device, dtype: torch.dtyp
     return call
 
 
-def _random_state(arch: dict) -> dict[str, torch.Tensor]:
-    """Without ImageBind's code: random tensors in its layout (the numbers are irrelevant to timing)."""
-    from omniembed.convert.imagebind_arch import MODALITIES, ImageBindArch, expected_shapes
-
-    spec = ImageBindArch.from_mapping(arch)
-    state = {k: torch.randn(s) * 0.02 for m in MODALITIES for k, s in expected_shapes(spec, m).items()}
-    state["modality_preprocessors.text.mask"] = torch.full((77, 77), float("-inf")).triu(1)
-    for m in ("text", "audio", "depth", "thermal", "imu"):
-        state[f"modality_postprocessors.{m}.1.log_logit_scale"] = torch.tensor(2.0)
-    return state
-
-
-def _print_report(args: argparse.Namespace, device: torch.device, rates: list, rows: list, checks: list,
-                  measured_reference: bool) -> None:
+def _print_report(args: argparse.Namespace, device: torch.device, rates: list, rows: list, checks: list) -> None:
     cpu = _cpu_model()
     print(f"command: {' '.join(sys.argv)}")
     print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else cpu}); "
@@ -227,15 +209,13 @@ def _print_report(args: argparse.Namespace, device: torch.device, rates: list, r
     for m, rate in rates:
         print(f"plain matmul 2048², timed among the {m} runs: fp32 {rate['fp32'] / 1e9:.0f} GFLOP/s, "
               f"bf16 {rate['bf16'] / 1e9:.0f} GFLOP/s (bf16/fp32 {rate['bf16'] / rate['fp32']:.2f}×)")
-    if not measured_reference:
-        print("reference: not run (no --imagebind-src); 'vs ref fp32' divides the seconds quoted in issue 9")
     print()
     print("| modality | implementation | best s | median s | GFLOP/s | of matmul rate (same precision) "
-          "| vs ref fp32 | vs ref same precision |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for m, label, best, median, gflops, share, vs_fp32, vs_same in rows:
-        same = f"{vs_same:.2f}×" if vs_same == vs_same else "–"
-        print(f"| {m} | {label} | {best:.3f} | {median:.3f} | {gflops:.0f} | {share:.0%} | {vs_fp32:.2f}× | {same} |")
+          "| speed vs ImageBind's code, same precision |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for m, label, best, median, gflops, share, vs_same in rows:
+        same = f"{vs_same:.2f}×" if vs_same == vs_same else "– (fewer tokens than the reference's 77)"
+        print(f"| {m} | {label} | {best:.3f} | {median:.3f} | {gflops:.0f} | {share:.0%} | {same} |")
     print()
     print("| modality | bf16 vs fp32 min cosine (OmniEmbed) | max abs Δ, OmniEmbed vs ImageBind fp32 unit vectors |")
     print("|---|---:|---:|")
