@@ -12,10 +12,11 @@ against exact search on fresh queries from the same distribution:
 * **omniembed** — ``omniembed.index.vectors.build`` with the default :class:`IndexSpec` (what ``Index`` builds for
   that many rows: HNSW over PCA-reduced rows, exact re-ranking, search breadth tuned to the target recall), searched
   through ``VectorIndex.search`` as ``Index.search`` does. Build time includes training and tuning.
-* **faiss HNSWFlat** M 32, efConstruction 40, searched at efSearch 16 … 512 — the peer, built here in the same
-  run up to ``--peer-max`` rows (its 1M build takes ~6 minutes on 2 cores). The speed ratio against it is taken
-  at equal recall: against the smallest efSearch whose recall@10 is at least omniembed's. Where faiss HNSW is
-  not built, or reaches omniembed's recall at no efSearch tried, no ratio is printed.
+* **faiss HNSWFlat** M 32, efConstruction 40, searched at efSearch 16, 24, 32 … 512 (steps of ×1.5 at most) —
+  the peer, built here in the same run up to ``--peer-max`` rows (its 1M build takes ~6 minutes on 2 cores). The
+  speed ratio against it is taken at equal recall: against the smallest efSearch whose recall@10 is at least
+  omniembed's. Where faiss HNSW is not built, or reaches omniembed's recall at no efSearch tried, no ratio is
+  printed.
 
 Data: both sets are synthetic. ``lowdim`` is ``unit(z @ W + 0.02·noise)`` with ``z ~ N(0, I_32)``,
 ``W ~ N(0, 1)^(32×dim)``: exactly 32 intrinsic dimensions, which flatters any PCA-based index — real sentence
@@ -47,7 +48,7 @@ from omniembed.index.vectors import IndexSpec, build, recall_at  # noqa: E402
 K = 10
 RECALL_QUERIES = 1000
 INTRINSIC = 32
-PEER_EF_SEARCH = (16, 32, 64, 128, 256, 512)
+PEER_EF_SEARCH = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 PEER = "faiss HNSWFlat M32 efC40"
 
 
