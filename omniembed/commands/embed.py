@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from ..index.parts import file_record, manifest, part_path, shard_from_env
     from ..index.walk import discover, special_kind
     from ..io import atomic_path, write_json
-    from .common import open_model, require_paths
+    from ..api import open_model
+    from .common import require_paths
 
     require_paths(args.inputs)
     rank, world = shard_from_env()

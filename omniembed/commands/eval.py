@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.folder import eval_set_from_folder
     from ..eval.runner import evaluate
     from ..eval.zeroshot import DEFAULT_TEMPLATES
-    from .common import open_model
+    from ..api import open_model
 
     root = Path(args.data)
     model = open_model(args.model, device=args.device)

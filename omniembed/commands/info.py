@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from .common import open_model
+    from ..api import open_model
 
     model = open_model(args.model)
     rows = {m: sum(p.numel() for p in model.encoder(m).parameters()) for m in model.modalities}
