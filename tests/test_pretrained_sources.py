@@ -18,7 +18,7 @@ from omniembed.convert.imagebind import OMNIEMBED_NAMES
 from omniembed.convert.imagebind_arch import ImageBindArch
 from omniembed.pretrained import (PretrainedSource, cache_root, get_source, register_source, unregister_source)
 from omniembed.pretrained.converters import CONVERTERS
-from omniembed.pretrained.download import file_sha256
+from omniembed.io import file_sha256
 from omniembed.pretrained.errors import IntegrityError, OfflineError
 from omniembed.provenance import LicenceNotice
 

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _imagebind(args: argparse.Namespace) -> object:
     from ..convert import load_imagebind
-    from ..pretrained.download import file_sha256
+    from ..io import file_sha256
     from ..pretrained.sources import get_source
     from ..provenance import announce
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import math
 import os
 import re
@@ -41,6 +40,7 @@ import torch
 
 from ..config import HeadConfig, LogitScaleConfig, ModalityConfig, ModelConfig, TransformerConfig
 from ..errors import CheckpointError, ConfigError
+from ..io import file_sha256
 from ..model import OmniEmbedModel
 from ..registry import get_modality
 from ..weights import load_weight_file
@@ -266,13 +266,8 @@ def provenance(source: str, s: PointShapes, point: ModalityConfig, plan: TowerPl
         "towers_converted": plan.converted, "towers_skipped": plan.skipped,
         "code_licence": CODE_LICENCE, "weights_licence": WEIGHTS_LICENCE,
     }
-    path = Path(source)
-    if path.is_file():
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 24), b""):
-                digest.update(block)
-        record["sha256"] = digest.hexdigest()
+    if Path(source).is_file():
+        record["sha256"] = file_sha256(source)
     return record
 
 

@@ -10,7 +10,6 @@ server's validator (a strong ETag, else Last-Modified) is kept in ``<dest>.part.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import socket
@@ -21,6 +20,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..io import file_sha256
 from .errors import DownloadError, IntegrityError, OfflineError
 
 CHUNK = 1 << 20
@@ -75,14 +75,6 @@ def verify(path: Path, sha256: str | None, size: int | None, origin: str) -> str
     if sha256 is not None and digest != sha256.lower():
         raise IntegrityError(f"{origin}: sha256 {digest} does not match the expected {sha256.lower()}")
     return digest
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_validator(path: Path, headers: Any) -> None:
