@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from av_media import write_av_audio
+
 RNG_SEED = 0
 SIDE = (24, 20)  # width, height of image-like seeds
 RATE = 16000
@@ -81,21 +83,7 @@ def _soundfile(fmt: str, subtype: str | None = None, rate: int = RATE):
 
 def _av_audio(container_format: str, codec: str, rate: int = 22050):
     def write(path: Path) -> None:
-        import av
-
-        samples = _tone(rate=rate)[None, :]
-        with av.open(str(path), "w", format=container_format) as container:
-            stream = container.add_stream(codec, rate=rate)
-            stream.layout = "mono"  # aac and wmav2 both take planar float (fltp) frames
-            stream.bit_rate = 64000  # wmav2 will not open without one
-            for start in range(0, samples.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]),
-                                                   format="fltp", layout="mono")
-                frame.sample_rate, frame.pts = rate, start
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+        write_av_audio(path, _tone(rate=rate)[None, :], rate, codec, container_format, bit_rate=64000)
     return write
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
+from av_media import write_av_audio
 from conftest import shared_path
 from omniembed.config import HeadConfig, LogitScaleConfig, ModelConfig, TransformerConfig, from_dict, to_dict
 from omniembed.errors import ConfigError, EmptyInputError, InputError, UnreadableInputError
@@ -49,21 +50,7 @@ def write(path: Path, samples: np.ndarray, rate: int = RATE, subtype: str = "PCM
 
 def write_aac(path: Path, samples: np.ndarray, rate: int) -> Path:
     """[C, N] float32 → an AAC file (m4a/mp4 container) written with PyAV."""
-    import av
-
-    layout = "stereo" if samples.shape[0] == 2 else "mono"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=rate)
-        stream.layout = layout
-        for s in range(0, samples.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, s: s + 1024]), format="fltp",
-                                               layout=layout)
-            frame.sample_rate, frame.pts = rate, s
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_av_audio(path, samples, rate)
 
 
 # ---- ImageBind's features ----------------------------------------------------------------------------------------

@@ -12,14 +12,11 @@ from omniembed.pretrained.errors import OfflineError
 from omniembed.registry import get_modality
 
 from local_server import LocalFileServer, closed_port_url
+from test_open_clip_tower import TINY_CFG  # a two-block CLIP, registered here under its own name
 
 open_clip = pytest.importorskip("open_clip")
 ARCH = "omniembed-test-pretrained-clip"
 TAG = "local_test"
-TINY_CFG = {"embed_dim": 16,
-            "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
-            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
-"""A two-block CLIP (32 px images, 32-d text) registered with open_clip, so tests build it in milliseconds."""
 
 
 @pytest.fixture(scope="module")

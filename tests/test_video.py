@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from av_media import write_av_audio
 from omniembed.errors import ConfigError, EmptyInputError, MissingExtraError, UnreadableInputError
 from omniembed.modalities.audio import AudioModality
 from omniembed.modalities.audio_io import PyAVSource
@@ -91,21 +92,8 @@ def videos(tmp_path_factory) -> dict[str, Path]:
 
 
 def _audio_only(path: Path) -> Path:
-    import av
-
-    with av.open(str(path), "w") as container:
-        track = container.add_stream("aac", rate=16000)
-        track.layout = "mono"
-        samples = (0.2 * np.sin(np.arange(16000) / 16000 * 2 * np.pi * 300)).astype(np.float32)[None]
-        for s in range(0, 16000, 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, s: s + 1024]), format="fltp",
-                                               layout="mono")
-            frame.sample_rate, frame.pts = 16000, s
-            for packet in track.encode(frame):
-                container.mux(packet)
-        for packet in track.encode():
-            container.mux(packet)
-    return path
+    samples = (0.2 * np.sin(np.arange(16000) / 16000 * 2 * np.pi * 300)).astype(np.float32)[None]
+    return write_av_audio(path, samples, 16000)
 
 
 def _zero_frame_stream(path: Path) -> Path:
