@@ -17,7 +17,7 @@ The recipe is ImageBind's (``load_and_transform_audio_data`` + its audio encoder
 Defaults differ from ImageBind in two places, each a switch: ``channel_mix="mean"`` mixes all channels to mono
 (ImageBind: ``"first"``, channel 0 only) and ``mean_removal="clip"`` subtracts each clip's own mean (ImageBind:
 ``"shared_buffer"``, in place on the shared waveform, so where clips overlap — files under K × clip seconds —
-the overlap also loses the neighbouring clip's mean). :func:`imagebind_audio_config` sets both, which with
+the overlap also loses the neighbouring clip's mean). :func:`omniembed.convert.imagebind.imagebind_audio_config` sets both, which with
 ``resampler="torchaudio"`` and ``fbank="kaldi"`` reproduces ImageBind's features bit for bit.
 
 Where the work happens: :meth:`AudioModality.preprocess` reads and resamples one input's clip windows
@@ -45,12 +45,13 @@ import torch
 from torch import nn
 
 from omniembed.config import HeadConfig, LogitScaleConfig, ModalityConfig, TransformerConfig
-from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
+from omniembed.encoder import ModalityEncoder
 from omniembed.errors import ConfigError, EmptyInputError, InputError
 from omniembed.extras import require
 from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.tdnn import TdnnConfig, TdnnTrunk
 from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
+from omniembed.nn.tokens import PoolingHead, Tokens, TransformerTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
@@ -112,16 +113,6 @@ class AudioConfig(ModalityConfig):
     def patch_stem(self) -> bool:
         """Whether the tower is the patch stem and transformer (neither ``timm`` nor ``tdnn`` replaces them)."""
         return self.timm is None and self.tdnn is None
-
-
-def imagebind_audio_config(trunk: TransformerConfig, head: HeadConfig, logit_scale: LogitScaleConfig,
-                           exact: bool = True) -> AudioConfig:
-    """The audio config of a converted ImageBind model: channel 0 only and shared-buffer mean removal. With
-    ``exact`` also torchaudio's resampler and per-clip Kaldi fbank (the reference's own operations: its features
-    up to float rounding); without, the batched path (within the stated tolerance, several times faster)."""
-    return AudioConfig(channel_mix="first", mean_removal="shared_buffer",
-                       resampler="torchaudio" if exact else "polyphase", fbank="kaldi" if exact else "batched",
-                       trunk=trunk, head=head, logit_scale=logit_scale)
 
 
 @dataclass
@@ -198,6 +189,10 @@ class AudioModality(Modality):
     def load_bytes(self, data: bytes, suffix: str) -> AudioSource:
         """The same from a file's bytes (webdataset shards), without a scratch file."""
         return open_audio(data, suffix)
+
+    def prepare_bytes(self, data: bytes, suffix: str) -> AudioClips:
+        """:meth:`load_bytes` then :meth:`preprocess`: the decoder reads the bytes, no scratch file is written."""
+        return self.preprocess(self.load_bytes(data, suffix))
 
     def preprocess(self, raw: Any) -> AudioClips:
         """An :class:`AudioSource`, a waveform ``[N]``/``[C, N]`` (numpy/torch, at ``sample_rate``) or a

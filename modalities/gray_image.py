@@ -20,9 +20,10 @@ from torch import nn
 from torchvision.transforms import v2
 
 from omniembed.config import HeadConfig, ModalityConfig, TransformerConfig
-from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
+from omniembed.encoder import ModalityEncoder
 from omniembed.errors import ConfigError, InputError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
+from omniembed.nn.tokens import PoolingHead, Tokens, TransformerTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality
 

@@ -17,11 +17,12 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
 from omniembed.config import FieldError, HeadConfig, ModalityConfig, TransformerConfig, check_positive
-from omniembed.encoder import ModalityEncoder, PoolingHead, TransformerTrunk
+from omniembed.encoder import ModalityEncoder
 from omniembed.errors import ConfigError, InputError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.patch import PatchStem
 from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
+from omniembed.nn.tokens import PoolingHead, TransformerTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from omniembed.config import HeadConfig, LogitScaleConfig, ModalityConfig, TransformerConfig
-from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
+from omniembed.encoder import ModalityEncoder
 from omniembed.errors import ConfigError, InputError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
+from omniembed.nn.tokens import PoolingHead, Tokens, TransformerTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 

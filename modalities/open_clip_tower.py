@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from omniembed.config import ModalityConfig
-from omniembed.encoder import ModalityEncoder, Tokens
+from omniembed.encoder import ModalityEncoder
 from omniembed.errors import CheckpointError, ConfigError
 from omniembed.nn.heads import Postprocess
+from omniembed.nn.tokens import Tokens
 from omniembed.weights import load_weight_file
 
 KINDS = ("image", "text")

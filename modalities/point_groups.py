@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from omniembed.encoder import Tokens
+from omniembed.nn.tokens import Tokens
 
 from .point_trunk import PositionedTokens
 from .pointnet2_order import Pointnet2Order, kernel_sum

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from omniembed.encoder import Tokens
+from omniembed.nn.tokens import Tokens
 from omniembed.nn.transformer import Transformer
 
 

@@ -54,10 +54,11 @@ import numpy as np
 import torch
 
 from omniembed.config import HeadConfig, ModalityConfig, TransformerConfig
-from omniembed.encoder import ModalityEncoder, PoolingHead, TransformerTrunk
+from omniembed.encoder import ModalityEncoder
 from omniembed.errors import ConfigError, EmptyInputError, InputError, UnreadableInputError
 from omniembed.extras import LazyModule
 from omniembed.nn.heads import Postprocess, TokenHead
+from omniembed.nn.tokens import PoolingHead, TransformerTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 

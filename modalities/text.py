@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from omniembed.config import HeadConfig, ModalityConfig, TransformerConfig
-from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
+from omniembed.encoder import Batch, ModalityEncoder
 from omniembed.errors import ConfigError, EmptyInputError, InputError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
+from omniembed.nn.tokens import PoolingHead, Tokens, TransformerTrunk
 from omniembed.nn.transformer import Transformer
-from omniembed.registry import Batch, Modality, register_modality
+from omniembed.registry import Modality, register_modality
 
 from .hf_text import SentenceEncoderTower
 from .open_clip_tower import OpenClipConfig, build_open_clip_encoder, without_weight_file

@@ -35,17 +35,18 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchvision.transforms import v2
 
 from omniembed.config import ModalityConfig
+from omniembed.encoder import Encoder
 from omniembed.errors import ConfigError, EmptyInputError, InputError
 from omniembed.registry import Modality, register_modality
 
 from .audio import AudioClips, AudioModality
 from .audio_io import NoAudioTrackError, PyAVSource
 from .image import INTERPOLATIONS, ImageConfig, ImageModality
-from .video_io import VideoFile, clip_frame_indices, open_video, resolve_decoder
+from .video_file import VideoFile
+from .video_io import clip_frame_indices, open_video, resolve_decoder
 
 FUSIONS = ("sum", "frames")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg")
@@ -81,28 +82,30 @@ class VideoSample:
     source: str
 
 
-class VideoEncoder(nn.Module):
+class VideoEncoder(Encoder):
     """Frames → the shared image encoder, audio track → the shared audio encoder, then fusion.
 
     Batch: ``{"frames": [B, V, 3, t, S, S], "audio": [A, K, 1, n_mels, T], "has_audio": bool [B]}`` where the
     A audio rows belong to the inputs with ``has_audio``. The shared encoders are held by reference, not as
-    submodules, so this module has no parameters or state of its own.
+    submodules, so this module has no parameters or state of its own: nothing for LoRA to adapt, no logit scale of
+    its own to train, no layer to checkpoint (the contract's defaults).
     """
 
     views_per_pass = 64
+    part_names = ("video", "frames", "audio")
 
     def __init__(self, fusion: str, frames_weight: float, audio_weight: float):
         super().__init__()
         self.fusion = fusion
         self.frames_weight, self.audio_weight = frames_weight, audio_weight
-        self._shared: dict[str, nn.Module | None] = {"frames": None, "audio": None}
+        self._shared: dict[str, Encoder | None] = {"frames": None, "audio": None}
 
-    def attach(self, frames: nn.Module, audio: nn.Module | None) -> None:
+    def attach(self, frames: Encoder, audio: Encoder | None) -> None:
         """Share the image encoder (required) and the audio encoder (None with fusion "frames")."""
         self._shared = {"frames": frames, "audio": audio}
 
     @property
-    def frames_encoder(self) -> nn.Module:
+    def frames_encoder(self) -> Encoder:
         if self._shared["frames"] is None:
             raise ConfigError("the video encoder is not linked to an image encoder (build it through "
                               "OmniEmbedModel, or call VideoModality.link)")
@@ -141,6 +144,7 @@ class VideoEncoder(nn.Module):
         return self.parts(batch)["video"].unsqueeze(1)
 
     def clip_embeddings(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``[B, 1, E]``: :meth:`features`, already unit rows."""
         return self.features(batch)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -149,12 +153,9 @@ class VideoEncoder(nn.Module):
 
     @property
     def logit_scale(self) -> torch.Tensor:
-        """The image encoder's: a video is scored against text like an image."""
+        """The image encoder's: a video is scored against text like an image (:meth:`scale_parameters` is empty:
+        that encoder's pairs train it)."""
         return self.frames_encoder.logit_scale
-
-    def scale_parameters(self) -> list[nn.Parameter]:
-        """None of its own: the scale is the image encoder's, which that encoder's pairs train."""
-        return []
 
 
 @register_modality
@@ -188,7 +189,7 @@ class VideoModality(Modality):
         return self.config.fusion != "frames"
 
     # ---- wiring to the shared modalities -------------------------------------------------------------------------
-    def link(self, processors: Mapping[str, Modality], encoders: Mapping[str, nn.Module]) -> None:
+    def link(self, processors: Mapping[str, Modality], encoders: Mapping[str, Encoder]) -> None:
         """Take the image (and audio) modality's preprocessing and encoder. Called once by the model after every
         processor and encoder exists."""
         cfg = self.config

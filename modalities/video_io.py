@@ -15,43 +15,15 @@ from fractions import Fraction
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 
 from omniembed.errors import ConfigError, EmptyInputError, UnreadableInputError
 from omniembed.extras import optional, require
 
-
-class FrameReader(Protocol):
-    def frames(self, indices: list[int]) -> np.ndarray:
-        """uint8 ``[len(indices), H, W, 3]`` RGB, frame ``i`` being the i-th in presentation order."""
-
-
-@dataclass
-class VideoFile:
-    """An opened video: ``timestamps`` float64 ``[n, 2]`` (start, end of each frame, seconds) and its reader."""
-
-    path: Path
-    timestamps: np.ndarray
-    reader: FrameReader
-
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.timestamps)
-
-    @property
-    def duration(self) -> float:
-        """Seconds from the first frame's start to the last frame's end."""
-        return float(self.timestamps[-1, 1] - self.timestamps[0, 0])
-
-    def frames(self, indices: list[int]) -> np.ndarray:
-        """uint8 ``[len(indices), H, W, 3]`` RGB."""
-        return self.reader.frames(list(indices))
+from .video_file import VideoFile, first_line
+from .video_pyav import open_with_pyav
 
 
 @dataclass
@@ -85,13 +57,7 @@ def open_with_decord(path: Path) -> VideoFile:
     return VideoFile(path, timestamps, DecordFrames(path, reader))
 
 
-def _open_with_pyav(path: Path) -> VideoFile:
-    from .video_pyav import open_with_pyav
-
-    return open_with_pyav(path)
-
-
-VIDEO_DECODERS: dict[str, Callable[[Path], VideoFile]] = {"decord": open_with_decord, "pyav": _open_with_pyav}
+VIDEO_DECODERS: dict[str, Callable[[Path], VideoFile]] = {"decord": open_with_decord, "pyav": open_with_pyav}
 """Decoder name → the function opening a file with it. ``"auto"`` (not a key) picks decord when it imports."""
 
 
@@ -161,8 +127,3 @@ def clip_frame_indices(timestamps: np.ndarray, n_clips: int, clip_seconds: float
         picks = np.floor(np.linspace(0, len(inside) - 1, frames_per_clip)).astype(int)
         out.append([int(inside[p]) for p in picks])
     return out
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

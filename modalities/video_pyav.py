@@ -21,7 +21,7 @@ import numpy as np
 
 from omniembed.errors import EmptyInputError, InputError, UnreadableInputError
 
-from .video_io import VideoFile, first_line
+from .video_file import VideoFile, first_line
 
 
 @dataclass

@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
     "create": ".api", "load": ".api", "list_models": ".api", "resolve_config": ".api",
-    "ModelConfig": ".config", "EmbedFailure": ".embedding", "OmniEmbedModel": ".model", "Text": ".inputs",
+    "ModelConfig": ".model_config", "EmbedFailure": ".embedding", "OmniEmbedModel": ".model", "Text": ".inputs",
     "list_modalities": ".registry", "Index": ".index",
 }
 """Public name → the submodule that defines it, imported when the name is first used."""
@@ -45,7 +45,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .api import create, list_models, load, resolve_config
-    from .config import ModelConfig
+    from .model_config import ModelConfig
     from .embedding import EmbedFailure
     from .index import Index
     from .inputs import Text

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .config import ModelConfig
 from .devices import resolve_device
 from .errors import ConfigError
 from .model import OmniEmbedModel
-from .registry import get_model_config, list_models
+from .model_config import ModelConfig
+from .models import get_model_config, list_models
 
 if TYPE_CHECKING:
     from .pretrained.open_clip import AddSpec

@@ -1,8 +1,9 @@
 """Typed configuration dataclasses and their strict JSON round trip.
 
-Every model is described by a :class:`ModelConfig`: the shared embedding dim, the anchor modality and one
-config per modality (a dataclass registered with that modality). ``to_dict``/``from_dict`` are exact inverses;
-an unknown key or a wrong type raises :class:`~omniembed.errors.ConfigError` naming the dotted key path.
+The fields every modality config shares (trunk, head, logit scale) and the strict codec that reads any of these
+dataclasses from JSON: ``to_dict``/``from_dict`` are exact inverses; an unknown key or a wrong type raises
+:class:`~omniembed.errors.ConfigError` naming the dotted key path. A whole model's config, which needs the modality
+registry to read, is :class:`omniembed.model_config.ModelConfig`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError
@@ -108,78 +108,6 @@ class ModalityConfig:
     trunk: TransformerConfig = field(default_factory=TransformerConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     logit_scale: LogitScaleConfig = field(default_factory=LogitScaleConfig)
-
-
-@dataclass
-class ModelConfig:
-    """A whole model: one encoder per modality, all projecting to ``embed_dim``, aligned to ``anchor``."""
-
-    embed_dim: int = 64
-    anchor: str = "image"
-    modalities: dict[str, ModalityConfig] = field(default_factory=dict)
-    name: str = "custom"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "embed_dim": self.embed_dim,
-            "anchor": self.anchor,
-            "modalities": {m: to_dict(c) for m, c in self.modalities.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        from .registry import get_modality  # the registry imports this module
-
-        if not isinstance(data, dict):
-            raise ConfigError(f"model config must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {"name", "embed_dim", "anchor", "modalities"}
-        if unknown:
-            raise ConfigError(f"unknown model config key(s): {', '.join(sorted(unknown))}")
-        mods = data.get("modalities", {})
-        if not isinstance(mods, dict) or not mods:
-            raise ConfigError("model config needs a non-empty 'modalities' object")
-        modalities = {m: from_dict(get_modality(m).config_cls, c, path=f"modalities.{m}") for m, c in mods.items()}
-        config = cls(
-            embed_dim=_coerce(int, data.get("embed_dim", 64), "embed_dim"),
-            anchor=_coerce(str, data.get("anchor", "image"), "anchor"),
-            modalities=modalities,
-            name=_coerce(str, data.get("name", "custom"), "name"),
-        )
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        if self.embed_dim <= 0:
-            raise ConfigError(f"embed_dim must be positive, got {self.embed_dim}")
-        if self.anchor not in self.modalities:
-            raise ConfigError(f"anchor '{self.anchor}' is not one of the model's modalities {sorted(self.modalities)}")
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "<config>") -> "ModelConfig":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{source}: not valid JSON ({exc})") from exc
-        try:
-            return cls.from_dict(data)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from exc
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> "ModelConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a model config (a binary file, not JSON); a model is a checkpoint "
-                              "directory, a config .json or a registered model name") from None
-        return cls.from_json(text, source=str(path))
 
 
 def to_dict(config: Any) -> dict[str, Any]:

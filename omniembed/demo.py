@@ -134,15 +134,15 @@ def train_stage(recipe: str, steps: int, config: DemoConfig, data_dir: Path, run
 def evaluate_model(model_dir: Path, data_dir: Path, report_dir: Path) -> dict:
     """Zero-shot and retrieval scores on the test split (report.md/json and plots in ``report_dir``)."""
     from . import load
-    from .commands.eval import trained_pairs_of
     from .datasets.omnidigits import load_manifest
     from .eval.folder import eval_set_from_folder
     from .eval.runner import evaluate
+    from .model import trained_pairs
 
     manifest = load_manifest(data_dir)
     model = load(model_dir)
     data = eval_set_from_folder(data_dir / "test", model, manifest.class_names)
-    report = evaluate(model, data, trained_pairs=trained_pairs_of(model_dir), templates=manifest.prompt_templates,
+    report = evaluate(model, data, trained_pairs=trained_pairs(model_dir), templates=manifest.prompt_templates,
                       out_dir=report_dir)
     print(report.markdown())
     return report.as_dict()

@@ -156,15 +156,14 @@ def _finite_rows(encoded: dict[str, torch.Tensor], modality: str) -> torch.Tenso
 
 def _encode_parts(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.device,
                   precision: str) -> dict[str, torch.Tensor]:
-    """{part: unit rows [B, E]} from an encoder with ``parts(batch)``; a plain encoder has the one part."""
+    """{part: unit rows [B, E]} from an encoder with :attr:`~omniembed.encoder.Encoder.part_names`."""
     encoder = model.encoder(modality)
-    parts_of = getattr(encoder, "parts", None)
-    if parts_of is None:
+    if not encoder.part_names:
         raise ConfigError(f"the {modality} encoder has no parts; embed it with parts=False")
     dtype = PRECISIONS[precision]
     autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext())
     with autocast:
-        return parts_of(to_device(batch, device))
+        return encoder.parts(to_device(batch, device))
 
 
 def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:

@@ -1,54 +1,83 @@
-"""One modality's learned path: stem → trunk → head → postprocess, with multi-clip folding."""
+"""The encoder contract every modality meets (:class:`Encoder`), and the usual way to meet it
+(:class:`ModalityEncoder`: stem → trunk → head → postprocess, with multi-clip folding).
+
+The model, the embedding API and the trainer talk to an encoder only through :class:`Encoder`; a modality whose
+encoder is not a stem/trunk/head pipeline (video fuses other modalities' encoders) subclasses it directly.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Mapping
+import abc
+from typing import ClassVar, Mapping, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ConfigError
 from .nn.heads import Postprocess
-from .registry import Batch
+
+Batch = torch.Tensor | Mapping[str, torch.Tensor]
+"""What an encoder takes: one tensor, or named tensors for inputs of several parts (text ids and mask, video)."""
 
 
-@dataclass
-class Tokens:
-    """What flows from stem to trunk to head.
+@runtime_checkable
+class GradCheckpointing(Protocol):
+    """A layer that can recompute its activations in the backward pass (timm's and open_clip's convention, which
+    :class:`~omniembed.nn.transformer.Transformer` follows)."""
 
-    ``tokens`` [B, L, D]; ``mask`` an attention mask for the trunk (or None); ``ids`` the token ids [B, L]
-    where the head pools by id (text EOS), else None.
+    def set_grad_checkpointing(self, enable: bool = True) -> None: ...
+
+
+class Encoder(nn.Module, metaclass=abc.ABCMeta):
+    """What every modality's encoder is: a batch from its modality's ``collate`` → unit embeddings ``[B, E]``.
+
+    Subclasses implement :meth:`features` and :attr:`logit_scale`; the rest has defaults that fit an encoder with
+    one path and weights of its own.
     """
 
-    tokens: torch.Tensor
-    mask: torch.Tensor | None = None
-    ids: torch.Tensor | None = None
+    part_names: ClassVar[tuple[str, ...]] = ()
+    """The embeddings :meth:`parts` gives (a composite encoder's fused one and its components); () when the encoder
+    has one path, and ``embed(..., parts=True)`` refuses it."""
+
+    @abc.abstractmethod
+    def features(self, batch: Batch) -> torch.Tensor:
+        """Head outputs before normalisation: ``[B, K, E]`` (K clips per input; 1 for single-clip inputs)."""
+
+    @property
+    @abc.abstractmethod
+    def logit_scale(self) -> torch.Tensor:
+        """The scale (inverse temperature) this modality's pairs multiply cosine similarities by: a 0-dim tensor."""
+
+    def clip_embeddings(self, batch: Batch) -> torch.Tensor:
+        """Unit vectors per clip: ``[B, K, E]``."""
+        return F.normalize(self.features(batch), dim=-1)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """Unit embeddings ``[B, E]``: the renormalised mean of the input's clip embeddings."""
+        return F.normalize(self.clip_embeddings(batch).mean(dim=1), dim=-1)
+
+    def parts(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """``{name: unit rows [B, E]}`` for each of :attr:`part_names`."""
+        raise ConfigError(f"the {type(self).__name__} has no parts; embed it with parts=False")
+
+    def scale_parameters(self) -> list[nn.Parameter]:
+        """The logit scale's own parameters (empty when it is fixed or borrowed)."""
+        return []
+
+    def lora_targets(self) -> list[nn.Module]:
+        """The sub-modules whose ``nn.Linear`` layers low-rank adapters may adapt when this encoder is a frozen
+        anchor (its trunk, typically); empty when it owns no weights."""
+        return []
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute activations in the backward pass in every layer of this encoder that can."""
+        for module in self.modules():
+            if module is not self and isinstance(module, GradCheckpointing):
+                module.set_grad_checkpointing(enable)
 
 
-class TransformerTrunk(nn.Module):
-    """Adapts :class:`~omniembed.nn.transformer.Transformer` to the Tokens interface."""
-
-    def __init__(self, transformer: nn.Module):
-        super().__init__()
-        self.transformer = transformer
-
-    def forward(self, x: Tokens) -> Tokens:
-        return replace(x, tokens=self.transformer(x.tokens, x.mask))
-
-
-class PoolingHead(nn.Module):
-    """Adapts a TokenHead (tokens [B, L, D], ids) → [B, E] to the Tokens interface."""
-
-    def __init__(self, head: nn.Module):
-        super().__init__()
-        self.head = head
-
-    def forward(self, x: Tokens) -> torch.Tensor:
-        return self.head(x.tokens, x.ids)
-
-
-class ModalityEncoder(nn.Module):
+class ModalityEncoder(Encoder):
     """stem(batch) → Tokens → trunk → Tokens → head → [N, E] → postprocess (unit rows).
 
     ``clip_ndim`` is the number of dims of one clip without the batch dim (e.g. 3 for an audio clip
@@ -77,10 +106,6 @@ class ModalityEncoder(nn.Module):
         """Unit vectors per clip: [B, K, E]."""
         return self.postprocess(self.features(batch))
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        """Unit embeddings [B, E]."""
-        return F.normalize(self.clip_embeddings(batch).mean(dim=1), dim=-1)
-
     @property
     def logit_scale(self) -> torch.Tensor:
         return self.postprocess.logit_scale()
@@ -88,6 +113,10 @@ class ModalityEncoder(nn.Module):
     def scale_parameters(self) -> list[nn.Parameter]:
         """The logit scale's own parameters (empty when it is fixed)."""
         return list(self.postprocess.parameters())
+
+    def lora_targets(self) -> list[nn.Module]:
+        """The trunk: the adapters go where the bulk of the weights is, leaving stem and head as they are."""
+        return [self.trunk]
 
 
 def to_device(batch: Batch, device: torch.device, dtype: torch.dtype | None = None) -> Batch:

@@ -15,7 +15,7 @@ working directory:
 
 A folder is replaced, where it stands in the input list, by the files under it that the model reads: recursively,
 hidden entries skipped, regular files only, sorted by path — the walk of ``omniembed embed`` and
-``omniembed index build`` (:func:`omniembed.index.walk.discover`). So one folder gives one row per such file;
+``omniembed index build`` (:func:`omniembed.walk.discover`). So one folder gives one row per such file;
 :func:`expand_folders` lists them. A folder holding none is an :class:`~omniembed.errors.EmptyInputError`.
 """
 
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .registry import modality_for_suffix, path_suffix
+from .walk import discover
 
 MAX_PATH_CHARS = 4096
 
@@ -98,8 +99,6 @@ def expand_folders(items: list[Any], modality_of: Callable[[Path], str | None],
         if kind_of(item, modality) is not Kind.FOLDER or not os.path.isdir(os.path.expanduser(item)):
             out.append(item)
             continue
-        from .index.walk import discover  # the index package imports faiss: only when a folder is given
-
         found = discover([item], modality_of).files
         files = [f.path for f in found if modality is None or f.modality == modality]
         out.extend(files or [item])

@@ -13,17 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .encoder import Encoder
 from .errors import CheckpointError, ConfigError, MissingModalityError, OutputExistsError
 from .io import load_tensors, replace_owned_entries, save_tensors, write_json
-from .model_card import CARD_FILE, is_hand_written, write_model_card
+from .model_card import CARD_FILE, CONFIG_FILE, TRAINING_FILE, WEIGHTS_FILE, is_hand_written, write_model_card
+from .model_config import ModelConfig
 from .provenance import SOURCE_FILE, announce, read_source
+from .publish import push_model
 from .registry import Modality, get_modality, list_modalities, modality_for_suffix, path_suffix
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TRAINING_FILE = "training.json"
-"""Written beside a model exported by the trainer: the modality pairs it was trained on (for emergent flags)."""
 FORMAT = "omniembed/1"
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_FILE, SOURCE_FILE, CARD_FILE)
 """Top-level names (glob patterns) of a model folder's own files, besides each modality's ``asset_names``: see
@@ -47,6 +45,15 @@ def is_model_dir(directory: str | os.PathLike) -> bool:
     return isinstance(data, dict) and str(data.get("format", "")).startswith("omniembed/")
 
 
+def trained_pairs(directory: str | os.PathLike) -> list[tuple[str, str]]:
+    """The modality pairs a model exported by ``omniembed train`` was trained on (its ``training.json``); [] when
+    it records none."""
+    path = Path(directory) / TRAINING_FILE
+    if not path.is_file():
+        return []
+    return [tuple(p) for p in json.loads(path.read_text()).get("pairs", [])]
+
+
 def check_save_target(directory: Path, overwrite: bool) -> None:
     """Refuse to save into a file, into a non-empty folder that holds no model, or over a model without
     ``overwrite`` — saving must never delete what a user keeps there."""
@@ -65,7 +72,7 @@ def check_save_target(directory: Path, overwrite: bool) -> None:
 
 
 class OmniEmbedModel(nn.Module):
-    """A ``ModuleDict`` of :class:`~omniembed.encoder.ModalityEncoder` plus each modality's processor.
+    """A ``ModuleDict`` of :class:`~omniembed.encoder.Encoder` (one per modality) plus each modality's processor.
 
     ``embed`` is the user-facing entry point; ``encode(modality, batch)`` runs one encoder on an already
     preprocessed batch; ``encode_image`` / ``encode_text`` follow open_clip's names.
@@ -81,6 +88,10 @@ class OmniEmbedModel(nn.Module):
         self.encoders = nn.ModuleDict({
             name: proc.build_encoder(config.embed_dim) for name, proc in self.processors.items()
         })
+        for name, encoder in self.encoders.items():
+            if not isinstance(encoder, Encoder):  # the model, embed and the trainer rely on the contract's methods
+                raise ConfigError(f"modality '{name}': build_encoder returned a {type(encoder).__name__}, not an "
+                                  f"omniembed.encoder.Encoder (subclass it, or build a ModalityEncoder)")
         for proc in self.processors.values():
             proc.link(self.processors, self.encoders)
         self.source: dict[str, Any] | None = None
@@ -109,7 +120,7 @@ class OmniEmbedModel(nn.Module):
             raise MissingModalityError(modality, self.modalities)
         return self.processors[modality]
 
-    def encoder(self, modality: str) -> nn.Module:
+    def encoder(self, modality: str) -> Encoder:
         if modality not in self.encoders:
             raise MissingModalityError(modality, self.modalities)
         return self.encoders[modality]
@@ -205,8 +216,6 @@ class OmniEmbedModel(nn.Module):
                     commit_message: str | None = None, token: str | None = None) -> str:
         """Save (with the model card) and upload to the Hugging Face Hub repository ``repo_id`` (created if
         needed); ``omniembed.load("hf:" + repo_id)`` reads it back. Returns the commit URL."""
-        from .pretrained.hub import push_model
-
         return push_model(self, repo_id, private=private, revision=revision, commit_message=commit_message,
                           token=token)
 

@@ -19,7 +19,12 @@ from safetensors import safe_open
 from .io import atomic_path
 from .provenance import read_source
 
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TRAINING_FILE = "training.json"
+"""Written beside a model exported by the trainer: the modality pairs it was trained on (for emergent flags)."""
 CARD_FILE = "README.md"
+"""A model folder's files that the card reads or is (the model writes them: :mod:`omniembed.model`)."""
 CARD_MARKER = "<!-- model card written by omniembed; a README.md without this line is the user's and is kept -->"
 SHARED_ENCODERS = "0 (runs other modalities' encoders)"
 EXAMPLES = {"text": '"a photo of a dog"', "image": '"dog.jpg"', "audio": '"bark.wav"', "video": '"walk.mp4"',
@@ -49,10 +54,10 @@ def is_hand_written(path: Path) -> bool:
 def render_model_card(directory: str | os.PathLike, repo_id: str | None = None) -> str:
     """The card's Markdown; ``repo_id`` (ORG/REPO) goes into the usage example when known."""
     directory = Path(directory)
-    config = json.loads((directory / "config.json").read_text())
+    config = json.loads((directory / CONFIG_FILE).read_text())
     source = read_source(directory)
-    training = _read_json(directory / "training.json")
-    counts = parameter_counts(directory / "model.safetensors")
+    training = _read_json(directory / TRAINING_FILE)
+    counts = parameter_counts(directory / WEIGHTS_FILE)
     modalities = list(config.get("modalities", {}))
     licence = (source or {}).get("licence")
     name = config.get("name") or directory.name

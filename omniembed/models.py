@@ -1,16 +1,42 @@
-"""Named model configs (``omniembed.create(name)``)."""
+"""Named model configs (``omniembed.create(name)``): the registry of names and omniembed's own."""
 
 from __future__ import annotations
 
-from .config import ModelConfig
+from typing import Callable
+
 from .errors import ConfigError
-from .registry import _MODALITIES, register_model
+from .model_config import ModelConfig
+from .registry import get_modality, list_modalities
+
+_MODELS: dict[str, Callable[[], ModelConfig]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[[], ModelConfig]], Callable[[], ModelConfig]]:
+    """Decorator: register a zero-argument function returning a named :class:`ModelConfig`."""
+
+    def deco(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
+        _MODELS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_model_config(name: str) -> ModelConfig:
+    try:
+        factory = _MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model '{name}' (registered: {', '.join(sorted(_MODELS))})") from None
+    return factory()
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
 
 
 @register_model("omni-tiny")
 def omni_tiny() -> ModelConfig:
     """Every registered modality at a tiny size (a few MB, fast on CPU), random init: for tests and examples."""
-    modalities = {name: cls.tiny_config() for name, cls in sorted(_MODALITIES.items())}
+    modalities = {name: get_modality(name).tiny_config() for name in list_modalities()}
     return ModelConfig(name="omni-tiny", embed_dim=64, anchor="image", modalities=modalities)
 
 

@@ -1,24 +1,34 @@
-"""Registries: modality name → :class:`Modality` subclass, model name → config factory.
+"""The modality registry: modality name → :class:`Modality` subclass.
 
 The core (model assembly, embedding API, checkpoints, CLI) only ever talks to a modality through the
-:class:`Modality` interface below; it never branches on a modality's name. Adding a modality means writing one
-module in ``modalities/`` that subclasses :class:`Modality` and decorates it with :func:`register_modality`.
+:class:`Modality` interface below and its :class:`~omniembed.encoder.Encoder`; it never branches on a modality's
+name. Modalities come from the ``omniembed.modalities`` entry-point group (:data:`PLUGIN_GROUP`), read once on first
+use: omniembed's own declare themselves there in its ``pyproject.toml`` exactly as an out-of-tree package does, so
+the core imports no modality and a plug-in needs no edit here. :func:`register_modality` also registers a class
+defined at run time (a notebook, a test).
 """
 
 from __future__ import annotations
 
 import abc
 import os
+import tempfile
+import warnings
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import torch
 
-from .config import ModalityConfig, ModelConfig
+from .config import ModalityConfig
+from .encoder import Batch, Encoder
 from .errors import ConfigError, InputError, MissingInputError, OmniEmbedError, UnreadableInputError
 
-Batch = torch.Tensor | Mapping[str, torch.Tensor]
+SCRATCH_DIR = "/dev/shm" if Path("/dev/shm").is_dir() else None
+"""Where :meth:`Modality.prepare_bytes` writes its scratch files: memory, not disk, where the system has it."""
+PLUGIN_GROUP = "omniembed.modalities"
+"""The entry-point group naming every installed modality: ``NAME = "package.module:ModalityClass"``."""
 
 
 class Modality(abc.ABC):
@@ -71,6 +81,17 @@ class Modality(abc.ABC):
             return self._prepare_file(path)
         return self.preprocess(item)
 
+    def prepare_bytes(self, data: bytes, suffix: str) -> Any:
+        """Load and preprocess one file given as its bytes (a webdataset member) and the suffix it had.
+
+        By default the bytes go to a scratch file (in ``/dev/shm`` where there is one), so they decode exactly as
+        :meth:`prepare` decodes that file; a modality whose decoder reads bytes directly overrides this (audio).
+        """
+        with tempfile.NamedTemporaryFile(suffix=suffix, dir=SCRATCH_DIR) as f:
+            f.write(data)
+            f.flush()
+            return self.prepare(Path(f.name))
+
     def _prepare_file(self, path: Path) -> Any:
         """Load and preprocess one file; whatever goes wrong is that file's error and names it. A decoder's own
         exception (numpy's EOFError, PIL's SyntaxError, a codec's RuntimeError …) becomes
@@ -95,7 +116,7 @@ class Modality(abc.ABC):
         """A small RGB picture of one input file (uint8 [size, size, 3]) for result grids; None if none."""
         return None
 
-    def link(self, processors: Mapping[str, "Modality"], encoders: Mapping[str, torch.nn.Module]) -> None:
+    def link(self, processors: Mapping[str, "Modality"], encoders: Mapping[str, Encoder]) -> None:
         """Wire this modality to others of the same model (video borrows the image and audio encoders).
 
         Called once by the model after every processor and encoder exists; most modalities need nothing.
@@ -103,8 +124,9 @@ class Modality(abc.ABC):
 
     # ---- learned part --------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def build_encoder(self, embed_dim: int) -> torch.nn.Module:
-        """Build the :class:`~omniembed.encoder.ModalityEncoder` (stem → trunk → head → postprocess)."""
+    def build_encoder(self, embed_dim: int) -> Encoder:
+        """Build this modality's :class:`~omniembed.encoder.Encoder` (usually a
+        :class:`~omniembed.encoder.ModalityEncoder`: stem → trunk → head → postprocess)."""
 
     @classmethod
     @abc.abstractmethod
@@ -126,7 +148,9 @@ class Modality(abc.ABC):
 
 
 _MODALITIES: dict[str, type[Modality]] = {}
-_MODELS: dict[str, Callable[[], ModelConfig]] = {}
+_PLUGIN_ERRORS: dict[str, str] = {}
+"""Entry-point name → why that plug-in did not load (reported when the modality is asked for)."""
+_plugins_read = False
 
 
 def register_modality(cls: type[Modality]) -> type[Modality]:
@@ -138,15 +162,21 @@ def register_modality(cls: type[Modality]) -> type[Modality]:
 
 
 def get_modality(name: str) -> type[Modality]:
-    _ensure_builtin_modalities()
+    _read_plugins()
     try:
         return _MODALITIES[name]
     except KeyError:
+        if name in _PLUGIN_ERRORS:
+            raise ConfigError(f"modality '{name}' is not available: {_PLUGIN_ERRORS[name]}") from None
+        if not _MODALITIES:
+            raise ConfigError(f"unknown modality '{name}': no modality is registered — the installed omniembed "
+                              f"declares none in the '{PLUGIN_GROUP}' entry points; reinstall it "
+                              f"(pip install -e . in a source checkout)") from None
         raise ConfigError(f"unknown modality '{name}' (registered: {', '.join(sorted(_MODALITIES))})") from None
 
 
 def list_modalities() -> list[str]:
-    _ensure_builtin_modalities()
+    _read_plugins()
     return sorted(_MODALITIES)
 
 
@@ -157,7 +187,7 @@ def modality_for_suffix(suffix: str, among: list[str] | None = None) -> str | No
     decides, so ``scan.depth.png`` is depth even though ``.png`` alone is image, and a model without a depth
     encoder gets None rather than its image encoder.
     """
-    _ensure_builtin_modalities()
+    _read_plugins()
     parts = suffix.lower().split(".")[1:]
     for i in range(len(parts)):
         tail = "." + ".".join(parts[i:])
@@ -172,30 +202,28 @@ def path_suffix(path: str | os.PathLike) -> str:
     return "".join(Path(path).suffixes).lower()
 
 
-def register_model(name: str) -> Callable[[Callable[[], ModelConfig]], Callable[[], ModelConfig]]:
-    """Decorator: register a zero-argument function returning a named :class:`ModelConfig`."""
+def _read_plugins() -> None:
+    """Register every modality of the :data:`PLUGIN_GROUP` entry points, once per process (in name order, so the
+    result does not depend on the order distributions were installed in).
 
-    def deco(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
-        _MODELS[name] = fn
-        return fn
-
-    return deco
-
-
-def get_model_config(name: str) -> ModelConfig:
-    _ensure_builtin_modalities()
-    try:
-        return _MODELS[name]()
-    except KeyError:
-        raise ConfigError(f"unknown model '{name}' (registered: {', '.join(sorted(_MODELS))})") from None
-
-
-def list_models() -> list[str]:
-    _ensure_builtin_modalities()
-    return sorted(_MODELS)
-
-
-def _ensure_builtin_modalities() -> None:
-    # Importing the package registers every built-in modality and named model.
-    import omniembed.modalities  # noqa: F401
-    import omniembed.models  # noqa: F401
+    A plug-in that fails to import, names no :class:`Modality` subclass, or names one registered under another name
+    is skipped with a warning, and :func:`get_modality` gives the reason when that modality is asked for: one broken
+    third-party package must not take every other modality down with it.
+    """
+    global _plugins_read
+    if _plugins_read:
+        return
+    _plugins_read = True  # first: a plug-in module may itself call into the registry while it is imported
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: (e.name, e.value)):
+        try:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Modality)):
+                raise ConfigError(f"{ep.value} is a {type(cls).__name__}, not a Modality subclass")
+            if cls.name != ep.name:
+                raise ConfigError(f"{ep.value} is the modality '{cls.name}', not '{ep.name}'")
+            register_modality(cls)
+        except Exception as exc:  # noqa: BLE001 — whatever a third-party import raises, the others still load
+            origin = f" (distribution {ep.dist.name} {ep.dist.version})" if ep.dist is not None else ""
+            _PLUGIN_ERRORS[ep.name] = (f"the plug-in {ep.name} = {ep.value}{origin} did not load: "
+                                       f"{type(exc).__name__}: {exc}")
+            warnings.warn(_PLUGIN_ERRORS[ep.name], RuntimeWarning, stacklevel=3)

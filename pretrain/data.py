@@ -17,7 +17,6 @@ a step draws from is a seeded choice by mixture weight, the same on every proces
 from __future__ import annotations
 
 import random
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,7 +40,6 @@ wds = require("webdataset", "training data (webdataset shards)")
 
 DECODE_ERRORS = (OmniEmbedError, ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError)
 """What a corrupt or odd file raises while decoding; such a sample is counted and skipped."""
-SCRATCH_DIR = "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 
 class DataError(OmniEmbedError):
@@ -147,8 +145,8 @@ class SampleStream:
 class PairDecoder:
     """Raw sample {ext: bytes} → {modality: one preprocessed input} through each modality's ``prepare``.
 
-    The bytes go to a scratch file with the member's suffix (in /dev/shm), so every modality decodes exactly as it
-    does at inference. A processor with ``load_bytes(data, suffix)`` is given the bytes directly instead.
+    Each modality decodes the bytes with :meth:`~omniembed.registry.Modality.prepare_bytes`, exactly as it decodes
+    that file at inference.
     """
 
     def __init__(self, processors: dict[str, Modality], modalities: list[str], keys: dict[str, str],
@@ -196,13 +194,7 @@ def suffix_modality(ext: str) -> tuple[str, str] | None:
 
 def decode_file(processor: Modality, data: bytes, suffix: str) -> Any:
     """One file's bytes → the processor's preprocessed sample."""
-    load_bytes = getattr(processor, "load_bytes", None)
-    if load_bytes is not None:
-        return processor.preprocess(load_bytes(data, suffix))
-    with tempfile.NamedTemporaryFile(suffix=suffix, dir=SCRATCH_DIR) as f:
-        f.write(data)
-        f.flush()
-        return processor.prepare(Path(f.name))
+    return processor.prepare_bytes(data, suffix)
 
 
 # ---- the per-step schedule and the rank's loader --------------------------------------------------------------

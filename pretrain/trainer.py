@@ -23,12 +23,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 import omniembed
 from omniembed.api import resolve_config
-from omniembed.config import ModelConfig
 from omniembed.errors import ConfigError, OmniEmbedError
 from omniembed.io import write_json
 from omniembed.model import TRAINING_FILE, OmniEmbedModel
 from omniembed.model_card import write_model_card
-from omniembed.nn.transformer import Block, Transformer
+from omniembed.model_config import ModelConfig
+from omniembed.nn.transformer import Block
 from omniembed.pretrained import is_pretrained
 
 from . import distributed
@@ -180,15 +180,14 @@ def configure_trainable(model: OmniEmbedModel, config: ExperimentConfig) -> dict
     if lora is not None:
         if model.anchor not in frozen:
             raise ConfigError("model.anchor_lora adapts a frozen anchor: keep the anchor in model.frozen")
-        if not add_lora(model.encoder(model.anchor).trunk, lora.rank, lora.alpha):
-            raise ConfigError(f"model.anchor_lora: the {model.anchor} trunk has no nn.Linear layer to adapt")
+        adapted = []
+        for target in model.encoder(model.anchor).lora_targets():
+            adapted += add_lora(target, lora.rank, lora.alpha)
+        if not adapted:
+            raise ConfigError(f"model.anchor_lora: the {model.anchor} encoder has no nn.Linear layer to adapt")
     if config.model.grad_checkpointing:
         for encoder in model.encoders.values():
-            for sub in encoder.modules():
-                if isinstance(sub, Transformer):
-                    sub.grad_checkpointing = True
-                elif hasattr(sub, "set_grad_checkpointing"):  # timm trunks
-                    sub.set_grad_checkpointing(True)
+            encoder.set_grad_checkpointing(True)
     counts = {m: sum(p.numel() for p in e.parameters() if p.requires_grad) for m, e in model.encoders.items()}
     if not any(counts.values()):
         raise ConfigError("nothing to train: every tower is frozen (see model.frozen and model.anchor_lora)")

@@ -17,9 +17,11 @@ import torchaudio
 
 from av_media import write_av_audio
 from conftest import shared_path
-from omniembed.config import HeadConfig, LogitScaleConfig, ModelConfig, TransformerConfig, from_dict, to_dict
+from omniembed.config import HeadConfig, LogitScaleConfig, TransformerConfig, from_dict, to_dict
+from omniembed.convert.imagebind import imagebind_audio_config
 from omniembed.errors import ConfigError, EmptyInputError, InputError, UnreadableInputError
-from omniembed.modalities.audio import AudioConfig, AudioModality, imagebind_audio_config
+from omniembed.modalities.audio import AudioConfig, AudioModality
+from omniembed.model_config import ModelConfig
 from omniembed.modalities.audio_features import (LOG_FLOOR, clip_ranges, kaldi_fbank, log_mel_to_model_input,
                                                  resample)
 from omniembed.modalities.audio_io import NoAudioTrackError, SoundfileSource
@@ -372,7 +374,7 @@ def test_encoder_reproduces_imagebinds_audio_outputs():
 
 def test_a_timm_cnn_can_replace_the_spectrogram_transformer():
     import omniembed
-    from omniembed.config import ModelConfig
+    from omniembed.model_config import ModelConfig
     from omniembed.nn.timm_trunk import TimmConfig
 
     audio = dataclasses.replace(AudioModality.tiny_config(), n_mels=64, n_clips=2,

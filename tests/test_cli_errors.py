@@ -91,7 +91,8 @@ def test_negative_image_size_is_refused_on_load_naming_the_file_and_key(model_di
     ("modalities.image.trunk.drop_path", 1.5, "modalities.image.trunk.drop_path must be in [0, 1], got 1.5"),
 ])
 def test_model_config_ranges_are_checked_when_the_config_is_read(key, value, message):
-    from omniembed.config import ModelConfig, replace_path
+    from omniembed.config import replace_path
+    from omniembed.model_config import ModelConfig
     from omniembed.errors import ConfigError
 
     data = ModelConfig.from_dict({"anchor": "image", "modalities": {"image": {}, "text": {}}}).to_dict()

@@ -4,9 +4,10 @@ import dataclasses
 
 import pytest
 
-from omniembed.config import ModelConfig, TransformerConfig, from_dict, replace_path
+from omniembed.config import TransformerConfig, from_dict, replace_path
 from omniembed.errors import ConfigError
-from omniembed.registry import get_model_config
+from omniembed.model_config import ModelConfig
+from omniembed.models import get_model_config
 
 
 def test_model_config_json_round_trip_is_exact():

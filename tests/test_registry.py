@@ -10,9 +10,10 @@ from torch import nn
 
 import omniembed
 from omniembed.config import ModalityConfig, TransformerConfig
-from omniembed.encoder import ModalityEncoder, PoolingHead, Tokens, TransformerTrunk
+from omniembed.encoder import ModalityEncoder
 from omniembed.errors import ConfigError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
+from omniembed.nn.tokens import PoolingHead, Tokens, TransformerTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed import registry
 from omniembed.registry import Modality, get_modality, modality_for_suffix, register_modality

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 import omniembed
+from omniembed.datasets.shards import make_shards, samples_from_folder
 from omniembed.errors import ConfigError
 from omniembed.modalities.audio import AudioClips
 from omniembed.pretrain import data as pretrain_data
@@ -21,7 +22,6 @@ from omniembed.pretrain.config import DataConfig, DatasetConfig, load_config
 from omniembed.pretrain.data import PairLoader, SampleStream, StreamState, dataset_for_step, expand_shards
 from omniembed.pretrain.decoded_cache import DecodedCache
 from omniembed.pretrain.tensor_pack import pack, unpack
-from omniembed.pretrain.shards import make_shards, samples_from_folder
 
 REPO = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 20),
@@ -29,7 +29,7 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), 
 SHAPES = ("square", "stripe")
 
 def shards_command(argv: list[str]) -> int:
-    """``omniembed data shards ARGV`` (the command line over omniembed.pretrain.shards)."""
+    """``omniembed data shards ARGV`` (the command line over omniembed.datasets.shards)."""
     from omniembed import cli
 
     return cli.main(["data", "shards", *argv])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from omniembed.encoder import Tokens
 from omniembed.errors import ConfigError
 from omniembed.nn.tdnn import TdnnConfig, TdnnTrunk
+from omniembed.nn.tokens import Tokens
 
 
 def trunk(**overrides) -> TdnnTrunk:

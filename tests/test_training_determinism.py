@@ -15,10 +15,10 @@ import soundfile as sf
 import torch
 import yaml
 
+from omniembed.datasets.shards import make_shards, samples_from_folder
 from omniembed.modalities.audio import AudioConfig, AudioModality
 from omniembed.pretrain import trainer
 from omniembed.pretrain.config import load_config
-from omniembed.pretrain.shards import make_shards, samples_from_folder
 
 RATE = 44100
 AUDIO = {"sample_rate": 16000, "n_mels": 32, "n_clips": 3, "clip_seconds": 2.0, "feature_norm": "clip",

@@ -9,7 +9,7 @@ from deadline import deadline
 from PIL import Image
 
 from omniembed.index import Index
-from omniembed.index.walk import discover, file_hash
+from omniembed.walk import discover, file_hash
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def _shards_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError, InputError, MissingInputError
-    from ..pretrain.shards import INDEX_FILE, make_shards, samples_from_folder, samples_from_manifest
+    from ..datasets.shards import INDEX_FILE, make_shards, samples_from_folder, samples_from_manifest
 
     source = Path(args.source)
     if args.maxcount < 1:

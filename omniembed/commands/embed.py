@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import EmptyInputError
     from ..index.parts import file_record, manifest, part_path, shard_from_env
-    from ..index.walk import discover, special_kind
+    from ..walk import discover, special_kind
     from ..io import atomic_path, write_json
     from ..api import open_model
     from .common import require_paths

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.runner import evaluate
     from ..eval.zeroshot import DEFAULT_TEMPLATES
     from ..api import open_model
+    from ..model import trained_pairs
 
     root = Path(args.data)
     model = open_model(args.model, device=args.device)
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     templates = (read_templates(args.templates, args.templates_key) if args.templates
                  else manifest.get("prompt_templates") or DEFAULT_TEMPLATES)
     pairs = (parse_pairs(args.trained_pairs) if args.trained_pairs is not None
-             else trained_pairs_of(Path(args.model)))
+             else trained_pairs(args.model))
     if by_class_folder:
         data = eval_set_from_class_folders(root, model, args.split, classes, args.modality)
     else:
@@ -97,13 +98,3 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
             raise ConfigError(f"--trained-pairs: '{item}' is not of the form modality-modality")
         pairs.append((a, b))
     return pairs
-
-
-def trained_pairs_of(model_dir: Path) -> list[tuple[str, str]]:
-    """The pairs a model exported by ``omniembed train`` was trained on; [] when it records none."""
-    from ..model import TRAINING_FILE
-
-    path = model_dir / TRAINING_FILE
-    if not path.is_file():
-        return []
-    return [tuple(p) for p in json.loads(path.read_text()).get("pairs", [])]

@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pretrained import cache_root, list_sources
     from ..pretrained.converters import CONVERTERS
     from ..pretrained.named import converted_dir
-    from ..registry import get_model_config, list_modalities, list_models
+    from ..models import get_model_config, list_models
+    from ..registry import list_modalities
 
     sources = [{"name": s.name, "url": s.url, "modalities": list(s.modalities), "embed_dim": s.embed_dim,
                 "parameters": CONVERTERS[s.converter].parameters(s.arguments), "download_bytes": s.size,

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pretrained.hub import push_directory
+    from ..publish import push_directory
 
     url = push_directory(args.directory, args.repo, private=args.private or None, revision=args.revision,
                          commit_message=args.message, token=args.token)

@@ -31,10 +31,11 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..config import HeadConfig, LogitScaleConfig, ModalityConfig, ModelConfig, TransformerConfig
+from ..config import HeadConfig, LogitScaleConfig, ModalityConfig, TransformerConfig
 from ..errors import CheckpointError, ConfigError
-from ..modalities.audio import imagebind_audio_config
+from ..modalities.audio import AudioConfig
 from ..model import OmniEmbedModel
+from ..model_config import ModelConfig
 from ..registry import get_modality
 from ..weights import load_weight_file
 from .arguments import read_arguments
@@ -49,6 +50,16 @@ HEAD_NORM_EPS = 1e-6
 VIDEO_CLIPS = 5
 VIDEO_CLIP_SECONDS = 2.0
 STEM_NORM_EPS = 1e-5
+
+
+def imagebind_audio_config(trunk: TransformerConfig, head: HeadConfig, logit_scale: LogitScaleConfig,
+                           exact: bool = True) -> AudioConfig:
+    """The audio config of a converted ImageBind model: channel 0 only and shared-buffer mean removal. With
+    ``exact`` also torchaudio's resampler and per-clip Kaldi fbank (the reference's own operations: its features
+    up to float rounding); without, the batched path (within the stated tolerance, several times faster)."""
+    return AudioConfig(channel_mix="first", mean_removal="shared_buffer",
+                       resampler="torchaudio" if exact else "polyphase", fbank="kaldi" if exact else "batched",
+                       trunk=trunk, head=head, logit_scale=logit_scale)
 
 
 def load_imagebind(path: str | os.PathLike, config: Mapping[str, Any] | ImageBindArch | str | os.PathLike | None = None,

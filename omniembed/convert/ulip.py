@@ -38,10 +38,11 @@ from typing import Any, Mapping
 
 import torch
 
-from ..config import HeadConfig, LogitScaleConfig, ModalityConfig, ModelConfig, TransformerConfig
+from ..config import HeadConfig, LogitScaleConfig, ModalityConfig, TransformerConfig
 from ..errors import CheckpointError, ConfigError
 from ..io import file_sha256
 from ..model import OmniEmbedModel
+from ..model_config import ModelConfig
 from ..registry import get_modality
 from ..weights import load_weight_file
 from .arguments import read_arguments as read_json_arguments

@@ -306,7 +306,7 @@ def _source_ids(plan: SamplePlan, images: ImagePool | None, audio: AudioPool | N
 
 
 def _pack_shards(stage: Path, split: str, modalities: tuple[str, ...], shard_size: int, seed: int) -> str:
-    from ..pretrain.shards import INDEX_FILE, make_shards
+    from .shards import INDEX_FILE, make_shards
 
     folder = stage / split
     keys = sorted(p.stem for p in folder.glob(f"*.{LABEL_EXTENSION}"))

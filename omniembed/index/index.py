@@ -15,11 +15,11 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, InputError, MissingInputError
 from ..extras import require
 from ..registry import list_modalities
+from ..walk import discover, special_kind
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from .store import DB_FILE, FORMAT, MetadataStore
 from .updates import LOCK_FILE, Label, Skipped, UpdateReport, embed_and_commit, merge_parts, plan, writer_lock
 from .vectors import FEATURE, IndexSpec, VectorIndex, build, choose_kind
-from .walk import discover, special_kind
 
 if TYPE_CHECKING:
     from ..model import OmniEmbedModel

@@ -18,8 +18,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..walk import Signature, file_hash
 from .errors import IndexCorruptError, ModelMismatchError
-from .walk import Signature, file_hash
 
 MANIFEST_FORMAT = "omniembed-embeddings/1"
 

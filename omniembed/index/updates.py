@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..walk import FoundFile, Signature, file_hash
 from .errors import IndexBusyError
 from .parts import read_parts
 from .store import ItemRow, MetadataStore, NewItem
-from .walk import FoundFile, Signature, file_hash
 
 if TYPE_CHECKING:
     from ..model import OmniEmbedModel

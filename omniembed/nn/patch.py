@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..encoder import Tokens
+from .tokens import Tokens
 
 
 class PatchStem(nn.Module):

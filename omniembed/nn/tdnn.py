@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..encoder import Tokens
 from ..errors import ConfigError
+from .tokens import Tokens
 
 
 @dataclass

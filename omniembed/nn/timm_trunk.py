@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..encoder import Tokens
 from ..errors import ConfigError
 from ..weights import load_weight_file
+from .tokens import Tokens
 
 
 @dataclass

@@ -109,6 +109,10 @@ class Transformer(nn.Module):
         )
         self.grad_checkpointing = config.grad_checkpointing
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass (timm's method name, so one call reaches both)."""
+        self.grad_checkpointing = enable
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.pre_norm(x)
         for block in self.blocks:

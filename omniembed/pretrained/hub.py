@@ -1,5 +1,5 @@
 """Hugging Face Hub repositories holding an OmniEmbed checkpoint directory: ``hf:ORG/REPO[@rev]`` to load (from
-the Hub cache, offline when the files are there), :func:`push_directory` / ``model.push_to_hub`` to publish.
+the Hub cache, offline when the files are there); publishing is :mod:`omniembed.publish`.
 
 Everything goes through ``huggingface_hub`` (the ``[hf]`` extra), so its cache (``HF_HUB_CACHE``), token and
 offline mode (``HF_HUB_OFFLINE=1``) apply as for any Hub library.
@@ -7,8 +7,6 @@ offline mode (``HF_HUB_OFFLINE=1``) apply as for any Hub library.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +30,7 @@ def parse(spec: str) -> tuple[str, str | None]:
 
 
 def _hub() -> Any:
-    return require("huggingface_hub", "loading or pushing hf: models")
+    return require("huggingface_hub", "loading hf: models")
 
 
 def snapshot(spec: str) -> Path:
@@ -61,34 +59,3 @@ def load_hub(spec: str, device: str | None = None) -> "OmniEmbedModel":
         raise CheckpointError(f"{spec}: the repository holds no OmniEmbed checkpoint ({CONFIG_FILE} missing at "
                               f"{directory})")
     return OmniEmbedModel.load(directory, device=device)
-
-
-def push_directory(directory: str | os.PathLike, repo_id: str, private: bool | None = None,
-                   revision: str | None = None, commit_message: str | None = None,
-                   token: str | None = None) -> str:
-    """Upload a checkpoint directory to ``repo_id`` (created if needed), with its model card: written or refreshed
-    first (eval reports added since the save appear; the usage example names ``repo_id``) unless the directory
-    holds a README.md a person wrote. Returns the commit's URL."""
-    from ..model import CONFIG_FILE
-    from ..model_card import write_model_card
-
-    directory = Path(directory)
-    if not (directory / CONFIG_FILE).is_file():
-        raise CheckpointError(f"{directory}: not an OmniEmbed checkpoint ({CONFIG_FILE} missing); nothing pushed")
-    write_model_card(directory, repo_id)
-    api = _hub().HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision is not None:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(directory), revision=revision,
-                             commit_message=commit_message or f"Upload OmniEmbed model from {directory.name}")
-    return str(getattr(info, "commit_url", info))
-
-
-def push_model(model: "OmniEmbedModel", repo_id: str, private: bool | None = None, revision: str | None = None,
-               commit_message: str | None = None, token: str | None = None) -> str:
-    """``model.save`` into a temporary directory, then :func:`push_directory`."""
-    with tempfile.TemporaryDirectory(prefix="omniembed-push-") as tmp:
-        directory = model.save(Path(tmp) / "model")
-        return push_directory(directory, repo_id, private=private, revision=revision,
-                              commit_message=commit_message, token=token)

@@ -13,9 +13,10 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..config import ModalityConfig, ModelConfig, from_dict
+from ..config import ModalityConfig, from_dict
 from ..errors import ConfigError
 from ..model import OmniEmbedModel
+from ..model_config import ModelConfig
 from ..registry import get_modality
 from .cache import cache_lock, open_clip_dir
 from .errors import OfflineError
