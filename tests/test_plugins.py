@@ -148,38 +148,46 @@ print(json.dumps({"before": before.tolist(), "after": after.tolist(), "lidar": l
 """
 
 
-def test_an_installed_plugin_modality_creates_embeds_saves_and_loads_and_a_broken_one_is_named(site, sensor_files,
-                                                                                              tmp_path):
-    done = run(site, "-c", ROUND_TRIP, json.dumps([MODEL, str(tmp_path / "model"), *map(str, sensor_files)]))
+@pytest.fixture(scope="module")
+def round_trip(site, sensor_files, tmp_path_factory) -> tuple[dict, Path]:
+    """One process with the plug-ins installed: create a model with the sensor modality, embed, save, load, embed
+    again, and ask for the broken plug-in's modality. Returns its report and the saved model's folder."""
+    model_dir = tmp_path_factory.mktemp("plugin_model") / "model"
+    done = run(site, "-c", ROUND_TRIP, json.dumps([MODEL, str(model_dir), *map(str, sensor_files)]))
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    return json.loads(done.stdout), model_dir
+
+
+def test_an_installed_plugin_modality_creates_embeds_saves_and_loads(round_trip):
+    result, model_dir = round_trip
     before, after = np.array(result["before"]), np.array(result["after"])
     assert before.shape == (3, 8)
     np.testing.assert_allclose(np.linalg.norm(before, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(after, before)
     assert abs(before[0] @ before[1]) < 0.999  # different series, different vectors
     assert "sensor" in result["modalities"] and "image" in result["modalities"]
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["modalities"]["sensor"] == {**config["modalities"]["sensor"], "samples": 32, "window": 8}
+
+
+def test_a_broken_plugin_is_skipped_with_a_warning_and_named_when_its_modality_is_asked_for(round_trip):
+    result, _ = round_trip
     assert "lidar" not in result["modalities"]
     assert "omniembed-broken-plugin" in result["lidar"] and "omniembed_lidar_missing" in result["lidar"]
     assert [w for w in result["warnings"] if "omniembed-broken-plugin" in w]
-    config = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert config["modalities"]["sensor"]["samples"] == 32
 
 
-def test_the_command_line_embeds_with_a_plugin_modality_it_was_never_told_about(site, sensor_files, tmp_path):
-    config = tmp_path / "sensor.json"
-    config.write_text(json.dumps(MODEL))
-    model_dir, out = tmp_path / "model", tmp_path / "vectors.npy"
-    created = run(site, "-m", "omniembed.cli", "create", str(config), str(model_dir))
-    assert created.returncode == 0, created.stderr
+def test_the_command_line_embeds_with_a_plugin_modality_it_was_never_told_about(site, sensor_files, round_trip,
+                                                                              tmp_path):
+    result, model_dir = round_trip
+    out = tmp_path / "vectors.npy"
     embedded = run(site, "-m", "omniembed.cli", "embed", "--model", str(model_dir), "--out", str(out),
                    *map(str, sensor_files))
     assert embedded.returncode == 0, embedded.stderr
-    vectors = np.load(out)
     rows = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
-    assert vectors.shape == (3, 8)
     assert [r["modality"] for r in rows] == ["sensor"] * 3
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    by_path = dict(zip(map(str, sensor_files), result["after"]))
+    np.testing.assert_allclose(np.load(out), [by_path[r["path"]] for r in rows], atol=1e-6)
 
 
 def test_without_the_plugin_installed_its_modality_is_unknown_and_named(sensor_files, tmp_path):
