@@ -19,6 +19,9 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
+DEFAULT_PROMPT = "text"
+"""The modality zero-shot prompts and text queries go to when a config does not say (every config before it did)."""
+
 
 class FieldError(ConfigError):
     """A config field holds a value outside its range. :func:`from_dict` prefixes the field with its path, so the
@@ -112,20 +115,31 @@ class ModalityConfig:
 
 @dataclass
 class ModelConfig:
-    """A whole model: one encoder per modality, all projecting to ``embed_dim``, aligned to ``anchor``."""
+    """A whole model: one encoder per modality, all projecting to ``embed_dim``, aligned to ``anchor``.
+
+    ``prompt`` names the modality that zero-shot class prompts and text queries are embedded with (``omniembed
+    search --text``, ``Text(...)`` inputs, the eval runner's classifier, the server's text box). It need not be one
+    of ``modalities``: a model without it simply has no text queries.
+    """
 
     embed_dim: int = 64
     anchor: str = "image"
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
     name: str = "custom"
+    prompt: str = DEFAULT_PROMPT
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "embed_dim": self.embed_dim,
             "anchor": self.anchor,
             "modalities": {m: to_dict(c) for m, c in self.modalities.items()},
         }
+        # written only when it differs from the default, so the config.json (and fingerprint) of every model
+        # saved before the key existed stays byte-identical and old indexes still match their model
+        if self.prompt != DEFAULT_PROMPT:
+            data["prompt"] = self.prompt
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
@@ -133,7 +147,7 @@ class ModelConfig:
 
         if not isinstance(data, dict):
             raise ConfigError(f"model config must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {"name", "embed_dim", "anchor", "modalities"}
+        unknown = set(data) - {"name", "embed_dim", "anchor", "modalities", "prompt"}
         if unknown:
             raise ConfigError(f"unknown model config key(s): {', '.join(sorted(unknown))}")
         mods = data.get("modalities", {})
@@ -145,6 +159,7 @@ class ModelConfig:
             anchor=_coerce(str, data.get("anchor", "image"), "anchor"),
             modalities=modalities,
             name=_coerce(str, data.get("name", "custom"), "name"),
+            prompt=_coerce(str, data.get("prompt", DEFAULT_PROMPT), "prompt"),
         )
         config.validate()
         return config
@@ -154,6 +169,8 @@ class ModelConfig:
             raise ConfigError(f"embed_dim must be positive, got {self.embed_dim}")
         if self.anchor not in self.modalities:
             raise ConfigError(f"anchor '{self.anchor}' is not one of the model's modalities {sorted(self.modalities)}")
+        if not self.prompt:
+            raise ConfigError("prompt must name a modality (default 'text'), got an empty string")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -97,6 +97,16 @@ class OmniEmbedModel(nn.Module):
         return self.config.anchor
 
     @property
+    def prompt(self) -> str:
+        """The modality zero-shot prompts and text queries are embedded with (``ModelConfig.prompt``)."""
+        return self.config.prompt
+
+    def prompt_modality(self) -> str:
+        """:attr:`prompt`, checked to be one of the model's encoders (else :class:`MissingModalityError`)."""
+        self.processor(self.prompt)
+        return self.prompt
+
+    @property
     def embed_dim(self) -> int:
         return self.config.embed_dim
 
@@ -140,8 +150,8 @@ class OmniEmbedModel(nn.Module):
         return self._encode_compat("image", images, normalize)
 
     def encode_text(self, tokens: Any, normalize: bool = True) -> torch.Tensor:
-        """open_clip-compatible: token ids [B, L] (or a tokenizer dict) → [B, E]."""
-        return self._encode_compat("text", tokens, normalize)
+        """open_clip-compatible: token ids [B, L] (or a tokenizer dict) of the :attr:`prompt` modality → [B, E]."""
+        return self._encode_compat(self.prompt, tokens, normalize)
 
     def _encode_compat(self, modality: str, batch: Any, normalize: bool) -> torch.Tensor:
         enc = self.encoder(modality)
@@ -193,7 +203,7 @@ class OmniEmbedModel(nn.Module):
         """Write every file of the checkpoint into the (staging) folder ``tmp``; names must be in MODEL_FILES."""
         stored = {name: proc.export_assets(tmp) for name, proc in self.processors.items()}
         config = ModelConfig(embed_dim=self.config.embed_dim, anchor=self.config.anchor, modalities=stored,
-                             name=self.config.name)
+                             name=self.config.name, prompt=self.config.prompt)
         write_json(tmp / CONFIG_FILE, {"format": FORMAT, **config.to_dict()})
         save_tensors(tmp / WEIGHTS_FILE, self.state_dict(), metadata={"format": FORMAT})
         if self.source is not None:
