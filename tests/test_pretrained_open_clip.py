@@ -127,13 +127,14 @@ def test_add_is_refused_for_sources_that_are_not_open_clip(tmp_path, tiny_model)
 def test_a_recipe_starts_from_an_open_clip_spec_with_a_new_tower_per_bound_modality(clip, tmp_path):
     from omniembed.pretrain import trainer
     from omniembed.pretrain.config import ExperimentConfig
+    from omniembed.pretrain.pair_plan import PairPlan
 
     root, reference = clip
     config = ExperimentConfig.from_dict({
         "model": {"init": f"open_clip:{ARCH}/{root / 'tiny-clip.bin'}", "frozen": ["image", "text"]},
         "data": {"datasets": [{"name": "triplets", "shards": [str(tmp_path / "shards.json")],
                                "pairs": [["image", "pointcloud"], ["text", "pointcloud"]]}]}})
-    model = trainer.build_model(config)
+    model = trainer.build_model(config, PairPlan.from_config(config))
     assert model.modalities == ["image", "text", "pointcloud"]
     images = torch.randn(1, 3, 32, 32)
     with torch.inference_mode():
