@@ -15,7 +15,7 @@ from typing import Any, Callable, ClassVar, Mapping
 import numpy as np
 import torch
 
-from .config import ModalityConfig, ModelConfig
+from .config import ModalityConfig, ModelConfig, check_choices
 from .errors import ConfigError, InputError, MissingInputError, OmniEmbedError, UnreadableInputError
 
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
@@ -39,6 +39,7 @@ class Modality(abc.ABC):
     def __init__(self, config: ModalityConfig):
         if not isinstance(config, self.config_cls):
             raise ConfigError(f"modality '{self.name}' needs a {self.config_cls.__name__}, got {type(config).__name__}")
+        check_choices(config, self.name)  # every Literal field, for a config built in Python (the loader checks JSON)
         self.config = config
 
     # ---- raw input → one model sample -------------------------------------------------------------------

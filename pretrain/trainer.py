@@ -21,7 +21,7 @@ from torch import nn
 
 import omniembed
 from omniembed.api import resolve_config
-from omniembed.config import ModelConfig
+from omniembed.config import TAG_KEY, ModelConfig
 from omniembed.errors import ConfigError, OmniEmbedError
 from omniembed.model import OmniEmbedModel
 from omniembed.nn.transformer import Transformer
@@ -155,9 +155,12 @@ def _set_path(data: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = data
     for part in parents:
-        if not isinstance(node.get(part), dict):
+        child = node.get(part)
+        if not isinstance(child, dict):  # a recipe older than tagged towers: "audio.tdnn.width" is "audio.tower.width"
+            child = next((v for v in node.values() if isinstance(v, dict) and v.get(TAG_KEY) == part), None)
+        if not isinstance(child, dict):
             raise ConfigError(f"model.overrides: '{dotted}' does not name a model config key")
-        node = node[part]
+        node = child
     node[leaf] = value
 
 

@@ -84,7 +84,7 @@ def test_add_attaches_new_trainable_towers_next_to_the_frozen_ones(tagged, tmp_p
     images = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():
         torch.testing.assert_close(again.encode_image(images), model.encode_image(images), atol=0, rtol=0)
-    assert again.config.modalities["image"].open_clip.weights is None  # the weights live in model.safetensors
+    assert again.config.modalities["image"].tower.weights is None  # the weights live in model.safetensors
     card = (tmp_path / "anchor" / "README.md").read_text()
     assert "frozen open_clip image and text towers; new random towers: pointcloud" in card
     assert f"- source: `open_clip:{ARCH}/{TAG}` — http://127.0.0.1:" in card
