@@ -157,12 +157,13 @@ class ModelConfig:
     name: str = "custom"
     prompt: str = DEFAULT_PROMPT
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, untagged: bool = False) -> dict[str, Any]:
+        """The config as JSON data; ``untagged``: tagged fields in their older spelling (see :func:`to_dict`)."""
         data = {
             "name": self.name,
             "embed_dim": self.embed_dim,
             "anchor": self.anchor,
-            "modalities": {m: to_dict(c) for m, c in self.modalities.items()},
+            "modalities": {m: to_dict(c, untagged) for m, c in self.modalities.items()},
         }
         # written only when it differs from the default, so the config.json (and fingerprint) of every model
         # saved before the key existed stays byte-identical and old indexes still match their model
@@ -228,20 +229,31 @@ class ModelConfig:
         return cls.from_json(text, source=str(path))
 
 
-def to_dict(config: Any) -> dict[str, Any]:
-    """A dataclass as plain JSON-able data (tuples become lists; a tagged config gains its ``kind``)."""
-    return json.loads(json.dumps(_plain(config)))
+def to_dict(config: Any, untagged: bool = False) -> dict[str, Any]:
+    """A dataclass as plain JSON-able data (tuples become lists; a tagged config gains its ``kind``).
+
+    ``untagged`` spells each tagged field as configs did before it was tagged — one key per alternative, the
+    unchosen ones null (``timm: {...}, open_clip: null``) — the stable form a model's fingerprint hashes.
+    """
+    return json.loads(json.dumps(_plain(config, untagged)))
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, untagged: bool) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         tag = tag_of(type(value))
-        fields = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        return {TAG_KEY: tag, **fields} if tag is not None else fields
+        hints = typing.get_type_hints(type(value)) if untagged else {}
+        fields: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item, choices = getattr(value, f.name), tagged_choices(hints.get(f.name))
+            if choices is None:
+                fields[f.name] = _plain(item, untagged)
+            else:
+                fields.update({t: _plain(item, untagged) if isinstance(item, c) else None for t, c in choices.items()})
+        return {TAG_KEY: tag, **fields} if tag is not None and not untagged else fields
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, untagged) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, untagged) for v in value]
     return value
 
 

@@ -133,8 +133,10 @@ class OmniEmbedModel(nn.Module):
         return self.encoder(modality).logit_scale
 
     def fingerprint(self) -> str:
-        """sha256 over the config and every weight: equal fingerprints mean equal embeddings."""
-        h = hashlib.sha256(self.config.to_json().encode())
+        """sha256 over the config and every weight: equal fingerprints mean equal embeddings. The config is hashed
+        in its untagged spelling (:func:`omniembed.config.to_dict`), so a model keeps the fingerprint it had before
+        its tower settings became ``tower: {kind: ...}`` and indexes built with it still open."""
+        h = hashlib.sha256(json.dumps(self.config.to_dict(untagged=True), indent=2).encode())
         for key, tensor in sorted(self.state_dict().items()):
             h.update(key.encode())
             h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -75,3 +75,12 @@ def test_a_recipe_override_through_an_old_key_reaches_the_tower():
     image = {"tower": to_dict(TimmConfig(name="resnet10t"))}
     with pytest.raises(ConfigError, match="'image.tdnn.width' does not name a model config key"):
         trainer._set_path({"image": image}, "image.tdnn.width", 8)
+
+
+def test_the_untagged_spelling_the_fingerprint_hashes_is_the_layout_configs_had_before_tower():
+    data = to_dict(AudioConfig(tower=TdnnConfig(width=24)), untagged=True)
+    keys = list(data)
+    assert "tower" not in data and keys[keys.index("timm") + 1] == "tdnn"  # where timm/tdnn stood in AudioConfig
+    assert data["timm"] is None
+    assert data["tdnn"] == {"width": 24, "kernels": [5, 3, 3], "dilations": [1, 2, 3], "bn_eps": 1e-5}
+    assert to_dict(AudioConfig(), untagged=True)["tdnn"] is None
