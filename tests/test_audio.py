@@ -430,7 +430,6 @@ def test_only_the_patch_stem_needs_a_spectrogram_of_at_least_one_patch():
 
 def test_timm_and_tdnn_together_are_a_config_error():
     from omniembed.nn.tdnn import TdnnConfig
-    from omniembed.nn.timm_trunk import TimmConfig
 
     with pytest.raises(ConfigError, match=r"modalities\.audio\.timm and modalities\.audio\.tdnn each choose the "
                                           r"encoder: set one modalities\.audio\.tower: \{kind: timm \| tdnn"):
