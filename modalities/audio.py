@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -59,11 +59,6 @@ from .audio_features import (BatchedFbank, clip_ranges, frame_samples, kaldi_fba
                              normalise_per_clip, polyphase_resampler, resample, resampled_length, resampler_blocks)
 from .audio_io import ArraySource, AudioSource, open_audio
 
-CHANNEL_MIXES = ("mean", "first")
-MEAN_REMOVALS = ("clip", "shared_buffer", "none")
-FEATURE_NORMS = ("global", "clip")
-RESAMPLERS = ("polyphase", "torchaudio")
-FBANKS = ("batched", "kaldi")
 THUMBNAIL_SECONDS = 10.0
 THUMBNAIL_RANGE = 12.0
 """Natural-log energy range shown by a thumbnail (≈ 52 dB below the loudest bin; quieter bins are black)."""
@@ -78,32 +73,32 @@ class AudioConfig(ModalityConfig):
     sample_rate: int = 16000
     n_clips: int = 3
     clip_seconds: float = 2.0
-    channel_mix: str = "mean"
+    channel_mix: Literal["mean", "first"] = "mean"
     """"mean": mix all channels to mono; "first": channel 0 only (ImageBind)."""
-    mean_removal: str = "clip"
+    mean_removal: Literal["clip", "shared_buffer", "none"] = "clip"
     """"clip": subtract each clip's own mean; "shared_buffer": in place on the shared waveform, in clip order
     (ImageBind: overlapping clips also lose their neighbour's mean); "none"."""
-    resampler: str = "polyphase"
+    resampler: Literal["polyphase", "torchaudio"] = "polyphase"
     """"polyphase": torchaudio's sinc kernel as banded GEMMs (fast); "torchaudio": ``functional.resample``."""
-    fbank: str = "batched"
+    fbank: Literal["batched", "kaldi"] = "batched"
     """"batched": the whole batch at once in :meth:`AudioModality.collate`; "kaldi": torchaudio's Kaldi fbank
     clip by clip (the reference; they agree to 2e-3 in model-input units, see tests)."""
     n_mels: int = 128
     target_frames: int = 204
     feature_mean: float = -4.268
     feature_std: float = 9.138
-    feature_norm: str = "global"
+    feature_norm: Literal["global", "clip"] = "global"
     """"global": ``(x − feature_mean) / feature_std`` (ImageBind); "clip": per-clip mean and variance
     normalisation of every mel bin (speaker- and channel-robust; for models trained on few speakers)."""
     patch_size: int = 16
     patch_stride: int = 10
     stem_norm_eps: float = 1e-5
-    timm: TimmConfig | None = None
-    """A timm CNN over the filterbank image ``[1, n_mels, target_frames]`` instead of the patch stem and
-    transformer (``in_chans=1``); small CNNs learn from little data much faster than a ViT."""
-    tdnn: TdnnConfig | None = None
-    """A time-delay network (1-D convolutions along time, mel bins as channels) instead of the patch stem and
-    transformer: the cheapest tower that generalises to unseen speakers from a few of them."""
+    tower: TimmConfig | TdnnConfig | None = None
+    """Another trunk instead of the patch stem and transformer: ``{kind: timm, name: ...}``, a timm CNN over the
+    filterbank image ``[1, n_mels, target_frames]`` (``in_chans=1``; small CNNs learn from little data much faster
+    than a ViT), or ``{kind: tdnn, ...}``, a time-delay network (1-D convolutions along time, mel bins as
+    channels): the cheapest tower that generalises to unseen speakers from a few of them. Configs written with
+    ``timm:`` / ``tdnn:`` keys read as these."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(
         width=768, depth=12, heads=12, drop_path=0.1, ln_eps=1e-6, bias_kv=True))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls", norm_eps=1e-6))
@@ -111,8 +106,8 @@ class AudioConfig(ModalityConfig):
 
     @property
     def patch_stem(self) -> bool:
-        """Whether the tower is the patch stem and transformer (neither ``timm`` nor ``tdnn`` replaces them)."""
-        return self.timm is None and self.tdnn is None
+        """Whether the tower is the patch stem and transformer (no ``tower`` replaces them)."""
+        return self.tower is None
 
 
 @dataclass
@@ -162,19 +157,12 @@ class AudioModality(Modality):
 
     def __init__(self, config: AudioConfig):
         super().__init__(config)
-        _check_choice("channel_mix", config.channel_mix, CHANNEL_MIXES)
-        _check_choice("mean_removal", config.mean_removal, MEAN_REMOVALS)
-        _check_choice("feature_norm", config.feature_norm, FEATURE_NORMS)
-        _check_choice("resampler", config.resampler, RESAMPLERS)
-        _check_choice("fbank", config.fbank, FBANKS)
         for key in ("sample_rate", "n_clips", "clip_seconds", "n_mels", "target_frames", "feature_std", "patch_size",
                     "patch_stride"):
             if getattr(config, key) <= 0:
                 raise ConfigError(f"audio.{key} must be positive, got {getattr(config, key)}")
-        if config.timm is not None and config.tdnn is not None:
-            raise ConfigError("audio: set one of 'timm' and 'tdnn' (each replaces the patch transformer), not both")
-        if config.tdnn is not None:
-            config.tdnn.validate("audio.tdnn")
+        if isinstance(config.tower, TdnnConfig):
+            config.tower.validate("audio.tower")
         if config.patch_stem and (config.target_frames < config.patch_size or config.n_mels < config.patch_size):
             raise ConfigError(f"audio: a {config.n_mels} × {config.target_frames} spectrogram is smaller than one "
                               f"{config.patch_size}-patch")
@@ -305,7 +293,8 @@ class AudioModality(Modality):
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
         if not cfg.patch_stem:
-            trunk = TimmTrunk(cfg.timm, in_chans=1) if cfg.timm is not None else TdnnTrunk(cfg.tdnn, cfg.n_mels)
+            trunk = (TimmTrunk(cfg.tower, in_chans=1) if isinstance(cfg.tower, TimmConfig) else
+                     TdnnTrunk(cfg.tower, cfg.n_mels))
             head = TokenHead(HeadConfig(pool="cls", norm=False, bias=cfg.head.bias), trunk.width, embed_dim)
             return ModalityEncoder(IdentityStem(), trunk, PoolingHead(head), Postprocess(cfg.logit_scale),
                                    clip_ndim=3)
@@ -351,8 +340,3 @@ def _as_source(raw: Any, sample_rate: int) -> AudioSource:
     if raw.size == 0:
         raise EmptyInputError(name, "waveform has no samples")
     return ArraySource(raw, rate, name)
-
-
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"audio.{key} '{value}' is not one of {list(choices)}")

@@ -9,6 +9,7 @@ metres → disparity ``baseline · focal / depth`` (depth clipped to [min_depth,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -17,15 +18,13 @@ from omniembed.errors import ConfigError
 from omniembed.registry import register_modality
 
 from .gray_image import GrayImageConfig, GrayImageModality
-
-STORED = ("depth", "disparity")
-
+from .image import Interpolation
 
 @dataclass
 class DepthConfig(GrayImageConfig):
     """How stored values become the model's normalised disparity, and the depth encoder."""
 
-    stored: str = "depth"
+    stored: Literal["depth", "disparity"] = "depth"
     """What the file holds: "depth" (distance) or "disparity" (already baseline · focal / depth)."""
     value_scale: float = 0.001
     """Integer-typed files (16-bit PNG, TIFF) are multiplied by this: 0.001 reads millimetres as metres.
@@ -38,7 +37,7 @@ class DepthConfig(GrayImageConfig):
     max_depth: float = 50.0
     disparity_max: float = 75.0
     """Disparity is clamped to [0.01, disparity_max] and divided by it (Omnivore's DepthNorm)."""
-    interpolation: str = "bilinear"
+    interpolation: Interpolation = "bilinear"
     mean: float = 0.0418
     std: float = 0.0295
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(
@@ -61,8 +60,6 @@ class DepthModality(GrayImageModality):
 
     def __init__(self, config: DepthConfig):
         super().__init__(config)
-        if config.stored not in STORED:
-            raise ConfigError(f"depth.stored '{config.stored}' is not one of {list(STORED)}")
         for key in ("value_scale", "focal_length", "baseline", "min_depth", "max_depth", "disparity_max"):
             if getattr(config, key) <= 0:
                 raise ConfigError(f"depth.{key} must be positive, got {getattr(config, key)}")

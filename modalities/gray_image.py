@@ -27,7 +27,7 @@ from omniembed.nn.tokens import PoolingHead, Tokens, TransformerTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality
 
-from .image import INTERPOLATIONS
+from .image import INTERPOLATIONS, Interpolation
 from .pixel_limit import check_image_file, check_pixels, quiet_pil
 
 @dataclass
@@ -37,7 +37,7 @@ class GrayImageConfig(ModalityConfig):
     image_size: int = 224
     resize_size: int | None = None
     """Short side after resizing, before the centre crop; ``None`` means ``image_size``."""
-    interpolation: str = "bicubic"
+    interpolation: Interpolation = "bicubic"
     mean: float = 0.0
     std: float = 1.0
     patch_size: int = 16
@@ -81,9 +81,6 @@ class GrayImageModality(Modality):
 
     def __init__(self, config: GrayImageConfig):
         super().__init__(config)
-        if config.interpolation not in INTERPOLATIONS:
-            raise ConfigError(f"{self.name}.interpolation '{config.interpolation}' is not one of "
-                              f"{sorted(INTERPOLATIONS)}")
         if config.std <= 0:
             raise ConfigError(f"{self.name}.std must be positive, got {config.std}")
         self.resize = v2.Compose([

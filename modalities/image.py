@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from torchvision.transforms import v2
 
 from omniembed.config import FieldError, HeadConfig, ModalityConfig, TransformerConfig, check_positive
 from omniembed.encoder import ModalityEncoder
-from omniembed.errors import ConfigError, InputError, UnreadableInputError
+from omniembed.errors import InputError, UnreadableInputError
 from omniembed.nn.heads import Postprocess, TokenHead
 from omniembed.nn.patch import PatchStem
 from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
@@ -34,6 +34,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TORCHVISION_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")
 TORCHVISION_DECODES = (".jpg", ".jpeg", ".png", ".webp")
 PIL_SUFFIXES = (".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".tga", ".ico")
+Interpolation = Literal["bicubic", "bilinear", "nearest"]
 INTERPOLATIONS = {
     "bicubic": v2.InterpolationMode.BICUBIC,
     "bilinear": v2.InterpolationMode.BILINEAR,
@@ -48,22 +49,23 @@ class ImageConfig(ModalityConfig):
     image_size: int = 224
     resize_size: int | None = None
     """Short side after resizing, before the centre crop; ``None`` means ``image_size``."""
-    interpolation: str = "bicubic"
+    interpolation: Interpolation = "bicubic"
     mean: tuple[float, ...] = CLIP_MEAN
     std: tuple[float, ...] = CLIP_STD
     patch_size: int = 16
     temporal_kernel: int = 1
     """> 1 makes the stem a Conv3d (t, p, p) shared with video; images are repeated to t frames."""
     patch_bias: bool = False
-    timm: TimmConfig | None = None
-    open_clip: OpenClipConfig | None = None
-    """A frozen open_clip image tower as the whole encoder (``modalities/open_clip_tower.py``)."""
+    tower: TimmConfig | OpenClipConfig | None = None
+    """Another encoder instead of the patch stem and transformer: ``{kind: timm, name: ...}`` (a timm backbone as
+    the trunk) or ``{kind: open_clip, arch: ...}`` (a frozen open_clip image tower as the whole encoder,
+    ``modalities/open_clip_tower.py``). Configs written with ``timm:`` / ``open_clip:`` keys read as these."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(width=768, depth=12, heads=12, pre_norm=True))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="cls"))
 
     def __post_init__(self) -> None:
         check_positive(self, "image_size", "resize_size", "patch_size", "temporal_kernel")
-        if self.timm is None and self.open_clip is None and self.patch_size > self.image_size:
+        if self.tower is None and self.patch_size > self.image_size:
             raise FieldError("patch_size", f"({self.patch_size}) is larger than image_size ({self.image_size})")
         if not all(s > 0 for s in self.std):
             raise FieldError("std", f"must be positive, got {list(self.std)}")
@@ -78,8 +80,6 @@ class ImageModality(Modality):
 
     def __init__(self, config: ImageConfig):
         super().__init__(config)
-        if config.interpolation not in INTERPOLATIONS:
-            raise ConfigError(f"image.interpolation '{config.interpolation}' is not one of {sorted(INTERPOLATIONS)}")
         self.transform = v2.Compose([
             v2.Resize(config.resize_size or config.image_size, interpolation=INTERPOLATIONS[config.interpolation],
                       antialias=True),
@@ -116,10 +116,10 @@ class ImageModality(Modality):
 
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
-        if cfg.open_clip is not None:
+        if isinstance(cfg.tower, OpenClipConfig):
             return build_open_clip_encoder("image", cfg, embed_dim)
-        if cfg.timm is not None:
-            trunk = TimmTrunk(cfg.timm)
+        if isinstance(cfg.tower, TimmConfig):
+            trunk = TimmTrunk(cfg.tower)
             head = TokenHead(HeadConfig(pool="cls", norm=False, bias=cfg.head.bias), trunk.width, embed_dim)
             return ModalityEncoder(IdentityStem(), trunk, PoolingHead(head), Postprocess(cfg.logit_scale))
         stem = PatchStem(3, cfg.trunk.width, cfg.patch_size, cfg.image_size, cfg.temporal_kernel, bias=cfg.patch_bias)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,9 +24,6 @@ from omniembed.nn.tokens import PoolingHead, Tokens, TransformerTrunk
 from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
-CROPS = ("center", "start")
-
-
 @dataclass
 class ImuConfig(ModalityConfig):
     """Series layout (samples, channels), how a series is fitted to ``num_samples``, and the IMU encoder."""
@@ -35,7 +32,7 @@ class ImuConfig(ModalityConfig):
     num_samples: int = 2000
     window: int = 8
     """Samples per token; ``num_samples`` must be a multiple."""
-    crop: str = "center"
+    crop: Literal["center", "start"] = "center"
     """A longer series keeps its "center" or "start" ``num_samples``; a shorter one is zero-padded at the end."""
     csv_columns: tuple[int, ...] | None = None
     """Columns of a CSV that hold the channels (0-based). None: a CSV of exactly ``channels`` columns, or of
@@ -98,8 +95,6 @@ class ImuModality(Modality):
 
     def __init__(self, config: ImuConfig):
         super().__init__(config)
-        if config.crop not in CROPS:
-            raise ConfigError(f"imu.crop '{config.crop}' is not one of {list(CROPS)}")
         if config.window <= 0 or config.num_samples % config.window:
             raise ConfigError(f"imu.num_samples {config.num_samples} is not a multiple of imu.window "
                               f"{config.window}")

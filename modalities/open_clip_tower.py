@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,8 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 @dataclass
 class OpenClipConfig:
     """An open_clip architecture and a local checkpoint holding the whole CLIP model's state dict."""
+
+    TAG: ClassVar[str] = "open_clip"
 
     arch: str = "ViT-B-32"
     """An ``open_clip.list_models()`` name."""
@@ -167,14 +169,11 @@ class FeatureHead(nn.Module):
 
 
 def build_open_clip_encoder(kind: str, config: ModalityConfig, embed_dim: int) -> ModalityEncoder:
-    """The image or text encoder of ``config.open_clip``; ``config``'s preprocessing is checked against the
-    architecture before the model is built, so a mismatch costs no construction."""
+    """The image or text encoder of ``config.tower`` (an :class:`OpenClipConfig`); ``config``'s preprocessing is
+    checked against the architecture before the model is built, so a mismatch costs no construction."""
     if kind not in KINDS:
         raise ConfigError(f"open_clip towers are 'image' or 'text', not '{kind}'")
-    for other in ("timm", "hf_tower"):
-        if getattr(config, other, None) is not None:
-            raise ConfigError(f"{kind}: set either '{other}' or 'open_clip', not both")
-    tower_cfg: OpenClipConfig = config.open_clip
+    tower_cfg: OpenClipConfig = config.tower
     arch = architecture(tower_cfg.arch)
     if int(arch["embed_dim"]) != embed_dim:
         raise ConfigError(f"open_clip '{tower_cfg.arch}' embeds into {arch['embed_dim']} dims but the model's "
@@ -191,9 +190,9 @@ def build_open_clip_encoder(kind: str, config: ModalityConfig, embed_dim: int) -
 
 def without_weight_file(config: ModalityConfig) -> ModalityConfig:
     """The config to store in a checkpoint: the tower's weights live in model.safetensors, not in a side file."""
-    if getattr(config, "open_clip", None) is None or config.open_clip.weights is None:
+    if not isinstance(getattr(config, "tower", None), OpenClipConfig) or config.tower.weights is None:
         return config
-    return dataclasses.replace(config, open_clip=dataclasses.replace(config.open_clip, weights=None))
+    return dataclasses.replace(config, tower=dataclasses.replace(config.tower, weights=None))
 
 
 def open_clip_modalities(arch: str, weights: str | None = None, pretrained: str | None = None,
@@ -211,9 +210,9 @@ def open_clip_modalities(arch: str, weights: str | None = None, pretrained: str 
     image_cls, text_cls = get_modality("image").config_cls, get_modality("text").config_cls
     image = image_cls(image_size=_square(cfg["vision_cfg"].get("image_size", 224), arch),
                       interpolation=pre["interpolation"], mean=tuple(pre["mean"]), std=tuple(pre["std"]),
-                      open_clip=tower)
+                      tower=tower)
     text = text_cls(tokenizer="clip_bpe", context_length=int(cfg["text_cfg"].get("context_length", 77)),
-                    open_clip=tower)
+                    tower=tower)
     return {"image": image, "text": text}
 
 

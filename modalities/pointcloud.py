@@ -48,7 +48,7 @@ import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -65,7 +65,7 @@ from omniembed.registry import Modality, register_modality
 from . import ply
 from .off_mesh import read_joined_header_off
 from .pcd import check_pcd
-from .point_groups import FPS_RULES, PointGroupStem
+from .point_groups import PointGroupStem
 from .point_trunk import PositionEveryBlockTrunk
 from .ulip_sampling import ulip_sample_indices
 
@@ -86,7 +86,7 @@ class PointCloudConfig(ModalityConfig):
     """Resampling (points), extra channels, mesh sampling and the Point-BERT encoder. Defaults: ULIP-2 sizes."""
 
     n_points: int = 8192
-    extra: str = "none"
+    extra: Literal["none", "rgb", "normal"] = "none"
     """Channels after xyz: "none", "rgb" (colours in [0, 1]) or "normal" (unit normals)."""
     missing_rgb: float = 0.4
     """The grey given to every point of a cloud without colours when ``extra="rgb"`` (ULIP's value)."""
@@ -101,12 +101,12 @@ class PointCloudConfig(ModalityConfig):
     stem_hidden: int = 128
     """Mini-PointNet widths are h, 2h, then 4h, 4h (Point-BERT: 128)."""
     pos_hidden: int = 128
-    preprocessing: str = "omniembed"
+    preprocessing: Literal["omniembed", "ulip", "ulip_as_stored"] = "omniembed"
     """How a cloud becomes ``n_points`` points (:data:`PREPROCESSING`): ``"omniembed"`` (normalise, then
     order-free farthest-point resampling), ``"ulip"`` (ULIP's loader: its point order kept, then
     ``pc_normalize``; see :mod:`.ulip_sampling`) or ``"ulip_as_stored"`` (the same order, xyz not normalised:
     ULIP-2's ModelNet40 evaluation)."""
-    fps_rule: str = "order_free"
+    fps_rule: Literal["order_free", "pointnet2"] = "order_free"
     """The encoder's centre sampling (``point_groups.FPS_RULES``): ``"order_free"`` or ``"pointnet2"`` (ULIP /
     Point-BERT's CUDA kernel: starts at index 0, skips near-origin points, its tie order)."""
     pos_every_block: bool = False
@@ -138,8 +138,6 @@ class PointCloudModality(Modality):
 
     def __init__(self, config: PointCloudConfig):
         super().__init__(config)
-        if config.extra not in EXTRA_CHANNELS:
-            raise ConfigError(f"pointcloud.extra '{config.extra}' is not one of {sorted(EXTRA_CHANNELS)}")
         for key in ("n_points", "n_groups", "group_size", "mesh_oversample", "encoder_dims", "stem_hidden",
                     "pos_hidden"):
             if getattr(config, key) <= 0:
@@ -147,9 +145,6 @@ class PointCloudModality(Modality):
         if config.n_groups > config.n_points or config.group_size > config.n_points:
             raise ConfigError(f"pointcloud: {config.n_groups} groups of {config.group_size} points need "
                               f"n_points ≥ both, got {config.n_points}")
-        for key, allowed in (("preprocessing", PREPROCESSING), ("fps_rule", FPS_RULES)):
-            if getattr(config, key) not in allowed:
-                raise ConfigError(f"pointcloud.{key} '{getattr(config, key)}' is not one of {sorted(allowed)}")
         if not 0.0 <= config.missing_rgb <= 1.0:
             raise ConfigError(f"pointcloud.missing_rgb must be in [0, 1], got {config.missing_rgb}")
 

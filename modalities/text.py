@@ -9,7 +9,7 @@ import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -37,6 +37,8 @@ TOKENIZERS: dict[str, Callable[[str | None, int], Callable[[list[str]], Batch]]]
 class HFTowerConfig:
     """A frozen local sentence-transformers directory used as the whole text encoder."""
 
+    TAG: ClassVar[str] = "hf_tower"
+
     path: str = ""
     project: bool = False
     """Add a trainable Linear from the tower's dim to the shared dim (needed when they differ)."""
@@ -46,14 +48,16 @@ class HFTowerConfig:
 
 @dataclass
 class TextConfig(ModalityConfig):
-    tokenizer: str = "clip_bpe"
+    tokenizer: Literal["clip_bpe", "hf"] = "clip_bpe"
     tokenizer_path: str | None = None
     """The BPE vocabulary (.txt.gz) for clip_bpe — default: the one open_clip ships — or a tokenizer.json for hf."""
     context_length: int = 77
     vocab_size: int = 49408
-    hf_tower: HFTowerConfig | None = None
-    open_clip: OpenClipConfig | None = None
-    """A frozen open_clip text tower as the whole encoder (``modalities/open_clip_tower.py``); clip_bpe ids."""
+    tower: HFTowerConfig | OpenClipConfig | None = None
+    """Another whole encoder instead of the token stem and transformer: ``{kind: hf_tower, path: ...}`` (a frozen
+    local sentence encoder, its own tokenizer) or ``{kind: open_clip, arch: ...}`` (a frozen open_clip text tower,
+    ``modalities/open_clip_tower.py``; clip_bpe ids). Configs written with ``hf_tower:`` / ``open_clip:`` keys
+    read as these."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(width=512, depth=12, heads=8, causal=True))
     head: HeadConfig = field(default_factory=lambda: HeadConfig(pool="eos", norm_eps=1e-5))
 
@@ -112,13 +116,11 @@ class TextModality(Modality):
 
     def __init__(self, config: TextConfig):
         super().__init__(config)
-        if config.hf_tower is not None:
+        if isinstance(config.tower, HFTowerConfig):
             self.tower = SentenceEncoderTower.from_directory(
-                config.hf_tower.path, load_weights=not config.hf_tower.weights_in_checkpoint)
+                config.tower.path, load_weights=not config.tower.weights_in_checkpoint)
             self.tokenizer = self.tower.tokenizer()
         else:
-            if config.tokenizer not in TOKENIZERS:
-                raise ConfigError(f"text.tokenizer '{config.tokenizer}' is not one of {sorted(TOKENIZERS)}")
             self.tower = None
             self.tokenizer = TOKENIZERS[config.tokenizer](config.tokenizer_path, config.context_length)
 
@@ -152,16 +154,16 @@ class TextModality(Modality):
 
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
-        if cfg.open_clip is not None:
+        if isinstance(cfg.tower, OpenClipConfig):
             return build_open_clip_encoder("text", cfg, embed_dim)
         if self.tower is not None:
-            if cfg.hf_tower.project:
+            if cfg.tower.project:
                 head: nn.Module = PoolingHead(TokenHead(HeadConfig(pool="cls", norm=False), self.tower.dim, embed_dim))
             elif self.tower.dim == embed_dim:
                 head = FirstToken()
             else:
-                raise ConfigError(f"text tower {cfg.hf_tower.path} gives {self.tower.dim}-d vectors but the model's "
-                                  f"embed_dim is {embed_dim}: set text.hf_tower.project = true")
+                raise ConfigError(f"text tower {cfg.tower.path} gives {self.tower.dim}-d vectors but the model's "
+                                  f"embed_dim is {embed_dim}: set text.tower.project = true")
             return ModalityEncoder(HFInputStem(), HFTowerTrunk(self.tower), head, Postprocess(cfg.logit_scale))
         if cfg.trunk.width <= 0 or not cfg.trunk.causal:
             raise ConfigError("text.trunk must be causal with a positive width")
@@ -176,10 +178,10 @@ class TextModality(Modality):
 
     def export_assets(self, directory: Path) -> TextConfig:
         cfg = without_weight_file(self.config)
-        if cfg.hf_tower is not None:
+        if isinstance(cfg.tower, HFTowerConfig):
             self.tower.export_files(directory / TOWER_DIR)
-            tower = dataclasses.replace(cfg.hf_tower, path=TOWER_DIR, weights_in_checkpoint=True)
-            return dataclasses.replace(cfg, hf_tower=tower)
+            tower = dataclasses.replace(cfg.tower, path=TOWER_DIR, weights_in_checkpoint=True)
+            return dataclasses.replace(cfg, tower=tower)
         if cfg.tokenizer_path is not None:
             target = directory / f"tokenizer{''.join(Path(cfg.tokenizer_path).suffixes)}"
             shutil.copyfile(cfg.tokenizer_path, target)
@@ -188,9 +190,9 @@ class TextModality(Modality):
 
     @classmethod
     def resolve_assets(cls, config: TextConfig, directory: Path) -> TextConfig:
-        if config.hf_tower is not None and not Path(config.hf_tower.path).is_absolute():
-            tower = dataclasses.replace(config.hf_tower, path=str(directory / config.hf_tower.path))
-            config = dataclasses.replace(config, hf_tower=tower)
+        if isinstance(config.tower, HFTowerConfig) and not Path(config.tower.path).is_absolute():
+            tower = dataclasses.replace(config.tower, path=str(directory / config.tower.path))
+            config = dataclasses.replace(config, tower=tower)
         if config.tokenizer_path is not None and not Path(config.tokenizer_path).is_absolute():
             config = dataclasses.replace(config, tokenizer_path=str(directory / config.tokenizer_path))
         return config

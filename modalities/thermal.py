@@ -9,23 +9,20 @@ reports on ImageBind's tracker find LLVIP accuracy closest to the paper without 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from omniembed.config import LogitScaleConfig, TransformerConfig
-from omniembed.errors import ConfigError
 from omniembed.registry import register_modality
 
 from .gray_image import GrayImageConfig, GrayImageModality
-
-SCALINGS = ("dtype", "minmax")
-
 
 @dataclass
 class ThermalConfig(GrayImageConfig):
     """How stored intensities become [0, 1] inputs, and the thermal encoder."""
 
-    scaling: str = "dtype"
+    scaling: Literal["dtype", "minmax"] = "dtype"
     """"dtype": divide integers by their type's maximum (255, 65535), floats taken as already in [0, 1];
     "minmax": stretch each image's own min..max to [0, 1] (radiometric 16-bit frames use a narrow band)."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(
@@ -47,8 +44,6 @@ class ThermalModality(GrayImageModality):
 
     def __init__(self, config: ThermalConfig):
         super().__init__(config)
-        if config.scaling not in SCALINGS:
-            raise ConfigError(f"thermal.scaling '{config.scaling}' is not one of {list(SCALINGS)}")
 
     def to_values(self, array: np.ndarray) -> np.ndarray:
         """Stored intensities [H, W] → float32 [H, W] in [0, 1]."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import torch
@@ -48,7 +48,6 @@ from .image import INTERPOLATIONS, ImageConfig, ImageModality
 from .video_file import VideoFile
 from .video_io import clip_frame_indices, open_video, resolve_decoder
 
-FUSIONS = ("sum", "frames")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg")
 
 
@@ -65,10 +64,10 @@ class VideoConfig(ModalityConfig):
     """The modality whose preprocessing and encoder embed the frames."""
     audio_from: str = "audio"
     """The modality whose preprocessing and encoder embed the audio track (unused with fusion "frames")."""
-    fusion: str = "sum"
+    fusion: Literal["sum", "frames"] = "sum"
     frames_weight: float = 1.0
     audio_weight: float = 1.0
-    decoder: str = "auto"
+    decoder: Literal["auto", "decord", "pyav"] = "auto"
     """Frame decoder: "decord", "pyav", or "auto" (decord when it is installed, else PyAV); see :mod:`.video_io`."""
 
 
@@ -170,8 +169,6 @@ class VideoModality(Modality):
 
     def __init__(self, config: VideoConfig):
         super().__init__(config)
-        if config.fusion not in FUSIONS:
-            raise ConfigError(f"video.fusion '{config.fusion}' is not one of {list(FUSIONS)}")
         for key in ("n_clips", "clip_seconds", "frames_per_clip"):
             if getattr(config, key) <= 0:
                 raise ConfigError(f"video.{key} must be positive, got {getattr(config, key)}")
@@ -201,7 +198,7 @@ class VideoModality(Modality):
             raise ConfigError(f"video.fusion '{cfg.fusion}' embeds the audio track with the '{cfg.audio_from}' "
                               f"modality, which the model lacks; add it or set video.fusion to 'frames'")
         image_cfg: ImageConfig = processors[cfg.frames_from].config
-        t = 1 if image_cfg.timm is not None else image_cfg.temporal_kernel
+        t = 1 if image_cfg.tower is not None else image_cfg.temporal_kernel
         if cfg.frames_per_clip % t:
             raise ConfigError(f"video.frames_per_clip {cfg.frames_per_clip} is not a multiple of the image stem's "
                               f"temporal kernel {t}")

@@ -13,11 +13,14 @@ import json
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .errors import ConfigError
 
 T = TypeVar("T")
+
+DEFAULT_PROMPT = "text"
+"""The modality zero-shot prompts and text queries go to when a config does not say (every config before it did)."""
 
 
 class FieldError(ConfigError):
@@ -43,6 +46,35 @@ def check_non_negative(config: Any, *names: str) -> None:
         value = getattr(config, name)
         if value is not None and not value >= 0:
             raise FieldError(name, f"must be 0 or more, got {value}")
+
+
+def choices_of(tp: Any) -> tuple[Any, ...] | None:
+    """The allowed values of a ``Literal[...]`` type (also inside ``Literal[...] | None``), else None."""
+    if typing.get_origin(tp) is typing.Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        inner = [choices_of(a) for a in typing.get_args(tp) if a is not type(None)]
+        return inner[0] if len(inner) == 1 else None
+    return None
+
+
+def choice_error(path: str, value: Any, allowed: tuple[Any, ...]) -> ConfigError:
+    """The one message for a value outside a ``Literal`` choice, naming the key path and every allowed value."""
+    return ConfigError(f"{path} {value!r} is not one of {list(allowed)}")
+
+
+def check_choices(config: Any, path: str = "") -> None:
+    """Raise :func:`choice_error` for the first ``Literal``-typed field of dataclass ``config`` (or of one nested in
+    it) holding another value: the loader checks JSON/YAML as it reads (:func:`from_dict`); this catches a config
+    built in Python."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, key = getattr(config, f.name), f"{path}.{f.name}" if path else f.name
+        allowed = choices_of(hints[f.name])
+        if allowed is not None and value is not None and value not in allowed:
+            raise choice_error(key, value, allowed)
+        if dataclasses.is_dataclass(value):
+            check_choices(value, key)
 
 
 def check_fraction(config: Any, name: str, high_open: bool = False) -> None:
@@ -86,7 +118,7 @@ class HeadConfig:
     ``"mean"`` (mean of all tokens but CLS) or ``"cls_max"`` (concat of CLS and max over the others, Point-BERT).
     """
 
-    pool: str = "cls"
+    pool: Literal["cls", "eos", "mean", "cls_max"] = "cls"
     norm: bool = True
     norm_eps: float = 1e-6
     bias: bool = False
@@ -110,9 +142,85 @@ class ModalityConfig:
     logit_scale: LogitScaleConfig = field(default_factory=LogitScaleConfig)
 
 
-def to_dict(config: Any) -> dict[str, Any]:
-    """A dataclass as plain JSON-able data (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+def to_dict(config: Any, untagged: bool = False) -> dict[str, Any]:
+    """A dataclass as plain JSON-able data (tuples become lists; a tagged config gains its ``kind``).
+
+    ``untagged`` spells each tagged field as configs did before it was tagged — one key per alternative, the
+    unchosen ones null (``timm: {...}, open_clip: null``) — the stable form a model's fingerprint hashes.
+    """
+    return json.loads(json.dumps(_plain(config, untagged)))
+
+
+def _plain(value: Any, untagged: bool) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        tag = tag_of(type(value))
+        hints = typing.get_type_hints(type(value)) if untagged else {}
+        fields: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item, choices = getattr(value, f.name), tagged_choices(hints.get(f.name))
+            if choices is None:
+                fields[f.name] = _plain(item, untagged)
+            else:
+                fields.update({t: _plain(item, untagged) if isinstance(item, c) else None for t, c in choices.items()})
+        return {TAG_KEY: tag, **fields} if tag is not None and not untagged else fields
+    if isinstance(value, dict):
+        return {k: _plain(v, untagged) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, untagged) for v in value]
+    return value
+
+
+TAG_KEY = "kind"
+"""The key naming which alternative a tagged config is: ``tower: {kind: timm, name: resnet10t}``."""
+
+
+def tag_of(cls: Any) -> str | None:
+    """The ``TAG`` a config dataclass declares (``TAG: ClassVar[str] = "timm"``) as one of several alternatives."""
+    return cls.__dict__.get("TAG") if isinstance(cls, type) else None
+
+
+def tagged_choices(tp: Any) -> dict[str, type] | None:
+    """``A | B [| None]`` where every alternative is a tagged dataclass → {tag: class}; else None."""
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    options = [a for a in typing.get_args(tp) if a is not type(None)]
+    tags = {tag_of(a): a for a in options}
+    return tags if None not in tags else None
+
+
+def _from_tagged(choices: dict[str, type], value: Any, path: str) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected an object with '{TAG_KEY}' ({' | '.join(choices)}), got "
+                          f"{type(value).__name__}")
+    if TAG_KEY not in value:
+        raise ConfigError(f"{path}: needs '{TAG_KEY}', one of {list(choices)}")
+    tag = value[TAG_KEY]
+    if tag not in choices:
+        raise choice_error(f"{path}.{TAG_KEY}", tag, tuple(choices))
+    return from_dict(choices[tag], {k: v for k, v in value.items() if k != TAG_KEY}, path)
+
+
+def _upgrade_tagged(cls: type, data: dict[str, Any], hints: dict[str, Any], path: str) -> dict[str, Any]:
+    """Configs written before a tagged field existed named the alternative as a key of its own (``timm: {...}``,
+    ``tdnn: null``) where the field now says ``tower: {kind: timm, ...}``: read them as the tagged form, refusing
+    two alternatives at once."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    for name in names:
+        choices = tagged_choices(hints[name])
+        legacy = [t for t in (choices or {}) if t in data and t not in names]
+        if not legacy:
+            continue
+        data = dict(data)
+        given = {t: data.pop(t) for t in legacy}
+        given = {t: v for t, v in given.items() if v is not None}
+        where = f"{path}." if path else ""
+        if len(given) > 1 or (given and data.get(name) is not None):
+            chosen = [f"{where}{t}" for t in given] + ([f"{where}{name}"] if data.get(name) is not None else [])
+            raise ConfigError(f"{' and '.join(chosen)} each choose the encoder: set one {where}{name}: "
+                              f"{{{TAG_KEY}: {' | '.join(choices)}, ...}}")
+        for tag, value in given.items():
+            data[name] = {TAG_KEY: tag, **value} if isinstance(value, dict) else value
+    return data
 
 
 def from_dict(cls: type[T], data: Any, path: str = "") -> T:
@@ -121,6 +229,7 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         raise ConfigError(f"{path or cls.__name__}: expected an object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    data = _upgrade_tagged(cls, data, hints, path)
     unknown = set(data) - names
     if unknown:
         where = f" in {path}" if path else ""
@@ -149,10 +258,19 @@ def replace_path(config: T, dotted: str, value: Any) -> T:
 def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is typing.Literal:
+        if value not in args:
+            raise choice_error(path, value, args)
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        tagged = tagged_choices(tp)
+        if tagged is not None:
+            return _from_tagged(tagged, value, path)
         non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:  # an optional value: its own error says more than "matches none of"
+            return _convert(non_none[0], value, path)
         errors = []
         for a in non_none:
             try:

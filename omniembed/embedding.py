@@ -65,7 +65,7 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
     _check_choice("precision", precision, tuple(PRECISIONS))
     if batch_size < 1:
         raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
-    items = expand_folders(_as_list(inputs), model.modality_of, modality)
+    items = expand_folders(_as_list(inputs), model.modality_of, modality, model.prompt)
     if not items:
         raise EmptyInputError("inputs", "nothing to embed (empty list)")
     if modality is not None:
@@ -80,7 +80,7 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
             groups.setdefault(_route(model, item, modality), []).append(i)
         except InputError as exc:
             _fail(failures, on_error, i, exc)
-    items = [_as_input(item, modality) for item in items]
+    items = [_as_input(item, modality, model.prompt) for item in items]
 
     dev = resolve_device(device) or model.device
     if dev != model.device:
@@ -167,13 +167,15 @@ def _encode_parts(model: "OmniEmbedModel", modality: str, batch: Any, device: to
 
 
 def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:
-    """The modality an input goes to (the rules of :mod:`omniembed.inputs`): text for ``Text``, else the explicit
-    one, else the file suffix, else the processor that accepts the object (text for plain strings)."""
-    kind = kind_of(item, modality)
+    """The modality an input goes to (the rules of :mod:`omniembed.inputs`): the model's prompt modality for
+    ``Text``, else the explicit one, else the file suffix, else the processor that accepts the object (text for
+    plain strings)."""
+    kind = kind_of(item, modality, model.prompt)
     if isinstance(item, Text):
-        if "text" not in model.modalities:
-            raise InputError(_source(item), f"the model has no 'text' encoder (it has: {', '.join(model.modalities)})")
-        return "text"
+        if model.prompt not in model.modalities:
+            raise InputError(_source(item), f"the model has no '{model.prompt}' encoder for texts (it has: "
+                                            f"{', '.join(model.modalities)})")
+        return model.prompt
     if modality is not None:
         return modality
     if kind is Kind.FOLDER:
@@ -192,18 +194,21 @@ def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:
         return found
     if kind is Kind.TEXT:
         warn_if_folder_name(item)
+        prompt = model.processors.get(model.prompt)
+        if prompt is not None and prompt.accepts(item):
+            return model.prompt
     for name, proc in model.processors.items():
         if proc.accepts(item):
             return name
     raise InputError(_describe(item), "cannot tell its modality: pass modality=... for raw arrays and tensors")
 
 
-def _as_input(item: Any, modality: str | None) -> Any:
+def _as_input(item: Any, modality: str | None, prompt: str) -> Any:
     """What a processor is given: a ``Text``'s string, a file named by a string as a ``Path`` (so a ``.txt`` path
     is read, not embedded as its own name), anything else as it is."""
     if isinstance(item, Text):
         return item.text
-    if isinstance(item, str) and kind_of(item, modality) is Kind.FILE:
+    if isinstance(item, str) and kind_of(item, modality, prompt) is Kind.FILE:
         return Path(item)
     return item
 

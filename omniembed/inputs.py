@@ -3,7 +3,8 @@
 Strings are judged by their form (plus, for a few, whether the path exists), so a call means the same in every
 working directory:
 
-* ``Text("…")`` is text, whatever it says (``Text("my cat.jpg")``); with ``modality="text"`` every string is.
+* ``Text("…")`` is text, whatever it says (``Text("my cat.jpg")``); with ``modality=`` the model's prompt modality
+  (``ModelConfig.prompt``, "text" unless the config says otherwise) every string is.
 * An ``os.PathLike`` (``pathlib.Path``) is a path: a folder, or a file.
 * A string ending in ``/`` names a folder; so does one containing ``/`` (or starting ``~`` / ``.``) that is an
   existing folder.
@@ -53,15 +54,16 @@ class Kind(enum.Enum):
     """Not a string or path: an array, tensor, PIL image … (its modality says what it is)."""
 
 
-def kind_of(item: Any, modality: str | None = None) -> Kind:
-    """What ``item`` is under the rules above (``modality="text"`` makes every string text)."""
+def kind_of(item: Any, modality: str | None = None, prompt: str = "text") -> Kind:
+    """What ``item`` is under the rules above (``modality=prompt``, the model's prompt modality, makes every
+    string text)."""
     if isinstance(item, Text):
         return Kind.TEXT
     if isinstance(item, os.PathLike):
         return Kind.FOLDER if os.path.isdir(os.path.expanduser(item)) else Kind.FILE
     if not isinstance(item, str):
         return Kind.OTHER
-    if modality == "text" or "\n" in item or len(item) > MAX_PATH_CHARS:
+    if modality == prompt or "\n" in item or len(item) > MAX_PATH_CHARS:
         return Kind.TEXT
     if item.endswith(("/", os.sep)) or (_has_path_form(item) and os.path.isdir(os.path.expanduser(item))):
         return Kind.FOLDER
@@ -90,13 +92,13 @@ def _has_file_suffix(text: str) -> bool:
 
 
 def expand_folders(items: list[Any], modality_of: Callable[[Path], str | None],
-                   modality: str | None = None) -> list[Any]:
+                   modality: str | None = None, prompt: str = "text") -> list[Any]:
     """``items`` with each folder replaced, in place, by the files under it that ``modality_of`` (the model's
     suffix lookup) maps to a modality — to ``modality`` when one is given. A folder holding no such file (or
     missing) stays as it is, for :func:`embed` to report."""
     out: list[Any] = []
     for item in items:
-        if kind_of(item, modality) is not Kind.FOLDER or not os.path.isdir(os.path.expanduser(item)):
+        if kind_of(item, modality, prompt) is not Kind.FOLDER or not os.path.isdir(os.path.expanduser(item)):
             out.append(item)
             continue
         found = discover([item], modality_of).files

@@ -108,6 +108,16 @@ class OmniEmbedModel(nn.Module):
         return self.config.anchor
 
     @property
+    def prompt(self) -> str:
+        """The modality zero-shot prompts and text queries are embedded with (``ModelConfig.prompt``)."""
+        return self.config.prompt
+
+    def prompt_modality(self) -> str:
+        """:attr:`prompt`, checked to be one of the model's encoders (else :class:`MissingModalityError`)."""
+        self.processor(self.prompt)
+        return self.prompt
+
+    @property
     def embed_dim(self) -> int:
         return self.config.embed_dim
 
@@ -134,8 +144,10 @@ class OmniEmbedModel(nn.Module):
         return self.encoder(modality).logit_scale
 
     def fingerprint(self) -> str:
-        """sha256 over the config and every weight: equal fingerprints mean equal embeddings."""
-        h = hashlib.sha256(self.config.to_json().encode())
+        """sha256 over the config and every weight: equal fingerprints mean equal embeddings. The config is hashed
+        in its untagged spelling (:func:`omniembed.config.to_dict`), so a model keeps the fingerprint it had before
+        its tower settings became ``tower: {kind: ...}`` and indexes built with it still open."""
+        h = hashlib.sha256(json.dumps(self.config.to_dict(untagged=True), indent=2).encode())
         for key, tensor in sorted(self.state_dict().items()):
             h.update(key.encode())
             h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -151,8 +163,8 @@ class OmniEmbedModel(nn.Module):
         return self._encode_compat("image", images, normalize)
 
     def encode_text(self, tokens: Any, normalize: bool = True) -> torch.Tensor:
-        """open_clip-compatible: token ids [B, L] (or a tokenizer dict) → [B, E]."""
-        return self._encode_compat("text", tokens, normalize)
+        """open_clip-compatible: token ids [B, L] (or a tokenizer dict) of the :attr:`prompt` modality → [B, E]."""
+        return self._encode_compat(self.prompt, tokens, normalize)
 
     def _encode_compat(self, modality: str, batch: Any, normalize: bool) -> torch.Tensor:
         enc = self.encoder(modality)
@@ -204,7 +216,7 @@ class OmniEmbedModel(nn.Module):
         """Write every file of the checkpoint into the (staging) folder ``tmp``; names must be in MODEL_FILES."""
         stored = {name: proc.export_assets(tmp) for name, proc in self.processors.items()}
         config = ModelConfig(embed_dim=self.config.embed_dim, anchor=self.config.anchor, modalities=stored,
-                             name=self.config.name)
+                             name=self.config.name, prompt=self.config.prompt)
         write_json(tmp / CONFIG_FILE, {"format": FORMAT, **config.to_dict()})
         save_tensors(tmp / WEIGHTS_FILE, self.state_dict(), metadata={"format": FORMAT})
         if self.source is not None:

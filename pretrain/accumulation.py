@@ -25,17 +25,20 @@ at that batch size, and augmentation (``data.augment``) draws for each micro-bat
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+if TYPE_CHECKING:
+    from .pair_plan import PlannedPair
+
 
 class Objective(Protocol):
     """What the step scores with: the pairs of a dataset, and the loss over the step's embeddings."""
 
-    def pairs_of(self, dataset: int) -> list[list[str]]: ...
+    def pairs_of(self, dataset: int) -> Sequence[PlannedPair]: ...
 
     def __call__(self, dataset: int, embeddings: dict[str, torch.Tensor], scales: dict[str, torch.Tensor],
                  biases: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...

@@ -22,10 +22,10 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from omniembed.config import (FieldError, check_fraction, check_non_negative, check_positive, from_dict,
-                              to_dict)
+from omniembed.config import (FieldError, check_choices, check_fraction, check_non_negative, check_positive,
+                              from_dict, to_dict)
 from omniembed.errors import ConfigError
 from omniembed.extras import require
 
@@ -147,7 +147,7 @@ class OptimConfig:
 class LossConfig:
     """``kind``: ``"clip"`` (symmetric InfoNCE) or ``"siglip"``. ``local_loss``/``gather_with_grad`` as open_clip."""
 
-    kind: str = "clip"
+    kind: Literal["clip", "siglip"] = "clip"
     local_loss: bool = True
     gather_with_grad: bool = True
 
@@ -162,7 +162,7 @@ class WandbConfig:
     name: str | None = None
     """Default: the output folder's name."""
     tags: list[str] = field(default_factory=list)
-    mode: str | None = None
+    mode: Literal["online", "offline", "disabled"] | None = None
 
 
 @dataclass
@@ -173,9 +173,9 @@ class TrainConfig:
     """Split each process's batch into this many micro-batches, scored as one batch (:mod:`.accumulation`): the
     same loss and gradients at the activation memory of one micro-batch."""
     out_dir: str = "runs/default"
-    precision: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     """``auto`` (bf16 autocast on GPU, fp32 on CPU), ``bf16`` or ``fp32``."""
-    parallel: str = "ddp"
+    parallel: Literal["ddp", "fsdp"] = "ddp"
     """``ddp`` or ``fsdp`` (FSDP2 ``fully_shard`` per transformer block and per encoder)."""
     device: str = "auto"
     checkpoint_every: int = 1000
@@ -224,14 +224,7 @@ class ExperimentConfig:
         names = [ds.name for ds in self.data.datasets]
         if len(set(names)) != len(names):
             raise ConfigError(f"dataset names must be unique, got {names}")
-        if self.loss.kind not in ("clip", "siglip"):
-            raise ConfigError(f"loss.kind must be 'clip' or 'siglip', got '{self.loss.kind}'")
-        if self.train.precision not in ("auto", "bf16", "fp32"):
-            raise ConfigError(f"train.precision must be auto, bf16 or fp32, got '{self.train.precision}'")
-        if self.train.parallel not in ("ddp", "fsdp"):
-            raise ConfigError(f"train.parallel must be ddp or fsdp, got '{self.train.parallel}'")
-        if self.train.wandb is not None and self.train.wandb.mode not in (None, "online", "offline", "disabled"):
-            raise ConfigError(f"train.wandb.mode must be online, offline or disabled, got '{self.train.wandb.mode}'")
+        check_choices(self)  # the loader checked these already; a config changed in Python is checked here
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 import omniembed
 from omniembed.api import resolve_config
+from omniembed.config import TAG_KEY
 from omniembed.errors import ConfigError, OmniEmbedError
-from omniembed.io import write_json
-from omniembed.model import TRAINING_FILE, OmniEmbedModel
-from omniembed.model_card import write_model_card
+from omniembed.model import OmniEmbedModel
 from omniembed.model_config import ModelConfig
-from omniembed.nn.transformer import Block
 from omniembed.pretrained import is_pretrained
 
 from . import distributed
@@ -36,11 +32,14 @@ from .accumulation import backward_step
 from .augment import Augmenter
 from .checkpoint import latest_checkpoint, resume_checkpoint, save_checkpoint
 from .config import ExperimentConfig, dump_yaml, load_config
-from .data import PairLoader, modalities_of
-from .lora import add_lora, merge_lora_state
+from .data import PairLoader
+from .export import export_model
+from .lora import add_lora
 from .losses import SIGLIP_BIAS_INIT, ContrastiveLoss, SigLIPLoss
 from .metrics import MetricsLogger
-from .nonfinite import NonFiniteGuard, finite, nonfinite_tensors, refuse_nonfinite
+from .nonfinite import NonFiniteGuard, finite
+from .pair_plan import PairPlan, PlannedPair
+from .parallel import wrap_parallel
 from .run_info import write_run_info
 from .trees import map_leaves
 
@@ -53,13 +52,14 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
     out = Path(config.train.out_dir)
     torch.manual_seed(config.train.seed + info.rank)  # per-process stream for drop-path; init is seeded apart
 
-    model = build_model(config)
-    trainable = configure_trainable(model, config)
-    module = TrainingModule(model, config).to(info.device)
-    module = wrap_parallel(module, config, info)
+    plan = PairPlan.from_config(config)
+    model = build_model(config, plan)
+    trainable = configure_trainable(model, config, plan)
+    module = TrainingModule(model, config, plan).to(info.device)
+    module = wrap_parallel(module, config, info, plan)
     optimizer = build_optimizer(module, config)
     scheduler = cosine_schedule(optimizer, config.optim.warmup_steps, config.train.steps, config.optim.min_lr_ratio)
-    objective = PairObjective(config)
+    objective = PairObjective(config, plan)
     eval_hook = eval_hook or import_hook(config.train.eval_hook)
 
     step, data_state = 0, None
@@ -108,7 +108,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
             module.train()
 
     log.close()
-    exported = export_model(module, model, config, out / "model", info)
+    exported = export_model(module, model, config, plan, out / "model", info)
     distributed.teardown()
     return exported
 
@@ -127,20 +127,21 @@ def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.o
 
 
 # ---- building ------------------------------------------------------------------------------------------------
-def build_model(config: ExperimentConfig) -> OmniEmbedModel:
-    """A named/JSON model (restricted to the modalities the run uses, overrides applied), a checkpoint directory or
-    a pretrained model (``omniembed.load``; ``open_clip:`` gains a new tower for each other modality the run binds)."""
+def build_model(config: ExperimentConfig, plan: PairPlan) -> OmniEmbedModel:
+    """A named/JSON model (restricted to ``model.modalities``, else the anchor and the modalities ``plan`` pairs;
+    overrides applied), a checkpoint directory or a pretrained model (``omniembed.load``; ``open_clip:`` gains a
+    new tower for each other modality the run binds)."""
     init = config.model.init
     if Path(init).is_dir() or is_pretrained(init):
         if config.model.overrides:
             raise ConfigError("model.overrides cannot change a model loaded from a checkpoint directory or a "
                               "pretrained source")
         if init.startswith("open_clip:"):  # frozen CLIP towers + a new tower for every other modality the run binds
-            used = config.model.modalities or [m for ds in config.data.datasets for m in modalities_of(ds)]
+            used = config.model.modalities or plan.modalities
             return omniembed.load(init, add=sorted(set(used) - {"image", "text"}))
         return omniembed.load(init)
     data = resolve_config(init).to_dict()
-    used = config.model.modalities or [data["anchor"]] + [m for ds in config.data.datasets for m in modalities_of(ds)]
+    used = config.model.modalities or [data["anchor"], *plan.modalities]
     missing = sorted(set(used) - set(data["modalities"]))
     if missing:
         raise ConfigError(f"model '{init}' has no {', '.join(missing)} modality (it has {sorted(data['modalities'])})")
@@ -154,31 +155,32 @@ def _set_path(data: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = data
     for part in parents:
-        if not isinstance(node.get(part), dict):
+        child = node.get(part)
+        if not isinstance(child, dict):  # a recipe older than tagged towers: "audio.tdnn.width" is "audio.tower.width"
+            child = next((v for v in node.values() if isinstance(v, dict) and v.get(TAG_KEY) == part), None)
+        if not isinstance(child, dict):
             raise ConfigError(f"model.overrides: '{dotted}' does not name a model config key")
-        node = node[part]
+        node = child
     node[leaf] = value
 
 
-def configure_trainable(model: OmniEmbedModel, config: ExperimentConfig) -> dict[str, int]:
+def configure_trainable(model: OmniEmbedModel, config: ExperimentConfig, plan: PairPlan) -> dict[str, int]:
     """Freeze, add anchor LoRA, switch on gradient checkpointing; returns trainable parameter counts per modality.
 
-    A tower learns when some pair uses it and it is not in ``model.frozen`` (default: the anchor). A logit scale
-    learns only when it is some pair's temperature (the ``other`` side).
+    The towers ``plan`` says learn do (paired, not in ``model.frozen``, default: the anchor); a logit scale learns
+    only when it is some pair's temperature (the ``other`` side).
     """
-    paired = {m for ds in config.data.datasets for m in modalities_of(ds)}
-    for m in paired - set(model.modalities):
+    for m in sorted(set(plan.modalities) - set(model.modalities)):
         raise ConfigError(f"a dataset pairs modality '{m}' that the model lacks (it has {model.modalities})")
-    frozen = set(config.model.frozen if config.model.frozen is not None else [model.anchor])
-    scale_of = {b for ds in config.data.datasets for _, b in ds.pairs}
+    learning = plan.learning_towers(model.anchor)
     for m, encoder in model.encoders.items():
-        encoder.requires_grad_(m in paired and m not in frozen)
-        if m not in scale_of:
+        encoder.requires_grad_(m in learning)
+        if m not in plan.scales:
             for p in encoder.scale_parameters():
                 p.requires_grad_(False)
     lora = config.model.anchor_lora
     if lora is not None:
-        if model.anchor not in frozen:
+        if model.anchor not in plan.frozen_towers(model.anchor):
             raise ConfigError("model.anchor_lora adapts a frozen anchor: keep the anchor in model.frozen")
         adapted = []
         for target in model.encoder(model.anchor).lora_targets():
@@ -201,21 +203,19 @@ class TrainingModule(nn.Module):
     used: ({modality: unit embeddings [B, E]}, {other: logit scale []}, {"a-b": logit bias []}).
     """
 
-    def __init__(self, model: OmniEmbedModel, config: ExperimentConfig):
+    def __init__(self, model: OmniEmbedModel, config: ExperimentConfig, plan: PairPlan):
         super().__init__()
         self.model = model
-        names = dict.fromkeys(pair_name(a, b) for ds in config.data.datasets for a, b in ds.pairs)
-        self.logit_bias = nn.ParameterDict(
-            {n: nn.Parameter(torch.tensor(SIGLIP_BIAS_INIT)) for n in names} if config.loss.kind == "siglip" else {})
+        self.logit_bias = nn.ParameterDict({n: nn.Parameter(torch.tensor(SIGLIP_BIAS_INIT)) for n in plan.pair_names}
+                                           if config.loss.kind == "siglip" else {})
         # towers that do not learn stay in eval mode (no drop-path), as ImageBind's frozen CLIP towers
         self.fixed = [m for m, e in model.encoders.items() if not any(p.requires_grad for p in e.parameters())]
 
-    def forward(self, inputs: dict[str, Any], pairs: list[list[str]]
+    def forward(self, inputs: dict[str, Any], pairs: Sequence[PlannedPair]
                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         embeddings = {m: self.model.encoders[m](x) for m, x in inputs.items()}
-        scales = {b: self.model.encoders[b].logit_scale for _, b in pairs}
-        biases = {pair_name(a, b): self.logit_bias[pair_name(a, b)] for a, b in pairs
-                  if pair_name(a, b) in self.logit_bias}
+        scales = {p.scale: self.model.encoders[p.scale].logit_scale for p in pairs}
+        biases = {p.name: self.logit_bias[p.name] for p in pairs if p.name in self.logit_bias}
         return embeddings, scales, biases
 
     def train(self, mode: bool = True) -> "TrainingModule":
@@ -225,77 +225,28 @@ class TrainingModule(nn.Module):
         return self
 
 
-def wrap_parallel(module: TrainingModule, config: ExperimentConfig, info: distributed.DistInfo) -> nn.Module:
-    """DDP (default) or FSDP2 ``fully_shard`` (each transformer block, each encoder, the root); as is alone."""
-    if not info.distributed:
-        return module
-    if config.train.parallel == "fsdp":
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-
-        mesh = init_device_mesh(info.device.type, (info.world,))
-        # FSDP2 shards no 0-dim tensor (the logit scales): keep them replicated and average their gradients here
-        scalars = {p for p in module.parameters() if p.ndim == 0}
-        for p in scalars:
-            if p.requires_grad:
-                p.register_post_accumulate_grad_hook(_average_grad)
-        for encoder in module.model.encoders.values():
-            for block in [b for b in encoder.modules() if isinstance(b, Block)]:
-                fully_shard(block, mesh=mesh)
-            fully_shard(encoder, mesh=mesh, ignored_params=scalars)
-        return fully_shard(module, mesh=mesh, ignored_params=scalars)
-    return DistributedDataParallel(module, device_ids=[info.device.index] if info.device.type == "cuda" else None,
-                                   find_unused_parameters=needs_unused_search(module, config))
-
-
-def _average_grad(param: torch.Tensor) -> None:
-    torch.distributed.all_reduce(param.grad)
-    param.grad /= torch.distributed.get_world_size()
-
-
-def needs_unused_search(module: TrainingModule, config: ExperimentConfig) -> bool:
-    """Whether some step leaves a learning parameter without gradient (another dataset's tower or scale)."""
-    trainable = {id(p) for p in module.parameters() if p.requires_grad}
-    for ds in config.data.datasets:
-        used: set[int] = set()
-        for m in modalities_of(ds):
-            encoder = module.model.encoders[m]
-            scale = {id(p) for p in encoder.scale_parameters()}
-            used |= {id(p) for p in encoder.parameters()} - scale
-            if m in {b for _, b in ds.pairs}:
-                used |= scale
-        used |= {id(module.logit_bias[pair_name(a, b)]) for a, b in ds.pairs if pair_name(a, b) in module.logit_bias}
-        if trainable - used:
-            return True
-    return False
-
-
-def pair_name(a: str, b: str) -> str:
-    return f"{a}-{b}"
-
-
 class PairObjective:
     """Σ over the step's dataset's pairs (a, b) of weight × loss(a, b) at ``b``'s logit scale (+ the pair's bias)."""
 
-    def __init__(self, config: ExperimentConfig):
+    def __init__(self, config: ExperimentConfig, plan: PairPlan):
         loss_cls = SigLIPLoss if config.loss.kind == "siglip" else ContrastiveLoss
         self.loss = loss_cls(local_loss=config.loss.local_loss, gather_with_grad=config.loss.gather_with_grad)
-        self.pairs = [list(zip(ds.pairs, ds.loss_weights or [1.0] * len(ds.pairs))) for ds in config.data.datasets]
+        self.plan = plan
 
-    def pairs_of(self, dataset: int) -> list[list[str]]:
-        return [pair for pair, _ in self.pairs[dataset]]
+    def pairs_of(self, dataset: int) -> tuple[PlannedPair, ...]:
+        return self.plan.pairs_of(dataset)
 
     def __call__(self, dataset: int, embeddings: dict[str, torch.Tensor], scales: dict[str, torch.Tensor],
                  biases: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to backpropagate, and detached scalars to log (per pair: loss, top-1, scale, temperature)."""
         total = torch.zeros((), device=next(iter(embeddings.values())).device)
         metrics: dict[str, torch.Tensor] = {}
-        for (a, b), weight in self.pairs[dataset]:
-            name = pair_name(a, b)
-            extra = (biases[name].float(),) if name in biases else ()
-            out = self.loss.detailed(embeddings[a].float(), embeddings[b].float(), scales[b].float(), *extra)
-            total = total + weight * out.loss
-            metrics.update(out.metrics(name))
+        for pair in self.plan.pairs_of(dataset):
+            extra = (biases[pair.name].float(),) if pair.name in biases else ()
+            out = self.loss.detailed(embeddings[pair.a].float(), embeddings[pair.b].float(),
+                                     scales[pair.scale].float(), *extra)
+            total = total + pair.weight * out.loss
+            metrics.update(out.metrics(pair.name))
         metrics["loss"] = total.detach()
         return total, metrics
 
@@ -359,47 +310,6 @@ def import_hook(spec: str | None) -> EvalHook | None:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"train.eval_hook '{spec}' cannot be imported ({exc})") from exc
-
-
-def export_model(module: nn.Module, model: OmniEmbedModel, config: ExperimentConfig, directory: Path,
-                 info: distributed.DistInfo) -> Path:
-    """Save the trained weights as a plain OmniEmbed checkpoint (LoRA merged) that ``omniembed.load`` reads."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    state = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    if info.is_main:
-        lora = config.model.anchor_lora
-        state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-        if lora is not None:
-            state = merge_lora_state(state, lora.alpha / lora.rank)
-    # every process raises alike: a lone raise on process 0 would leave the others waiting at the barrier
-    refuse_nonfinite(distributed.all_gather_objects(nonfinite_tensors(state) if info.is_main else [])[0],
-                     str(directory))
-    if info.is_main:
-        plain = OmniEmbedModel(model.config)
-        plain.load_state_dict(state, strict=True)
-        plain.source = model.source  # the initial weights' licence travels with the trained ones
-        plain.save(directory, overwrite=True)  # the run's own export folder: a resumed run re-exports
-        write_json(directory / TRAINING_FILE, training_provenance(config))
-        write_model_card(directory)  # again, now with the training record
-    distributed.barrier()
-    return directory
-
-
-def training_provenance(config: ExperimentConfig) -> dict[str, Any]:
-    """{"pairs": sorted modality pairs the weights were trained on, "datasets": names, "steps": n} of a run. A run
-    that starts from an exported model inherits its pairs (a staged recipe: image–text first, then the others
-    bound to the frozen anchor) and keeps that model's record under "init"."""
-    pairs = {tuple(sorted(p)) for ds in config.data.datasets for p in ds.pairs}
-    earlier = Path(config.model.init) / TRAINING_FILE
-    before = json.loads(earlier.read_text()) if earlier.is_file() else None
-    if before is not None:
-        pairs |= {tuple(sorted(p)) for p in before.get("pairs", [])}
-    record: dict[str, Any] = {"pairs": [list(p) for p in sorted(pairs)],
-                              "datasets": [ds.name for ds in config.data.datasets], "steps": config.train.steps}
-    if before is not None:
-        record["init"] = {"from": config.model.init, **before}
-    return record
 
 
 # ---- command line ----------------------------------------------------------------------------------------------

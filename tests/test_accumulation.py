@@ -21,6 +21,7 @@ from omniembed.io import load_tensors
 from omniembed.pretrain import trainer
 from omniembed.pretrain.accumulation import backward_step
 from omniembed.pretrain.config import ExperimentConfig
+from omniembed.pretrain.pair_plan import PairPlan, PlannedPair
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_trainer import experiment, records  # noqa: E402
@@ -65,8 +66,8 @@ class PairModule(nn.Module):
 
     def forward(self, inputs, pairs):
         embeddings = {m: self.model.encoders[m](x) for m, x in inputs.items()}
-        scales = {b: self.model.encoders[b].log_scale.exp() for _, b in pairs}
-        biases = {f"{a}-{b}": self.logit_bias for a, b in pairs} if self.logit_bias is not None else {}
+        scales = {p.scale: self.model.encoders[p.scale].log_scale.exp() for p in pairs}
+        biases = {p.name: self.logit_bias for p in pairs} if self.logit_bias is not None else {}
         return embeddings, scales, biases
 
 
@@ -75,7 +76,7 @@ def objective(kind: str = "clip", local: bool = True, with_grad: bool = True) ->
         "data": {"batch_size": ROWS, "streams": 1,
                  "datasets": [{"name": "pairs", "shards": ["x.tar"], "pairs": [["image", "text"]]}]},
         "loss": {"kind": kind, "local_loss": local, "gather_with_grad": with_grad}})
-    return trainer.PairObjective(config)
+    return trainer.PairObjective(config, PairPlan.from_config(config))
 
 
 def batch(rows: slice = slice(None)) -> dict[str, torch.Tensor]:
@@ -166,7 +167,7 @@ def test_batch_norm_statistics_are_updated_once_per_micro_batch():
     reference = PairModule(batch_norm=True).double()
     with torch.no_grad():
         for part in micro(inputs, k):
-            reference(part, [["image", "text"]])
+            reference(part, [PlannedPair("image", "text")])
     norm, expected = module.model.encoders["image"].norm, reference.model.encoders["image"].norm
     assert int(norm.num_batches_tracked) == k
     torch.testing.assert_close(norm.running_mean, expected.running_mean, atol=1e-12, rtol=0)

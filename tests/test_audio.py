@@ -378,7 +378,7 @@ def test_a_timm_cnn_can_replace_the_spectrogram_transformer():
     from omniembed.nn.timm_trunk import TimmConfig
 
     audio = dataclasses.replace(AudioModality.tiny_config(), n_mels=64, n_clips=2,
-                                timm=TimmConfig(name="test_resnet"))
+                                tower=TimmConfig(name="test_resnet"))
     model = omniembed.create(ModelConfig(embed_dim=16, anchor="audio", modalities={"audio": audio}))
     assert next(model.encoder("audio").trunk.model.parameters()).shape[1] == 1  # first conv takes 1 channel
     rows = model.embed([np.sin(np.arange(16000) / 10).astype(np.float32)], modality="audio")
@@ -408,9 +408,9 @@ def test_a_tdnn_can_replace_the_spectrogram_transformer():
     from omniembed.nn.tdnn import TdnnConfig, TdnnTrunk
 
     audio = dataclasses.replace(AudioModality.tiny_config(), n_mels=40, n_clips=2, feature_norm="clip",
-                                tdnn=TdnnConfig(width=32))
+                                tower=TdnnConfig(width=32))
     config = ModelConfig(embed_dim=16, anchor="audio", modalities={"audio": audio})
-    assert ModelConfig.from_json(config.to_json()).modalities["audio"].tdnn == TdnnConfig(width=32)
+    assert ModelConfig.from_json(config.to_json()).modalities["audio"].tower == TdnnConfig(width=32)
     model = omniembed.create(config)
     assert isinstance(model.encoder("audio").trunk, TdnnTrunk)
     assert model.encoder("audio").trunk.layers[0].in_channels == 40  # the mel bins are its channels
@@ -426,15 +426,15 @@ def test_only_the_patch_stem_needs_a_spectrogram_of_at_least_one_patch():
         audio(n_mels=8, target_frames=100)
     import omniembed
 
-    small = dataclasses.replace(AudioModality.tiny_config(), n_mels=8, tdnn=TdnnConfig(width=16))
+    small = dataclasses.replace(AudioModality.tiny_config(), n_mels=8, tower=TdnnConfig(width=16))
     model = omniembed.create(ModelConfig(embed_dim=4, anchor="audio", modalities={"audio": small}))
     assert model.embed([np.sin(np.arange(16000) / 10).astype(np.float32)], modality="audio").shape == (1, 4)
 
 def test_timm_and_tdnn_together_are_a_config_error():
     from omniembed.nn.tdnn import TdnnConfig
-    from omniembed.nn.timm_trunk import TimmConfig
 
-    with pytest.raises(ConfigError, match="one of 'timm' and 'tdnn'"):
-        audio(timm=TimmConfig(name="test_resnet"), tdnn=TdnnConfig())
-    with pytest.raises(ConfigError, match="audio.tdnn.kernels"):
-        audio(tdnn=TdnnConfig(kernels=[2, 3, 3]))
+    with pytest.raises(ConfigError, match=r"modalities\.audio\.timm and modalities\.audio\.tdnn each choose the "
+                                          r"encoder: set one modalities\.audio\.tower: \{kind: timm \| tdnn"):
+        ModelConfig.from_dict({"modalities": {"image": {}, "audio": {"timm": {"name": "test_resnet"}, "tdnn": {}}}})
+    with pytest.raises(ConfigError, match="audio.tower.kernels"):
+        audio(tower=TdnnConfig(kernels=[2, 3, 3]))

@@ -92,7 +92,7 @@ def test_temporal_stem_treats_an_image_as_a_repeated_clip():
 
 
 def test_timm_backbone_is_a_trunk_with_a_projection_head(tmp_path):
-    mod = modality(timm=TimmConfig(name="test_resnet"))
+    mod = modality(tower=TimmConfig(name="test_resnet"))
     enc = mod.build_encoder(16).eval()
     out = enc(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 16)
@@ -100,7 +100,7 @@ def test_timm_backbone_is_a_trunk_with_a_projection_head(tmp_path):
     from omniembed.io import save_tensors
 
     save_tensors(weights, enc.trunk.model.state_dict())
-    again = modality(timm=TimmConfig(name="test_resnet", weights=str(weights))).build_encoder(16)
+    again = modality(tower=TimmConfig(name="test_resnet", weights=str(weights))).build_encoder(16)
     for key, value in enc.trunk.model.state_dict().items():
         torch.testing.assert_close(again.trunk.model.state_dict()[key], value)
 
@@ -111,16 +111,16 @@ def test_timm_weights_that_do_not_fit_are_rejected(tmp_path):
     weights = tmp_path / "other.safetensors"
     save_tensors(weights, {"conv1.weight": torch.zeros(1)})
     with pytest.raises(ConfigError, match="does not fit timm 'test_resnet'"):
-        modality(timm=TimmConfig(name="test_resnet", weights=str(weights))).build_encoder(16)
+        modality(tower=TimmConfig(name="test_resnet", weights=str(weights))).build_encoder(16)
 
 
 def test_unknown_timm_model_is_a_config_error():
     with pytest.raises(ConfigError, match="timm has no model 'no_such_net'"):
-        modality(timm=TimmConfig(name="no_such_net")).build_encoder(16)
+        modality(tower=TimmConfig(name="no_such_net")).build_encoder(16)
 
 
 def test_timm_kwargs_reach_create_model_and_bad_ones_are_config_errors():
-    small = modality(timm=TimmConfig(name="test_resnet", kwargs={"drop_rate": 0.5})).build_encoder(16)
+    small = modality(tower=TimmConfig(name="test_resnet", kwargs={"drop_rate": 0.5})).build_encoder(16)
     assert small.trunk.model.drop_rate == 0.5
     with pytest.raises(ConfigError, match="test_resnet"):
-        modality(timm=TimmConfig(name="test_resnet", kwargs={"no_such_argument": 1})).build_encoder(16)
+        modality(tower=TimmConfig(name="test_resnet", kwargs={"no_such_argument": 1})).build_encoder(16)

@@ -13,6 +13,8 @@ import torch
 
 from omniembed.pretrain import distributed, trainer
 from omniembed.pretrain.config import load_config
+from omniembed.pretrain.export import export_model
+from omniembed.pretrain.pair_plan import PairPlan
 from omniembed.pretrain.nonfinite import NonFiniteGuard, NonFiniteTrainingError, nonfinite_tensors
 
 from test_shards import make_pair_shards
@@ -97,12 +99,13 @@ def test_a_skipped_step_leaves_the_weights_as_they_were_and_the_run_finishes(sha
 
 def test_export_refuses_a_model_holding_nan(shapes, tmp_path):
     run = config(shapes, tmp_path)
-    model = trainer.build_model(run)
+    plan = PairPlan.from_config(run)
+    model = trainer.build_model(run, plan)
     next(model.encoders["text"].parameters()).data[0] = float("nan")
-    module = trainer.TrainingModule(model, run)
+    module = trainer.TrainingModule(model, run, plan)
     with pytest.raises(NonFiniteTrainingError, match=r"/model: 1 weight tensor\(s\) hold NaN or Inf \(first: "
                                                      r"encoders\.text\.[\w.]+\); a model that embeds"):
-        trainer.export_model(module, model, run, tmp_path / "model", distributed.setup("cpu"))
+        export_model(module, model, run, plan, tmp_path / "model", distributed.setup("cpu"))
     assert not (tmp_path / "model").exists()
     assert nonfinite_tensors({"w": torch.ones(2), "inf": torch.tensor([1.0, float("inf")]),
                               "steps": torch.tensor([3])}) == ["inf"]  # integer tensors are not checked

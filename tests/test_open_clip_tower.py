@@ -47,8 +47,8 @@ def clip_file(tiny_arch, tmp_path_factory):
 def towers(clip_file, tiny_arch):
     path, _ = clip_file
     tower = OpenClipConfig(arch=tiny_arch, weights=str(path))
-    return (build_open_clip_encoder("image", ImageConfig(image_size=32, open_clip=tower), 16),
-            build_open_clip_encoder("text", TextConfig(open_clip=tower), 16))
+    return (build_open_clip_encoder("image", ImageConfig(image_size=32, tower=tower), 16),
+            build_open_clip_encoder("text", TextConfig(tower=tower), 16))
 
 
 def test_image_tower_returns_exactly_encode_image(clip_file, towers):
@@ -95,23 +95,23 @@ def test_weights_that_do_not_fit_name_the_keys(tmp_path, tiny_arch):
 def test_preprocessing_and_sizes_are_checked_against_the_tower(tiny_arch):
     tower = OpenClipConfig(arch="ViT-B-32")
     with pytest.raises(ConfigError, match=r"set image\.image_size = 224"):
-        build_open_clip_encoder("image", ImageConfig(image_size=256, open_clip=tower), 512)
+        build_open_clip_encoder("image", ImageConfig(image_size=256, tower=tower), 512)
     tagged = OpenClipConfig(arch="ViT-B-32", pretrained="laion2b_s34b_b79k")
     with pytest.raises(ConfigError, match=r"image\.mean = \(0\.48145466"):
-        build_open_clip_encoder("image", ImageConfig(mean=(0.5, 0.5, 0.5), open_clip=tagged), 512)
+        build_open_clip_encoder("image", ImageConfig(mean=(0.5, 0.5, 0.5), tower=tagged), 512)
     with pytest.raises(ConfigError, match="embeds into 512 dims but the model's embed_dim is 64"):
-        build_open_clip_encoder("image", ImageConfig(open_clip=tower), 64)
+        build_open_clip_encoder("image", ImageConfig(tower=tower), 64)
     with pytest.raises(ConfigError, match="text.context_length = 77"):
-        build_open_clip_encoder("text", TextConfig(context_length=64, open_clip=tower), 512)
+        build_open_clip_encoder("text", TextConfig(context_length=64, tower=tower), 512)
     siglip = OpenClipConfig(arch="ViT-B-16-SigLIP")
     with pytest.raises(ConfigError, match="only CLIP-BPE text towers are supported"):
-        build_open_clip_encoder("text", TextConfig(open_clip=siglip), 768)
+        build_open_clip_encoder("text", TextConfig(tower=siglip), 768)
     with pytest.raises(ConfigError, match="open_clip has no architecture 'ViT-Q-99'"):
-        build_open_clip_encoder("image", ImageConfig(open_clip=OpenClipConfig(arch="ViT-Q-99")), 512)
+        build_open_clip_encoder("image", ImageConfig(tower=OpenClipConfig(arch="ViT-Q-99")), 512)
     with pytest.raises(ConfigError, match="has no pretrained tag 'nope'"):
-        build_open_clip_encoder("image", ImageConfig(open_clip=OpenClipConfig(arch="ViT-B-32", pretrained="nope")),
+        build_open_clip_encoder("image", ImageConfig(tower=OpenClipConfig(arch="ViT-B-32", pretrained="nope")),
                                 512)
-    with pytest.raises(ConfigError, match="set either 'timm' or 'open_clip', not both"):
+    with pytest.raises(ConfigError, match="modalities.image.timm and modalities.image.open_clip each choose"):
         omniembed.create({"embed_dim": 16, "modalities": {
             "image": {"image_size": 32, "timm": {"name": "resnet18"}, "open_clip": {"arch": tiny_arch}}}})
 
@@ -152,7 +152,7 @@ def test_open_clip_modalities_writes_a_consistent_pair(tiny_arch):
     pair = open_clip_modalities("MobileCLIP-S1", pretrained="datacompdr")
     image = pair["image"]
     assert (image.image_size, image.interpolation, image.mean) == (256, "bilinear", (0.0, 0.0, 0.0))
-    assert pair["text"].open_clip == image.open_clip and pair["text"].context_length == 77
+    assert pair["text"].tower == image.tower and pair["text"].context_length == 77
     with pytest.raises(ConfigError, match="resizes with mode 'squash'"):
         open_clip_modalities("ViT-B-16-SigLIP", pretrained="webli")
     tiny = open_clip_modalities(tiny_arch)

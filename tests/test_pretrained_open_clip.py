@@ -84,7 +84,7 @@ def test_add_attaches_new_trainable_towers_next_to_the_frozen_ones(tagged, tmp_p
     images = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():
         torch.testing.assert_close(again.encode_image(images), model.encode_image(images), atol=0, rtol=0)
-    assert again.config.modalities["image"].open_clip.weights is None  # the weights live in model.safetensors
+    assert again.config.modalities["image"].tower.weights is None  # the weights live in model.safetensors
     card = (tmp_path / "anchor" / "README.md").read_text()
     assert "frozen open_clip image and text towers; new random towers: pointcloud" in card
     assert f"- source: `open_clip:{ARCH}/{TAG}` — http://127.0.0.1:" in card
@@ -127,13 +127,14 @@ def test_add_is_refused_for_sources_that_are_not_open_clip(tmp_path, tiny_model)
 def test_a_recipe_starts_from_an_open_clip_spec_with_a_new_tower_per_bound_modality(clip, tmp_path):
     from omniembed.pretrain import trainer
     from omniembed.pretrain.config import ExperimentConfig
+    from omniembed.pretrain.pair_plan import PairPlan
 
     root, reference = clip
     config = ExperimentConfig.from_dict({
         "model": {"init": f"open_clip:{ARCH}/{root / 'tiny-clip.bin'}", "frozen": ["image", "text"]},
         "data": {"datasets": [{"name": "triplets", "shards": [str(tmp_path / "shards.json")],
                                "pairs": [["image", "pointcloud"], ["text", "pointcloud"]]}]}})
-    model = trainer.build_model(config)
+    model = trainer.build_model(config, PairPlan.from_config(config))
     assert model.modalities == ["image", "text", "pointcloud"]
     images = torch.randn(1, 3, 32, 32)
     with torch.inference_mode():

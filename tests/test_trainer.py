@@ -21,7 +21,10 @@ from omniembed.pretrain import trainer
 from omniembed.pretrain.config import load_config
 from omniembed.pretrain import distributed
 from omniembed.pretrain.distributed import env_from_slurm
+from omniembed.pretrain.export import training_provenance
 from omniembed.pretrain.lora import LoRALinear, merge_lora_state
+from omniembed.pretrain.pair_plan import PairPlan
+from omniembed.pretrain.parallel import needs_unused_search
 
 from test_shards import TINY, make_pair_shards
 
@@ -88,22 +91,24 @@ def experiment(index: Path, tmp_path: Path, overrides: list[str] = ()):
 
 def test_anchor_is_frozen_by_default_and_only_paired_scales_learn(shapes, tmp_path):
     config = experiment(shapes, tmp_path, ["model.frozen=null"])
-    model = trainer.build_model(config)
-    counts = trainer.configure_trainable(model, config)
+    plan = PairPlan.from_config(config)
+    model = trainer.build_model(config, plan)
+    counts = trainer.configure_trainable(model, config, plan)
     assert counts["image"] == 0 and counts["text"] > 0
     assert model.encoders["text"].postprocess.logit_scale.log_scale.requires_grad
-    module = trainer.TrainingModule(model, config).train()
+    module = trainer.TrainingModule(model, config, plan).train()
     assert not model.encoders["image"].training and model.encoders["text"].training
 
 
 def test_towers_no_pair_uses_are_built_frozen_for_a_later_stage(shapes, tmp_path):
     # stage 1 of a staged recipe builds every tower; video (no logit scale of its own) and audio stay untouched
     config = experiment(shapes, tmp_path, ["model.modalities=[image, text, audio, video]"])
-    model = trainer.build_model(config)
-    counts = trainer.configure_trainable(model, config)
+    plan = PairPlan.from_config(config)
+    model = trainer.build_model(config, plan)
+    counts = trainer.configure_trainable(model, config, plan)
     assert set(model.modalities) == {"image", "text", "audio", "video"}
     assert counts["audio"] == counts["video"] == 0 and counts["image"] > 0 and counts["text"] > 0
-    assert not trainer.needs_unused_search(trainer.TrainingModule(model, config), config)
+    assert not needs_unused_search(trainer.TrainingModule(model, config, plan), plan)
 
 
 def test_a_run_from_an_exported_model_records_the_pairs_it_was_trained_on_before(shapes, tmp_path):
@@ -112,19 +117,21 @@ def test_a_run_from_an_exported_model_records_the_pairs_it_was_trained_on_before
     (earlier / "training.json").write_text(json.dumps({"pairs": [["image", "text"]], "datasets": ["captions"],
                                                        "steps": 500}))
     config = experiment(shapes, tmp_path, [f"model.init={earlier}", "data.datasets.0.pairs=[[image, audio]]"])
-    record = trainer.training_provenance(config)
+    record = training_provenance(config, PairPlan.from_config(config))
     assert record["pairs"] == [["audio", "image"], ["image", "text"]]
     assert record["init"] == {"from": str(earlier), "pairs": [["image", "text"]], "datasets": ["captions"],
                               "steps": 500}
-    assert "init" not in trainer.training_provenance(experiment(shapes, tmp_path / "fresh"))
+    fresh = experiment(shapes, tmp_path / "fresh")
+    assert "init" not in training_provenance(fresh, PairPlan.from_config(fresh))
 
 
 def test_anchor_lora_trains_only_the_adapters_and_merges_exactly(shapes, tmp_path):
     config = experiment(shapes, tmp_path, ["model.frozen=[image, text]", "model.anchor_lora={rank: 4, alpha: 8}"])
-    model = trainer.build_model(config)
+    plan = PairPlan.from_config(config)
+    model = trainer.build_model(config, plan)
     images = torch.randn(3, 3, 32, 32)
     before = model.encode("image", images)
-    trainer.configure_trainable(model, config)
+    trainer.configure_trainable(model, config, plan)
     learning = [n for n, p in model.named_parameters() if p.requires_grad]
     assert learning and all(n.startswith("encoders.image.trunk.") and n.endswith((".lora_a", ".lora_b"))
                             for n in learning)
@@ -149,8 +156,9 @@ def test_anchor_lora_trains_only_the_adapters_and_merges_exactly(shapes, tmp_pat
 
 def test_optimizer_skips_weight_decay_on_norms_biases_and_logit_scales(shapes, tmp_path):
     config = experiment(shapes, tmp_path)
-    model = trainer.build_model(config)
-    trainer.configure_trainable(model, config)
+    plan = PairPlan.from_config(config)
+    model = trainer.build_model(config, plan)
+    trainer.configure_trainable(model, config, plan)
     optimizer = trainer.build_optimizer(model, config)
     names = {id(p): n for n, p in model.named_parameters()}
     decay, no_decay = ([names[id(p)] for p in g["params"]] for g in optimizer.param_groups)
@@ -341,8 +349,9 @@ def test_every_recipe_is_a_valid_experiment(recipe):
 def test_gradient_checkpointing_changes_memory_not_results(shapes, tmp_path):
     plain = experiment(shapes, tmp_path / "plain", ["train.steps=3"])
     checkpointed = experiment(shapes, tmp_path / "ckpt", ["train.steps=3", "model.grad_checkpointing=true"])
-    model = trainer.build_model(checkpointed)
-    trainer.configure_trainable(model, checkpointed)
+    plan = PairPlan.from_config(checkpointed)
+    model = trainer.build_model(checkpointed, plan)
+    trainer.configure_trainable(model, checkpointed, plan)
     assert all(e.trunk.transformer.grad_checkpointing for e in model.encoders.values())
     trainer.train(plain)
     trainer.train(checkpointed)

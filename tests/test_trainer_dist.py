@@ -20,6 +20,8 @@ import torch
 from omniembed.io import load_tensors
 from omniembed.pretrain import trainer
 from omniembed.pretrain.config import load_config
+from omniembed.pretrain.pair_plan import PairPlan
+from omniembed.pretrain.parallel import needs_unused_search
 
 from test_shards import make_pair_shards
 from test_trainer import mixture, records, tiny_experiment, write_experiment
@@ -135,9 +137,11 @@ def test_mixture_with_loader_workers_and_bf16_runs_under_ddp(run):
     exp["data"].update(datasets=mixture(root / "shards" / "shards.json"), num_workers=1)
     exp["train"].update(precision="bf16")
     config = write_experiment(root / "mixed.yaml", exp)
-    module = trainer.TrainingModule(trainer.build_model(load_config(config)), load_config(config))
-    trainer.configure_trainable(module.model, load_config(config))
-    assert trainer.needs_unused_search(module, load_config(config))
+    experiment = load_config(config)
+    plan = PairPlan.from_config(experiment)
+    module = trainer.TrainingModule(trainer.build_model(experiment, plan), experiment, plan)
+    trainer.configure_trainable(module.model, experiment, plan)
+    assert needs_unused_search(module, plan)
     finish(torchrun(config))
     rows = records(root / "mixed")
     assert [r["step"] for r in rows] == list(range(1, 9))

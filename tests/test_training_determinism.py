@@ -22,7 +22,7 @@ from omniembed.pretrain.config import load_config
 
 RATE = 44100
 AUDIO = {"sample_rate": 16000, "n_mels": 32, "n_clips": 3, "clip_seconds": 2.0, "feature_norm": "clip",
-         "tdnn": {"width": 16, "kernels": [3], "dilations": [1]}}
+         "tower": {"kind": "tdnn", "width": 16, "kernels": [3], "dilations": [1]}}
 MODEL = {"embed_dim": 16, "anchor": "text", "modalities": {
     "text": {"trunk": {"width": 32, "depth": 1, "heads": 2, "causal": True}}, "audio": AUDIO}}
 

@@ -33,6 +33,7 @@ def child(k: int, batch: int, device: str, grads_out: str) -> dict:
     from omniembed.pretrain import trainer
     from omniembed.pretrain.accumulation import backward_step
     from omniembed.pretrain.config import ExperimentConfig
+    from omniembed.pretrain.pair_plan import PairPlan
 
     config = ExperimentConfig.from_dict({
         "model": {"init": "omni-tiny", "frozen": []},
@@ -41,10 +42,11 @@ def child(k: int, batch: int, device: str, grads_out: str) -> dict:
     model = omniembed.create({"embed_dim": 256, "anchor": "image", "modalities": {
         "image": {"image_size": 160, "trunk": {"width": 384, "depth": 6, "heads": 6, "pre_norm": True}},
         "text": {"trunk": {"width": 256, "depth": 4, "heads": 4, "causal": True}}}}, seed=0)
-    trainer.configure_trainable(model, config)
+    plan = PairPlan.from_config(config)
+    trainer.configure_trainable(model, config, plan)
     dev = torch.device(device)
-    module = trainer.TrainingModule(model, config).to(dev).train()
-    objective = trainer.PairObjective(config)
+    module = trainer.TrainingModule(model, config, plan).to(dev).train()
+    objective = trainer.PairObjective(config, plan)
     g = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, 160, 160, generator=g).to(dev)
     tokens = model.processor("text").collate([f"a photo of thing number {i}" for i in range(batch)]).to(dev)

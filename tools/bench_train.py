@@ -56,6 +56,7 @@ def omniembed_side(device: torch.device, precision: str):
     """A step function of the OmniEmbed trainer on a ViT-B/16 + 12×512 text model (both towers learning)."""
     from omniembed.pretrain import trainer
     from omniembed.pretrain.config import ExperimentConfig
+    from omniembed.pretrain.pair_plan import PairPlan
 
     config = ExperimentConfig.from_dict({
         "model": {"init": "omni-tiny", "frozen": []},  # the overrides below give ViT-B/16 + CLIP text sizes
@@ -69,10 +70,11 @@ def omniembed_side(device: torch.device, precision: str):
         "image": {"image_size": 224, "patch_size": 16,
                   "trunk": {"width": 768, "depth": 12, "heads": 12, "pre_norm": True}},
         "text": {"trunk": {"width": 512, "depth": 12, "heads": 8, "causal": True}}}}, seed=0)
-    trainer.configure_trainable(model, config)
-    module = trainer.TrainingModule(model, config).to(device).train()
+    plan = PairPlan.from_config(config)
+    trainer.configure_trainable(model, config, plan)
+    module = trainer.TrainingModule(model, config, plan).to(device).train()
     optimizer = trainer.build_optimizer(module, config)
-    objective = trainer.PairObjective(config)
+    objective = trainer.PairObjective(config, plan)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def step(images: torch.Tensor, tokens: torch.Tensor) -> float:

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..walk import discover, special_kind
     from ..io import atomic_path, write_json
     from ..api import open_model
+    from ..inputs import Text
     from .common import require_paths
 
     require_paths(args.inputs)
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipped {path}: not a regular file but a {special_kind(path)}: not read", file=sys.stderr)
     files = [f.path for f in found.files][rank::world]
     texts = list(args.text)[rank::world]
-    items: list = [str(p) for p in files] + texts
+    items: list = [str(p) for p in files] + [Text(t) for t in texts]  # a --text is words, even "cat.jpg"
     if items:
         vectors, failures = model.embed(items, batch_size=args.batch_size, on_error="skip",
                                         precision=args.precision, progress=None)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                                                                   "reads, no --text)")
     failed = {f.index for f in failures}
     rows = [file_record(p, model.modality_of(p)) for i, p in enumerate(files) if i not in failed]
-    rows += [{"text": t, "modality": "text"} for i, t in enumerate(texts, start=len(files)) if i not in failed]
+    rows += [{"text": t, "modality": model.prompt} for i, t in enumerate(texts, start=len(files)) if i not in failed]
     out = part_path(Path(args.out), rank, world)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.grid:
         from ..eval.plots import plot_retrievals
 
-        query_modality = "text" if args.text is not None else index.model.modality_of(query)
+        query_modality = index.model.prompt if args.text is not None else index.model.modality_of(query)
         plot_retrievals(index.model, [(str(query), query_modality, [(h.path, h.modality, h.score) for h in hits])],
                         Path(args.grid))
     return 0

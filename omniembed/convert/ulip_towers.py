@@ -119,7 +119,7 @@ def _slip_image(plan: TowerPlan, keys: list[str], arch: "UlipArch", convert: boo
     kwargs: dict[str, Any] = dict(arch.vision_kwargs)
     plan.configs["image"] = cls(image_size=int(kwargs.get("img_size", 224)), interpolation="bilinear",
                                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                                timm=TimmConfig(name=arch.vision_model, frozen=True, kwargs=kwargs),
+                                tower=TimmConfig(name=arch.vision_model, frozen=True, kwargs=kwargs),
                                 head=HeadConfig(pool="cls", norm=False, bias=False))
     for key in keys:
         plan.renames[key] = ("encoders.image.head.head.proj.weight" if key == "image_projection"

@@ -52,7 +52,7 @@ def eval_set_from_class_folders(root: str | Path, model: "OmniEmbedModel", split
             continue  # a class without this split contributes no samples
         for path in sorted(p for p in where.rglob("*") if p.is_file()):
             found = model.modality_of(path)
-            if found is None or found == "text" or (modality is not None and found != modality):
+            if found is None or found == model.prompt or (modality is not None and found != modality):
                 continue
             items.setdefault(found, []).append(str(path))
             labels.setdefault(found, []).append(label)

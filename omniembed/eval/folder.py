@@ -24,13 +24,17 @@ LABEL_SUFFIX = ".cls"
 
 
 def eval_set_from_folder(folder: str | Path, model: "OmniEmbedModel", class_names: list[str],
-                         skip: tuple[str, ...] = ("text",)) -> EvalSet:
+                         skip: tuple[str, ...] | None = None) -> EvalSet:
     """Every file under ``folder`` whose suffix a modality of ``model`` reads, labelled by its sample's ``.cls``.
+
+    ``skip`` leaves modalities out (default: the model's prompt modality — its captions are no test items, the
+    class prompts stand in for them).
 
     Files of a sample without a ``.cls`` file are left out; a ``.cls`` naming an unknown class raises
     :class:`~omniembed.errors.InputError` naming the file.
     """
     folder = Path(folder)
+    skip = (model.prompt,) if skip is None else skip
     if not folder.is_dir():
         raise MissingInputError(str(folder), "evaluation folder not found")
     by_name = {name: i for i, name in enumerate(class_names)}

@@ -79,14 +79,15 @@ def evaluate(model: "OmniEmbedModel", data: EvalSet, trained_pairs: Sequence[tup
         labels[modality] = np.asarray([l for i, l in enumerate(data.labels[modality]) if i not in bad])
 
     confusions = {}
-    if "text" in model.modalities:
+    prompt = model.prompt
+    if prompt in model.modalities:
         classifier = text_classifier(model, data.class_names, templates)
         for modality, emb in embeddings.items():
-            if modality == "text":
+            if modality == prompt:
                 continue
             result = classify(emb, labels[modality], classifier)
             report.zero_shot[modality] = {**result.as_dict(),
-                                          "emergent": float(is_emergent(modality, "text", trained_pairs))}
+                                          "emergent": float(is_emergent(modality, prompt, trained_pairs))}
             confusions[modality] = result.confusion
     for a, b in itertools.permutations(embeddings, 2):
         scores = recall_at_k(embeddings[a], embeddings[b], same_label(labels[a], labels[b]))

@@ -33,9 +33,10 @@ class ZeroShotResult:
 
 def text_classifier(model: "OmniEmbedModel", class_names: Sequence[str],
                     templates: Sequence[str] = DEFAULT_TEMPLATES, batch_size: int = 64) -> np.ndarray:
-    """One unit vector per class [C, E]: the renormalised mean of that class's prompt embeddings."""
+    """One unit vector per class [C, E]: the renormalised mean of that class's prompt embeddings (embedded with the
+    model's prompt modality, ``ModelConfig.prompt``)."""
     prompts = [t.format(name) for name in class_names for t in templates]
-    vectors = model.embed(prompts, modality="text", batch_size=batch_size)
+    vectors = model.embed(prompts, modality=model.prompt_modality(), batch_size=batch_size)
     per_class = vectors.reshape(len(class_names), len(templates), -1).mean(axis=1)
     return per_class / np.linalg.norm(per_class, axis=1, keepdims=True)
 

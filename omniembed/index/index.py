@@ -275,7 +275,7 @@ class Index:
                 raise MissingInputError(str(query), "file not found")
             return self.model.embed([Path(query)])[0]
         if isinstance(query, str):
-            return self.model.embed([query], modality="text")[0]
+            return self.model.embed([query], modality=self.model.prompt_modality())[0]
         raise InputError(f"<{type(query).__name__}>", "a query is a text, a file path or a vector")
 
     def search_vector(self, vector: np.ndarray, k: int = 10,

@@ -10,6 +10,7 @@ the other two, a supervised probe of this trunk (width 128) reaches 87–91 % to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -22,6 +23,8 @@ from .tokens import Tokens
 class TdnnConfig:
     """Layer ``i``: Conv1d(kernel ``kernels[i]``, dilation ``dilations[i]``, "same" padding, no bias) → BatchNorm →
     ReLU, all ``width`` channels wide; then statistics pooling (mean and max over time)."""
+
+    TAG: ClassVar[str] = "tdnn"
 
     width: int = 128
     kernels: list[int] = field(default_factory=lambda: [5, 3, 3])

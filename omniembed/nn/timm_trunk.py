@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -16,6 +16,8 @@ from .tokens import Tokens
 @dataclass
 class TimmConfig:
     """A timm backbone as the trunk: ``timm.create_model(name, pretrained=False)`` + an optional local weight file."""
+
+    TAG: ClassVar[str] = "timm"
 
     name: str = "resnet18"
     weights: str | None = None

@@ -17,10 +17,12 @@ from ..errors import InputError
 
 
 class TextBatcher:
-    """Embed texts with ``model`` (``model.embed(..., modality="text")``) under ``lock``, coalescing callers."""
+    """Embed texts with ``model`` (``model.embed(..., modality=modality)``: the model's prompt modality, "text"
+    unless its config names another) under ``lock``, coalescing callers."""
 
-    def __init__(self, model, lock: threading.Lock, max_batch: int = 64):
+    def __init__(self, model, lock: threading.Lock, max_batch: int = 64, modality: str = "text"):
         self.model = model
+        self.modality = modality
         self.lock = lock
         self.max_batch = max_batch
         self._queue: list[tuple[str, Future]] = []
@@ -42,7 +44,7 @@ class TextBatcher:
 
     def _run(self, batch: list[tuple[str, Future]]) -> None:
         try:
-            rows, failures = self.model.embed([text for text, _ in batch], modality="text", on_error="skip")
+            rows, failures = self.model.embed([text for text, _ in batch], modality=self.modality, on_error="skip")
         except Exception as exc:  # every caller of the batch sees the failure
             for _, done in batch:
                 done.set_exception(exc)

@@ -53,7 +53,7 @@ class SearchService:
         self.config = config
         self.model = index.model  # loaded now: a bad model fails at start-up, not on the first query
         self._model_lock = threading.Lock()
-        self._texts = TextBatcher(self.model, self._model_lock)
+        self._texts = TextBatcher(self.model, self._model_lock, modality=self.model.prompt)
         self._thumbnail = functools.lru_cache(maxsize=config.thumbnail_cache)(self._render_thumbnail)
 
     # ---- describing ----------------------------------------------------------------------------------------
