@@ -54,8 +54,8 @@ def quick_fps_available() -> bool:
 
 
 def tree_height(n_points: int) -> int:
-    """QuickFPS's KD-tree height for ``n_points`` (the phantom included): at least 1, at most log2(N)."""
-    return max(1, min(n_points.bit_length() - 1, round(math.log2(max(n_points / BUCKET_POINTS, 1)))))
+    """QuickFPS's KD-tree height for ``n_points`` ≥ 2 (the phantom included): at least 1, and 2^height ≤ N."""
+    return max(1, round(math.log2(max(n_points / BUCKET_POINTS, 1))))
 
 
 def phantom_clouds(points: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
