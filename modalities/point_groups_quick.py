@@ -45,7 +45,7 @@ BUCKET_POINTS = 512
 PHANTOM_RADII = 4.0
 """The phantom first point's distance from the centroid, in cloud radii (any value above 3 keeps it out of
 every later distance, see the module docstring)."""
-_DIAGONAL = torch.full((3,), 1 / math.sqrt(3), dtype=torch.float64)
+_DIAGONAL = np.full(3, 1 / math.sqrt(3))
 
 
 def quick_fps_available() -> bool:
@@ -58,39 +58,39 @@ def tree_height(n_points: int) -> int:
     return max(1, round(math.log2(max(n_points / BUCKET_POINTS, 1))))
 
 
-def phantom_clouds(points: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """The clouds QuickFPS samples: ``points`` [B, N, 3] → (float32 [B, N + 1, 3], the phantom first point
-    then each cloud centred and reflected; the first centres ``s`` [B], indices into N; ``usable`` bool [B],
-    False where all points are equal).
-
-    The first centre ``s`` is chosen in float32 like the torch sampler's; the reflection is in float64.
+def phantom_cloud(xyz: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The cloud QuickFPS samples: ``xyz`` float32 [N, 3] → (float32 [N + 1, 3]: the phantom first point, then
+    the cloud centred and reflected; the first centre ``s``, an index into N), or None where all points are
+    equal. ``s`` is chosen in float32, as the torch sampler chooses it; the reflection is in float64.
     """
-    b, n, _ = points.shape
-    first = (points - points.mean(dim=1, keepdim=True)).square().sum(-1).argmax(dim=1)  # [B]
-    centred = points.double()
-    centred -= centred.mean(dim=1, keepdim=True)
-    s = centred[torch.arange(b), first]  # [B, 3]
-    radius = s.norm(dim=1)  # [B]
-    usable = radius > 0
+    first = int(np.square(xyz - xyz.mean(axis=0)).sum(axis=1).argmax())
+    centred = xyz.astype(np.float64)
+    centred -= centred.mean(axis=0)
+    s = centred[first]
+    radius = float(np.sqrt(s @ s))
+    if not radius > 0:
+        return None
     # Householder reflection x ↦ x − 2 (x·v) v / |v|² with v = s/r − w, which takes s/r to w
-    v = s / radius.clamp(min=torch.finfo(torch.float64).tiny)[:, None] - _DIAGONAL
-    vv = v.square().sum(dim=1)  # [B]; 0 where s already lies on w
-    scale = torch.where(vv > 0, 2 / vv.clamp(min=torch.finfo(torch.float64).tiny), torch.zeros_like(vv))
-    centred -= (centred @ v[:, :, None]) * (scale[:, None] * v)[:, None]  # reflected, [B, N, 3]
-    out = torch.empty(b, n + 1, 3)
-    out[:, 0] = -PHANTOM_RADII * radius[:, None] * _DIAGONAL
-    out[:, 1:] = centred
-    return out.numpy(), first, usable
+    v = s / radius - _DIAGONAL
+    vv = float(v @ v)
+    if vv > 0:  # else s already lies on w
+        centred -= np.outer(centred @ v, v * (2 / vv))
+    out = np.empty((len(xyz) + 1, 3), dtype=np.float32)
+    out[0] = -PHANTOM_RADII * radius * _DIAGONAL
+    out[1:] = centred
+    return out, first
 
 
-def _sample_one(cloud: np.ndarray, original: np.ndarray, first: int, n_samples: int, k: int
-                ) -> tuple[np.ndarray, np.ndarray] | None:
-    """One cloud: phantom cloud float32 [N + 1, 3], its points as given [N, 3], the first centre's index →
-    (centres [S], neighbours [S, k]), or None where the phantom did not lead to ``first`` (see the module
-    docstring)."""
+def _sample_one(xyz: np.ndarray, n_samples: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """One cloud float32 [N, 3] → (centres [S], neighbours [S, k]), or None where the phantom cannot lead the
+    sampling to the first centre (see the module docstring)."""
     import fpsample
     from scipy.spatial import cKDTree
 
+    start = phantom_cloud(xyz)
+    if start is None:
+        return None
+    cloud, first = start
     picks = fpsample.bucket_fps_kdline_sampling(cloud, n_samples + 1, h=tree_height(len(cloud)), start_idx=0)
     picks = np.asarray(picks, dtype=np.int64)
     if picks[0] != 0 or picks[1] != first + 1 or (picks[1:] == 0).any():
@@ -99,8 +99,8 @@ def _sample_one(cloud: np.ndarray, original: np.ndarray, first: int, n_samples: 
     if not k:
         return centres, np.empty((n_samples, 0), dtype=np.int64)
     # an unbalanced tree of 32-point leaves builds in about half the time and answers as fast here
-    tree = cKDTree(original, leafsize=32, balanced_tree=False, compact_nodes=False)
-    _, neighbours = tree.query(original[centres], k=k)
+    tree = cKDTree(xyz, leafsize=32, balanced_tree=False, compact_nodes=False)
+    _, neighbours = tree.query(xyz[centres], k=k)
     return centres, np.asarray(neighbours, dtype=np.int64).reshape(n_samples, k)
 
 
@@ -110,16 +110,13 @@ def quick_fps_knn(points: torch.Tensor, n_samples: int, k: int
     points, for CPU clouds ``points`` [B, N, 3] (float32) → (centres [B, S], neighbours [B, S, k], nearest
     first, ``ok`` bool [B]). Rows where ``ok`` is False hold zeros: those clouds are left to the caller."""
     b = points.shape[0]
-    clouds, first, usable = phantom_clouds(points)
-    original = points.numpy()
-    centres = torch.zeros(b, n_samples, dtype=torch.long)
-    neighbours = torch.zeros(b, n_samples, k, dtype=torch.long)
-    ok = torch.zeros(b, dtype=torch.bool)
-    rows = [i for i in range(b) if usable[i]]
-    with ThreadPoolExecutor(max_workers=max(1, min(torch.get_num_threads(), len(rows)))) as pool:
-        results = pool.map(lambda i: _sample_one(clouds[i], original[i], int(first[i]), n_samples, k), rows)
-        for i, result in zip(rows, results):
+    clouds = points.numpy()
+    centres = np.zeros((b, n_samples), dtype=np.int64)
+    neighbours = np.zeros((b, n_samples, k), dtype=np.int64)
+    ok = np.zeros(b, dtype=bool)
+    with ThreadPoolExecutor(max_workers=max(1, min(torch.get_num_threads(), b))) as pool:
+        for i, result in enumerate(pool.map(lambda xyz: _sample_one(xyz, n_samples, k), clouds)):
             if result is not None:
-                centres[i], neighbours[i] = torch.from_numpy(result[0]), torch.from_numpy(result[1])
+                centres[i], neighbours[i] = result
                 ok[i] = True
-    return centres, neighbours, ok
+    return torch.from_numpy(centres), torch.from_numpy(neighbours), torch.from_numpy(ok)

@@ -8,7 +8,7 @@ import torch
 
 import omniembed.modalities.point_groups as pg
 from omniembed.modalities.point_groups import farthest_point_sample, fps_knn
-from omniembed.modalities.point_groups_quick import phantom_clouds, quick_fps_knn, tree_height
+from omniembed.modalities.point_groups_quick import phantom_cloud, quick_fps_knn, tree_height
 
 pytest.importorskip("fpsample")
 pytest.importorskip("scipy.spatial")
@@ -75,20 +75,25 @@ def test_without_fpsample_auto_falls_back_to_the_torch_sampler(monkeypatch):
         fps_knn(clouds, 64, 8, backend="quick")
 
 
-def test_phantom_point_is_below_every_point_and_leads_to_the_farthest_from_the_centroid():
-    clouds = surface_clouds(1000, range(3))
-    phantom, first, usable = phantom_clouds(clouds)
-    assert phantom.shape == (3, 1001, 3) and usable.all()
-    assert (phantom[:, :1] < phantom[:, 1:]).all()  # first in every KD-tree split
-    expected_first = (clouds - clouds.mean(1, keepdim=True)).square().sum(-1).argmax(1)
-    assert torch.equal(first, expected_first)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_phantom_point_is_below_every_point_and_leads_to_the_farthest_from_the_centroid(seed):
+    xyz = surface_clouds(1000, range(seed, seed + 1))[0]
+    phantom, first = phantom_cloud(xyz.numpy())
+    assert phantom.shape == (1001, 3)
+    assert (phantom[:1] < phantom[1:]).all()  # first in every KD-tree split
+    assert first == int((xyz - xyz.mean(0)).square().sum(-1).argmax())
     # the reflection keeps every distance: the reflected cloud is the centred cloud up to float32 rounding
-    centred = (clouds - clouds.mean(1, keepdim=True)).double()
-    reflected = torch.from_numpy(phantom[:, 1:]).double()
+    centred = (xyz - xyz.mean(0)).double()
+    reflected = torch.from_numpy(phantom[1:]).double()
     torch.testing.assert_close(torch.cdist(reflected, reflected), torch.cdist(centred, centred), rtol=0, atol=1e-5)
-    # and the first centre lands on the diagonal, farthest from the phantom
-    from_phantom = ((reflected - torch.from_numpy(phantom[:, :1]).double()) ** 2).sum(-1)
-    assert torch.equal(from_phantom.argmax(1), first)
+    # the first centre is the farthest from the phantom, and every point is nearer to it than to the phantom
+    from_phantom = (reflected - torch.from_numpy(phantom[:1]).double()).norm(dim=-1)
+    assert int(from_phantom.argmax()) == first
+    assert ((reflected - reflected[first]).norm(dim=-1) < from_phantom).all()
+
+
+def test_a_cloud_of_equal_points_has_no_phantom():
+    assert phantom_cloud(np.full((10, 3), 0.25, dtype=np.float32)) is None
 
 
 def test_clouds_quickfps_cannot_start_are_sampled_by_the_torch_sampler():
