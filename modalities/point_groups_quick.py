@@ -63,9 +63,13 @@ def phantom_cloud(xyz: np.ndarray) -> tuple[np.ndarray, int] | None:
     the cloud centred and reflected; the first centre ``s``, an index into N), or None where all points are
     equal. ``s`` is chosen in float32, as the torch sampler chooses it; the reflection is in float64.
     """
-    first = int(np.square(xyz - xyz.mean(axis=0)).sum(axis=1).argmax())
+    # means and row sums as products with ones: numpy's reductions over a [N, 3] array's short rows and long
+    # columns run several times slower than BLAS does them
+    n = len(xyz)
+    offset = xyz - np.ones(n, dtype=np.float32) @ xyz / np.float32(n)
+    first = int(((offset * offset) @ np.ones(3, dtype=np.float32)).argmax())
     centred = xyz.astype(np.float64)
-    centred -= centred.mean(axis=0)
+    centred -= np.ones(n) @ centred / n
     s = centred[first]
     radius = float(np.sqrt(s @ s))
     if not radius > 0:
@@ -73,11 +77,10 @@ def phantom_cloud(xyz: np.ndarray) -> tuple[np.ndarray, int] | None:
     # Householder reflection x ↦ x − 2 (x·v) v / |v|² with v = s/r − w, which takes s/r to w
     v = s / radius - _DIAGONAL
     vv = float(v @ v)
-    if vv > 0:  # else s already lies on w
-        centred -= np.outer(centred @ v, v * (2 / vv))
-    out = np.empty((len(xyz) + 1, 3), dtype=np.float32)
+    reflection = np.eye(3) - np.outer(v, v) * (2 / vv) if vv > 0 else np.eye(3)  # vv = 0: s already on w
+    out = np.empty((n + 1, 3), dtype=np.float32)
     out[0] = -PHANTOM_RADII * radius * _DIAGONAL
-    out[1:] = centred
+    out[1:] = centred @ reflection
     return out, first
 
 
