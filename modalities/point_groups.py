@@ -24,6 +24,13 @@ takes centre ``i``'s k nearest among all the points it has just measured. They a
 k-th is no farther than the box of every chunk left out; the rare centres where that does not hold are
 finished by a search over every chunk whose box is nearer than that k-th distance (:func:`_knn_within`). The
 neighbours are exact, nearest first (up to float rounding of equal distances).
+
+**Backends** (:data:`FPS_BACKENDS`). On CPU, ``order_free`` float32 clouds go by default to
+:mod:`.point_groups_quick` — fpsample's QuickFPS and scipy's KD-tree, a cloud per thread, several times less
+work per cloud than this module's sampler, and the same centres up to float rounding of nearly equal
+distances. This module's sampler is the exact path: the ``pointnet2`` rule (bit for bit the kernel's picks,
+for converter parity), a given ``start`` or ``pruned``, GPUs, and the fallback where fpsample or scipy is not
+installed.
 """
 
 from __future__ import annotations
