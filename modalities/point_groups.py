@@ -24,6 +24,13 @@ takes centre ``i``'s k nearest among all the points it has just measured. They a
 k-th is no farther than the box of every chunk left out; the rare centres where that does not hold are
 finished by a search over every chunk whose box is nearer than that k-th distance (:func:`_knn_within`). The
 neighbours are exact, nearest first (up to float rounding of equal distances).
+
+**Backends** (:data:`FPS_BACKENDS`). On CPU, ``order_free`` float32 clouds go by default to
+:mod:`.point_groups_quick` — fpsample's QuickFPS and scipy's KD-tree, a cloud per thread, several times less
+work per cloud than this module's sampler, and the same centres up to float rounding of nearly equal
+distances. This module's sampler is the exact path: the ``pointnet2`` rule (bit for bit the kernel's picks,
+for converter parity), a given ``start`` or ``pruned``, GPUs, and the fallback where fpsample or scipy is not
+installed.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from torch import nn
 
 from omniembed.nn.tokens import Tokens
 
+from .point_groups_quick import quick_fps_available, quick_fps_knn
 from .point_trunk import PositionedTokens
 from .pointnet2_order import Pointnet2Order, kernel_sum
 
@@ -142,33 +150,57 @@ FPS_RULES = ("order_free", "pointnet2")
 """``order_free``: start at the point farthest from the centroid, ties to the first in Morton order.
 ``pointnet2``: Point-BERT's CUDA kernel (ULIP) — start at index 0, skip near-origin points, its tie order
 (:mod:`.pointnet2_order`)."""
+FPS_BACKENDS = ("auto", "quick", "torch")
+"""``torch``: this module's batched sampler, exact to the rule (the only one for ``pointnet2``, a given
+``start`` or ``pruned``). ``quick``: fpsample's QuickFPS and scipy's KD-tree, a cloud per thread
+(:mod:`.point_groups_quick`; ``order_free`` on float32 CPU clouds): the same centres up to float rounding of
+nearly equal distances, neighbours ties in any order. ``auto``: ``quick`` where it applies and is installed,
+else ``torch``."""
 
 
 def farthest_point_sample(points: torch.Tensor, n_samples: int, start: torch.Tensor | None = None,
-                          pruned: bool | None = None, rule: str = "order_free") -> torch.Tensor:
+                          pruned: bool | None = None, rule: str = "order_free", backend: str = "auto"
+                          ) -> torch.Tensor:
     """Farthest-point sampling of ``points`` [B, N, 3] → indices [B, n_samples] into N, in selection order.
 
     ``start`` [B]: the first index per cloud; default the point farthest from the cloud's centroid
     (``rule="order_free"``) or index 0 (``rule="pointnet2"``). ``pruned``: update only the chunks the new
     centre can reach (default on CPU) or every point (default elsewhere); both give the same indices.
-    ``rule``: one of :data:`FPS_RULES`.
+    ``rule``: one of :data:`FPS_RULES`; ``backend``: one of :data:`FPS_BACKENDS`.
     """
-    return fps_knn(points, n_samples, 0, start, pruned, rule)[0]
+    return fps_knn(points, n_samples, 0, start, pruned, rule, backend)[0]
 
 
 def fps_knn(points: torch.Tensor, n_samples: int, k: int, start: torch.Tensor | None = None,
-            pruned: bool | None = None, rule: str = "order_free") -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`farthest_point_sample` plus each centre's ``k`` nearest points, from the same distance updates.
+            pruned: bool | None = None, rule: str = "order_free", backend: str = "auto"
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`farthest_point_sample` plus each centre's ``k`` nearest points (with the torch backend, from the
+    same distance updates).
 
     ``points`` [B, N, 3] → (centre indices [B, S], neighbour indices [B, S, k], nearest first) into N.
     """
     if rule not in FPS_RULES:
         raise ValueError(f"unknown farthest-point sampling rule '{rule}' (choose from {', '.join(FPS_RULES)})")
+    if backend not in FPS_BACKENDS:
+        raise ValueError(f"unknown farthest-point sampling backend '{backend}' (choose from "
+                         f"{', '.join(FPS_BACKENDS)})")
     b, n, _ = points.shape
     if not 0 < n_samples <= n:
         raise ValueError(f"cannot pick {n_samples} of {n} points")
     if not 0 <= k <= n:
         raise ValueError(f"cannot find {k} neighbours among {n} points")
+    quick_applies = (rule == "order_free" and start is None and pruned is None and points.device.type == "cpu"
+                     and points.dtype == torch.float32)
+    if backend == "quick" and not (quick_applies and quick_fps_available()):
+        raise ValueError("the quick backend needs fpsample and scipy (pip install 'omniembed[pointcloud]') and "
+                         "float32 CPU clouds sampled by the order_free rule from its own start, without pruned")
+    if backend != "torch" and quick_applies and quick_fps_available():
+        with torch.no_grad():
+            centres, neighbours, ok = quick_fps_knn(points.detach().contiguous(), n_samples, k)
+        if not bool(ok.all()):  # the clouds QuickFPS cannot start right: the torch sampler's, same rule
+            rest = (~ok).nonzero().flatten()
+            centres[rest], neighbours[rest] = fps_knn(points[rest], n_samples, k, backend="torch")
+        return centres, neighbours
     with torch.no_grad():
         chunks = chunk_clouds(points)
         order = None

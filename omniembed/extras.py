@@ -15,6 +15,7 @@ from .errors import MissingExtraError
 
 EXTRAS: dict[str, str] = {
     "open3d": "pointcloud",
+    "fpsample": "pointcloud",
     "decord": "video",
     "faiss": "index",
     "pyarrow": "index",
