@@ -185,14 +185,14 @@ def test_auto_falls_back_to_exact_search_when_no_breadth_reaches_the_target(monk
 
 
 def test_auto_keeps_the_graph_only_when_it_beats_the_exact_scan(monkeypatch):
-    rows = low_dim(3000)
-    ids = np.arange(3000, dtype=np.int64)
-    spec = IndexSpec(flat_max_cells=128 * 100, min_reduced_dim=8)
+    rows = low_dim(1500)
+    ids = np.arange(1500, dtype=np.int64)
+    spec = IndexSpec(flat_max_cells=128 * 100, min_reduced_dim=8, hnsw_m=16, ef_construction=40)
     monkeypatch.setattr(vectors, "exact_is_faster", lambda *a: (True, 1.0, 0.1))
     assert build(rows, ids, spec, 128).kind == "flat"
     monkeypatch.setattr(vectors, "exact_is_faster", lambda *a: (False, 0.1, 1.0))
     kept = build(rows, ids, spec, 128)
-    assert kept.kind == "hnsw" and kept.count == 3000
+    assert kept.kind == "hnsw" and kept.count == 1500
 
 
 def test_breadth_must_reach_the_target_on_the_verification_queries_too():

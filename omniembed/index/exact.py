@@ -2,15 +2,21 @@
 
 numpy's ``rows @ q`` (a GEMV through the BLAS numpy links) then ``argpartition`` runs about twice as fast as faiss's
 ``IndexFlatIP`` for one query on 2 cores (20k × 512: 0.58 vs 1.08 ms, ``../shared/design/BENCHMARKS.md``), so the
-flat index keeps faiss's storage and file format but scores with this.
+flat index keeps faiss's storage and file format but scores with this. A few queries run on one BLAS thread, as
+faiss's one-query searches run on one OpenMP thread: on a busy 2-core box a second BLAS thread waiting for a core
+made a 20k-row scan 2–17× slower, not faster.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 SCORE_CELLS = 1 << 24
 """Queries per block: at most this many query × row scores (64 MiB of float32) held at once."""
+FEW_QUERIES = 8
+"""Below this many queries the scan runs on one BLAS thread."""
+_BLAS = ThreadpoolController().select(user_api="blas")
 
 
 def exact_search(rows: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -21,6 +27,14 @@ def exact_search(rows: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndar
     found_out = np.empty((len(queries), k), np.int64)
     if k == 0:
         return scores_out, found_out
+    if len(queries) < FEW_QUERIES:
+        with _BLAS.limit(limits=1):
+            return _top(rows, queries, k, scores_out, found_out)
+    return _top(rows, queries, k, scores_out, found_out)
+
+
+def _top(rows: np.ndarray, queries: np.ndarray, k: int, scores_out: np.ndarray,
+         found_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     block = max(1, SCORE_CELLS // max(len(rows), 1))
     for start in range(0, len(queries), block):
         scores = queries[start:start + block] @ rows.T  # [q, N]

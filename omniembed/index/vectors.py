@@ -2,8 +2,10 @@
 
 Rows are unit vectors ``[N, D]`` (float32) labelled with int64 item ids (the SQLite row ids). Three kinds:
 
-* ``flat`` — ``IndexFlatIP``: exact cosine scores; chosen while ``N · D ≤ flat_max_cells`` (≈ 20k rows of
-  512-d, where a full scan still takes about 2 ms on 2 cores).
+* ``flat`` — exact cosine scores, stored as faiss ``IDMap,Flat`` and scored with one BLAS product over that storage
+  (:mod:`.exact`; about twice as fast as ``IndexFlatIP`` for one query). Chosen while ``N · D ≤ flat_max_cells``,
+  and by an automatic build whenever the approximate structure it tried misses the recall target or is not
+  faster (below).
 * ``hnsw`` — an HNSW graph over a PCA-reduced copy of the rows, whose candidates (``refine_factor × k``) are
   re-ranked exactly against the full vectors (faiss ``PCA{d},HNSW{M},RFlat``). The graph works in the
   dimensions that hold ``reduce_variance`` of the variance, which pays off only where the rows have a low
@@ -15,13 +17,15 @@ Rows are unit vectors ``[N, D]`` (float32) labelled with int64 item ids (the SQL
 
 The graph and the lists search in L2, which ranks unit vectors exactly as cosine does and is unchanged by
 PCA's centring (inner products are not); L2 distances are turned back into cosines (``1 − d²/2``). During a
-build, the search breadth (HNSW ``efSearch`` or IVF ``nprobe``) is tuned, autofaiss-style, to the smallest value
-whose recall@10 reaches ``target_recall``, measured with ``tune_queries`` rows held out of the index as queries
-(rows already in a graph are found far more easily than new queries) and added once the breadth is set; an
-explicit ``ef_search`` / ``nprobe`` skips the tuning. Every setting is stored inside the faiss file.
+build, the search breadth (HNSW ``efSearch`` or IVF ``nprobe``) is tuned (:mod:`.tuning`) to the smallest value
+whose recall@10 reaches ``target_recall`` on rows held out of the index — one set to tune, a second to verify —
+which are added once the breadth is set; an explicit ``ef_search`` / ``nprobe`` skips the tuning. An automatic
+build (``kind="auto"``) keeps the structure only when some breadth passes both sets and its one-query search is
+faster than the exact scan, measured side by side on the verification queries; otherwise it becomes ``flat``
+(random unit vectors, or sizes where a BLAS scan is quicker). A forced kind is kept at its widest breadth. Every
+setting is stored inside the faiss file.
 
-Speed figures live in ``tools/bench_index.py`` and the README, with their data and operating point: on real
-sentence embeddings the default is at parity with plain faiss HNSW, not faster (``../shared/design/BENCHMARKS.md``).
+Speed figures live in ``tools/bench_index.py`` and the README, with their data and operating point.
 """
 
 from __future__ import annotations
@@ -63,7 +67,9 @@ class IndexSpec:
     ivfpq_min: int = 5_000_000
     """auto: IVF-PQ from this many rows on (HNSW keeps every full vector in memory: ~2.3 kB a row at 512-d)."""
     hnsw_m: int = 32
-    ef_construction: int = 40
+    ef_construction: int = 100
+    """HNSW build breadth: on MiniLM rows (tools/bench_index.py) 100 instead of 40 doubles the build time and
+    reaches recall@10 0.97 at half the efSearch, ~1.5× faster per query."""
     ef_search: int = 0
     """HNSW search breadth; 0: tuned after each build to reach ``target_recall``."""
     refine_factor: int = 4
@@ -121,6 +127,7 @@ class VectorIndex:
     def __init__(self, index: faiss.Index, kind: str):
         self.index = index
         self.kind = kind
+        self._flat_views: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def count(self) -> int:
@@ -158,12 +165,14 @@ class VectorIndex:
         return scores.astype(np.float32), ids
 
     def _flat_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Views (no copy) of a flat index's rows [N, D] float32 and their item ids [N] int64; taken afresh for each
-        search because an add or remove may move faiss's buffers."""
-        flat = faiss.downcast_index(self.index.index)
-        n = self.count
-        rows = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
-        return rows, faiss.rev_swig_ptr(self.index.id_map.data(), n)
+        """Views (no copy) of a flat index's rows [N, D] float32 and their item ids [N] int64; dropped by every add
+        and remove, which may move faiss's buffers."""
+        if self._flat_views is None:
+            flat = faiss.downcast_index(self.index.index)
+            n = self.count
+            self._flat_views = (faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim),
+                                faiss.rev_swig_ptr(self.index.id_map.data(), n))
+        return self._flat_views
 
     def set_breadth(self, param: str, value: int) -> None:
         """Set the search breadth ``param`` (HNSW ``efSearch`` or IVF ``nprobe``) everywhere in the chain."""
@@ -173,6 +182,7 @@ class VectorIndex:
             keep: np.ndarray | None = None) -> None:
         """Add unit rows [N, D] labelled ``ids`` [N] (int64), ``ADD_CHUNK`` rows per call; with ``keep`` [N] (bool)
         only those rows (selected chunk by chunk, so no copy of the whole array is made)."""
+        self._flat_views = None
         for start in range(0, len(vectors), ADD_CHUNK):
             stop = min(start + ADD_CHUNK, len(vectors))
             rows, labels = vectors[start:stop], ids[start:stop]
@@ -190,6 +200,7 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> int:
         if not self.can_remove():
             raise ConfigError(f"a {self.kind} index cannot remove rows in place; rebuild it")
+        self._flat_views = None
         return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
     def describe(self) -> str:
