@@ -18,6 +18,7 @@ EXTRAS: dict[str, str] = {
     "decord": "video",
     "faiss": "index",
     "pyarrow": "index",
+    "threadpoolctl": "index",
     "yaml": "train",
     "webdataset": "train",
     "braceexpand": "train",

@@ -9,14 +9,18 @@ made a 20k-row scan 2–17× slower, not faster.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
-from threadpoolctl import ThreadpoolController
+
+from ..extras import LazyModule
+
+threadpoolctl = LazyModule("threadpoolctl", "the retrieval index (omniembed index / search, omniembed.Index)")
 
 SCORE_CELLS = 1 << 24
 """Queries per block: at most this many query × row scores (64 MiB of float32) held at once."""
 FEW_QUERIES = 8
 """Below this many queries the scan runs on one BLAS thread."""
-_BLAS = ThreadpoolController().select(user_api="blas")
 
 
 def exact_search(rows: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +32,7 @@ def exact_search(rows: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndar
     if k == 0:
         return scores_out, found_out
     if len(queries) < FEW_QUERIES:
-        with _BLAS.limit(limits=1):
+        with _blas().limit(limits=1):
             return _top(rows, queries, k, scores_out, found_out)
     return _top(rows, queries, k, scores_out, found_out)
 
@@ -47,3 +51,9 @@ def _top(rows: np.ndarray, queries: np.ndarray, k: int, scores_out: np.ndarray,
         scores_out[start:start + block] = np.take_along_axis(picked, order, axis=1)
         found_out[start:start + block] = np.take_along_axis(top, order, axis=1)
     return scores_out, found_out
+
+
+@cache
+def _blas():
+    """The BLAS libraries numpy has loaded (threadpoolctl looks them up once)."""
+    return threadpoolctl.ThreadpoolController().select(user_api="blas")
