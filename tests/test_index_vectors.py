@@ -35,8 +35,9 @@ def test_kind_follows_size_unless_forced():
     assert choose_kind(1001, 64, spec) == "hnsw"
     assert choose_kind(50_000, 64, spec) == "ivfpq"
     assert choose_kind(10, 64, IndexSpec(kind="hnsw")) == "hnsw"
-    # the default: exact up to ~20k rows of 512-d, HNSW up to 5M
-    assert choose_kind(19_000, 512, IndexSpec()) == "flat" and choose_kind(1_000_000, 512, IndexSpec()) == "hnsw"
+    # the default: exact up to ~4k rows of 512-d, then a graph (kept only where it beats the scan) up to 5M
+    assert choose_kind(3_900, 512, IndexSpec()) == "flat" and choose_kind(19_000, 512, IndexSpec()) == "hnsw"
+    assert choose_kind(1_000_000, 512, IndexSpec()) == "hnsw"
 
 
 def test_flat_scores_are_exact_cosines_with_item_ids():

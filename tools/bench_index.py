@@ -3,7 +3,7 @@ approximate indexes (HNSW, IVF, IVF-SQ8 with re-ranking), side by side in one ru
 
     .venv/bin/python tools/bench_index.py [--sizes 100000,1000000] [--data real,random] [--max-real 21000]
                                           [--random-max 100000] [--peer-max 1000000] [--peers hnsw,ivf,ivfsq]
-                                          [--latency-queries 200] [--cache DIR]
+                                          [--hnsw-efc 40] [--latency-queries 200] [--cache DIR]
 
 For each size and data set it reports build time, memory, single-query top-10 latency p50/p99 and recall@10
 against exact search on 1000 queries that are not in the index:
@@ -15,7 +15,7 @@ against exact search on 1000 queries that are not in the index:
   on a second held-out set, kept only when it reaches the target recall and beats the exact scan), searched
   through ``VectorIndex.search`` as ``Index.search`` does. Build time includes training and tuning.
 * **faiss peers**, built here in the same run up to ``--peer-max`` rows and each swept over its search breadth:
-  ``IndexHNSWFlat`` M 32, efConstruction 40 (efSearch 16 … 1024); ``IVF{nlist},Flat`` and ``IVF{nlist},SQ8``
+  ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); ``IVF{nlist},Flat`` and ``IVF{nlist},SQ8``
   re-ranked ×4 on the full vectors (``IndexRefineFlat``), nlist ≈ 4·√N, nprobe 1 … 256. For each peer the speed
   ratio is taken at equal recall: against its cheapest setting whose recall@10 is at least omniembed's; a peer that
   reaches omniembed's recall at no setting tried gets no ratio.
@@ -149,18 +149,18 @@ def sweep(name: str, factory: str, rows: np.ndarray, queries: np.ndarray, truth:
 
 
 def peers(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, lat_queries: np.ndarray,
-          chosen: set[str]) -> list[Row]:
+          chosen: set[str], hnsw_efc: tuple[int, ...]) -> list[Row]:
     nlist = 1 << round(math.log2(4 * math.sqrt(len(rows))))
-
-    def hnsw_setup(index: faiss.Index) -> None:
-        faiss.downcast_index(index).hnsw.efConstruction = 40
 
     def refine_setup(index: faiss.Index) -> None:
         faiss.downcast_index(index).k_factor = 4.0
 
     out = []
-    if "hnsw" in chosen:
-        out += sweep("faiss HNSWFlat M32 efC40", "HNSW32,Flat", rows, queries, truth, lat_queries, "efSearch",
+    for efc in hnsw_efc if "hnsw" in chosen else ():
+        def hnsw_setup(index: faiss.Index, efc: int = efc) -> None:
+            faiss.downcast_index(index).hnsw.efConstruction = efc
+
+        out += sweep(f"faiss HNSWFlat M32 efC{efc}", "HNSW32,Flat", rows, queries, truth, lat_queries, "efSearch",
                      HNSW_EF, hnsw_setup)
     if "ivf" in chosen:
         out += sweep(f"faiss IVF{nlist},Flat", f"IVF{nlist},Flat", rows, queries, truth, lat_queries, "nprobe",
@@ -171,7 +171,8 @@ def peers(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, lat_queries:
     return out
 
 
-def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: set[str]) -> tuple[list[Row], str]:
+def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: set[str],
+          hnsw_efc: tuple[int, ...]) -> tuple[list[Row], str]:
     t0 = time.perf_counter()
     _, truth = faiss.knn(queries, rows, K, metric=faiss.METRIC_INNER_PRODUCT)
     print(f"  exact top-{K} of {len(queries)} queries: {time.perf_counter() - t0:.1f} s", flush=True)
@@ -199,7 +200,7 @@ def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: s
     print(f"  omniembed built in {build_s:.1f} s: {chosen.describe()}", flush=True)
     description = chosen.describe()
     del chosen
-    results += peers(rows, queries, truth, lat_queries, chosen_peers)
+    results += peers(rows, queries, truth, lat_queries, chosen_peers, hnsw_efc)
     return results, description
 
 
@@ -247,6 +248,9 @@ def main() -> None:
     parser.add_argument("--random-max", type=int, default=100_000, help="largest size run on random rows")
     parser.add_argument("--peer-max", type=int, default=1_000_000, help="largest size the faiss peers are built at")
     parser.add_argument("--peers", default="hnsw,ivf,ivfsq", help="faiss peers: hnsw, ivf and/or ivfsq")
+    parser.add_argument("--hnsw-efc", default="40",
+                        help="efConstruction of each faiss HNSW peer built (e.g. 40,100: the faiss default family "
+                             "and omniembed's build breadth, to separate graph quality from the rest)")
     parser.add_argument("--latency-queries", type=int, default=200)
     args = parser.parse_args()
 
@@ -262,7 +266,8 @@ def main() -> None:
             rows, queries, label = data_set(kind, n, args)
             print(f"\nn = {n:,}, dim = {rows.shape[1]}, {kind}: {label}", flush=True)
             chosen_peers = set(args.peers.split(",")) if n <= args.peer_max else set()
-            results, _ = bench(rows, queries, args.latency_queries, chosen_peers)
+            results, _ = bench(rows, queries, args.latency_queries, chosen_peers,
+                               tuple(int(v) for v in args.hnsw_efc.split(",")))
             print_table(results)
             if n > args.peer_max:
                 print(f"  faiss peers not built at this size (--peer-max {args.peer_max}): no comparison with them")
