@@ -1,10 +1,11 @@
 """Exact top-k by inner product as one BLAS product per block of queries.
 
-numpy's ``rows @ q`` (a GEMV through the BLAS numpy links) then ``argpartition`` runs about twice as fast as faiss's
-``IndexFlatIP`` for one query on 2 cores (20k × 512: 0.58 vs 1.08 ms, ``../shared/design/BENCHMARKS.md``), so the
-flat index keeps faiss's storage and file format but scores with this. A few queries run on one BLAS thread, as
-faiss's one-query searches run on one OpenMP thread: on a busy 2-core box a second BLAS thread waiting for a core
-made a 20k-row scan 2–17× slower, not faster.
+numpy's ``rows @ q`` (a GEMM through the BLAS numpy links) then ``argpartition``, over faiss's own flat storage,
+so the flat index keeps faiss's file format. On an idle 2-core box this took 0.58 ms against faiss
+``IndexFlatIP``'s 1.08 ms for one query over 20k × 512 (``../shared/design/BENCHMARKS.md``); on a heavily loaded
+one the two trade places from run to run (``tools/bench_index.py`` prints both), so count on parity, not a
+speed-up. A few queries run on one BLAS thread, as faiss's one-query searches run on one OpenMP thread: a second
+thread that must wait for a busy core costs more than it saves.
 """
 
 from __future__ import annotations
