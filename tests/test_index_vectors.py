@@ -178,6 +178,7 @@ def test_auto_falls_back_to_exact_search_when_no_breadth_reaches_the_target(monk
     reported = []
     index = build(rows, ids, spec, 64, progress=reported.append)
     assert index.kind == "flat" and index.count == 2000 and sum(reported) == 2000
+    assert "recall@10" in index.describe() and "< 0.99 on held-out rows at efSearch 12" in index.describe()
     queries = unit_random(20, 64, seed=3)
     np.testing.assert_array_equal(index.search(queries, 10)[1], exact_top(queries, rows, ids))
     # forced, the same graph is kept (the user asked for it) at its widest breadth
@@ -190,7 +191,9 @@ def test_auto_keeps_the_graph_only_when_it_beats_the_exact_scan(monkeypatch):
     ids = np.arange(1500, dtype=np.int64)
     spec = IndexSpec(flat_max_cells=128 * 100, min_reduced_dim=8, hnsw_m=16, ef_construction=40)
     monkeypatch.setattr(vectors, "exact_is_faster", lambda *a: (True, 1.0, 0.1))
-    assert build(rows, ids, spec, 128).kind == "flat"
+    exact = build(rows, ids, spec, 128)
+    assert exact.kind == "flat" and "(exact: 0.10 ms per query against hnsw efSearch " in exact.describe()
+    assert exact.describe().endswith("'s 1.00 ms)")
     monkeypatch.setattr(vectors, "exact_is_faster", lambda *a: (False, 0.1, 1.0))
     kept = build(rows, ids, spec, 128)
     assert kept.kind == "hnsw" and kept.count == 1500

@@ -126,9 +126,11 @@ def choose_kind(count: int, dim: int, spec: IndexSpec) -> str:
 class VectorIndex:
     """A faiss index over unit rows labelled with item ids, with the kind it was built as."""
 
-    def __init__(self, index: faiss.Index, kind: str):
+    def __init__(self, index: faiss.Index, kind: str, reason: str = ""):
         self.index = index
         self.kind = kind
+        self.reason = reason
+        """Why an automatic build chose this kind over the one the size called for ("" when it did not)."""
         self._flat_views: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -219,7 +221,7 @@ class VectorIndex:
                 parts.append(f"re-rank ×{int(sub.k_factor)} on full vectors")
             elif isinstance(sub, faiss.IndexIVFPQ):
                 parts.append(f"IVF {sub.nlist} lists, nprobe {sub.nprobe}, PQ {sub.pq.M}×{sub.pq.nbits} bit")
-        return f"{self.kind}: " + ", ".join(parts)
+        return f"{self.kind}: " + ", ".join(parts) + (f" ({self.reason})" if self.reason else "")
 
     def write(self, path: str | os.PathLike) -> None:
         """Write the index atomically (a temp file beside ``path``, renamed over it)."""
@@ -274,9 +276,19 @@ def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec, dim: int,
         queries = rows[part]
         sets.append((queries, held_truth(rows, ids, held, queries)))
     tuned = tune_breadth(result, param, steps, spec.target_recall, sets[0], sets[1])
-    if spec.kind == "auto" and (tuned.value is None or exact_is_faster(result, rows, sets[1][0])[0]):
+    reason = ""
+    if spec.kind == "auto" and tuned.value is None:
+        missed = tuned.tune_recall if tuned.tune_recall < spec.target_recall else tuned.verify_recall
+        reason = (f"exact: {kind} reached recall@10 {missed:.3f} < {spec.target_recall} on held-out rows at "
+                  f"{param} {steps[-1]}")
+    elif spec.kind == "auto":
+        result.set_breadth(param, tuned.value)
+        faster, graph_ms, exact_ms = exact_is_faster(result, rows, sets[1][0])
+        if faster:
+            reason = f"exact: {exact_ms:.2f} ms per query against {kind} {param} {tuned.value}'s {graph_ms:.2f} ms"
+    if reason:
         del result, index
-        flat = _flat(vectors, ids, dim, None)  # the abandoned structure already reported all but the held rows
+        flat = _flat(vectors, ids, dim, None, reason)  # the abandoned structure reported all but the held rows
         if progress is not None:
             progress(int(held.sum()))
         return flat
@@ -285,8 +297,9 @@ def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec, dim: int,
     return result
 
 
-def _flat(vectors: np.ndarray, ids: np.ndarray, dim: int, progress: Callable[[int], None] | None) -> VectorIndex:
-    result = VectorIndex(faiss.index_factory(dim, "IDMap,Flat", faiss.METRIC_INNER_PRODUCT), "flat")
+def _flat(vectors: np.ndarray, ids: np.ndarray, dim: int, progress: Callable[[int], None] | None,
+          reason: str = "") -> VectorIndex:
+    result = VectorIndex(faiss.index_factory(dim, "IDMap,Flat", faiss.METRIC_INNER_PRODUCT), "flat", reason)
     result.add(vectors, ids, progress)
     return result
 
