@@ -15,10 +15,10 @@ against exact search on 1000 queries that are not in the index:
   on a second held-out set, kept only when it reaches the target recall and beats the exact scan), searched
   through ``VectorIndex.search`` as ``Index.search`` does. Build time includes training and tuning.
 * **faiss peers**, built here in the same run up to ``--peer-max`` rows and each swept over its search breadth:
-  ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); ``IVF{nlist},Flat`` and ``IVF{nlist},SQ8``
-  re-ranked ×4 on the full vectors (``IndexRefineFlat``), nlist ≈ 4·√N, nprobe 1 … 256. For each peer the speed
-  ratio is taken at equal recall: against its cheapest setting whose recall@10 is at least omniembed's; a peer that
-  reaches omniembed's recall at no setting tried gets no ratio.
+  ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); ``IVF{nlist},Flat`` and
+  ``IVF{nlist},SQ8`` re-ranked ×4 on the full vectors (``IndexRefineFlat``), nlist ≈ 4·√N, nprobe 1 … 256. For
+  each peer the speed ratio is taken at equal recall: against its cheapest setting whose recall@10 is at least
+  omniembed's; a peer that reaches omniembed's recall at no setting tried gets no ratio.
 
 faiss indexes are searched one query at a time on one OpenMP thread (as ``VectorIndex.search`` does for one query:
 OpenMP's fork/join costs more than it saves); numpy's BLAS keeps its own threads, as in ``Index.search``.
@@ -122,7 +122,8 @@ def numpy_top(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def sweep(name: str, factory: str, rows: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-          lat_queries: np.ndarray, param: str, values: tuple[int, ...], setup: Callable[[faiss.Index], None]) -> list[Row]:
+          lat_queries: np.ndarray, param: str, values: tuple[int, ...],
+          setup: Callable[[faiss.Index], None]) -> list[Row]:
     """Build faiss ``factory`` (L2 on unit rows ranks as cosine), then one row per ``param`` value until the
     recall reaches :data:`SWEEP_STOP`."""
     gc.collect()
@@ -189,7 +190,7 @@ def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: s
     results.append(Row("faiss IndexFlatIP", "exact", build_s, memory,
                        *latencies(lambda q: flat.search(q, K), lat_queries), 1.0))
     faiss.omp_set_num_threads(THREADS)
-    del flat
+    flat.reset()  # its rows' memory back before the next build is measured
 
     gc.collect()
     before, t0 = rss_mib(), time.perf_counter()
@@ -199,7 +200,7 @@ def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: s
     results.append(Row(OURS, OURS, build_s, memory, *latencies(lambda q: chosen.search(q, K), lat_queries), recall))
     print(f"  omniembed built in {build_s:.1f} s: {chosen.describe()}", flush=True)
     description = chosen.describe()
-    del chosen
+    chosen = None  # its memory back before the peers are built and measured
     results += peers(rows, queries, truth, lat_queries, chosen_peers, hnsw_efc)
     return results, description
 
