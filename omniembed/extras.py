@@ -19,6 +19,7 @@ EXTRAS: dict[str, str] = {
     "decord": "video",
     "faiss": "index",
     "pyarrow": "index",
+    "threadpoolctl": "index",
     "yaml": "train",
     "webdataset": "train",
     "braceexpand": "train",

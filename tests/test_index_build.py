@@ -319,3 +319,31 @@ def test_growing_past_the_flat_limit_switches_to_hnsw_and_prune_rebuilds_it(tmp_
     more[0].unlink()
     assert index.prune().description.startswith("hnsw: 7 × 64")
     assert str(more[0]) not in {h.path for h in index.search("x", k=10)}
+
+
+def test_a_build_that_fell_back_to_exact_search_is_extended_not_rebuilt_on_the_next_add(tmp_path, model_dir,
+                                                                                          monkeypatch):
+    from omniembed.index import index as index_module
+    from omniembed.index import vectors
+
+    builds = []
+
+    def exact_instead(vecs, ids, spec, dim, progress=None):  # what build() returns when the graph is not worth it
+        builds.append(len(vecs))
+        return vectors._flat(vecs, ids, dim, progress)
+
+    monkeypatch.setattr(index_module, "build", exact_instead)
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(6):
+        write_image(root / f"a{i}.png", i)
+    index = Index.build(model_dir, tmp_path / "idx", [root], spec=IndexSpec(flat_max_cells=5 * 64))
+    assert builds == [6] and index.info()["kind"] == "flat"
+    write_image(root / "b.png", 50)
+    index.add([root])  # still the planned kind (hnsw) and below 2× the built count: appended, no rebuild
+    assert builds == [6] and index.info()["count"] == 7
+    assert index.search(root / "b.png", k=1)[0].path == str(root / "b.png")
+    for i in range(6):
+        write_image(root / f"c{i}.png", 60 + i)
+    index.add([root])  # 13 rows ≥ 2 × 6: time to try the graph again
+    assert builds == [6, 13]

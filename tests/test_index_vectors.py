@@ -9,7 +9,10 @@ import pytest
 
 from omniembed.errors import ConfigError
 from omniembed.index.errors import IndexCorruptError
-from omniembed.index.vectors import IndexSpec, VectorIndex, build, choose_kind, recall_at, reduced_dim
+from omniembed.index import vectors
+from omniembed.index.exact import exact_search
+from omniembed.index.tuning import held_truth, recall_at, tune_breadth
+from omniembed.index.vectors import IndexSpec, VectorIndex, build, choose_kind, reduced_dim
 
 
 def low_dim(n: int, dim: int = 128, rank: int = 8, seed: int = 0, offset: float = 0.0) -> np.ndarray:
@@ -32,8 +35,9 @@ def test_kind_follows_size_unless_forced():
     assert choose_kind(1001, 64, spec) == "hnsw"
     assert choose_kind(50_000, 64, spec) == "ivfpq"
     assert choose_kind(10, 64, IndexSpec(kind="hnsw")) == "hnsw"
-    # the default: exact up to ~20k rows of 512-d, HNSW up to 5M
-    assert choose_kind(19_000, 512, IndexSpec()) == "flat" and choose_kind(1_000_000, 512, IndexSpec()) == "hnsw"
+    # the default: exact up to ~4k rows of 512-d, then a graph (kept only where it beats the scan) up to 5M
+    assert choose_kind(3_900, 512, IndexSpec()) == "flat" and choose_kind(19_000, 512, IndexSpec()) == "hnsw"
+    assert choose_kind(1_000_000, 512, IndexSpec()) == "hnsw"
 
 
 def test_flat_scores_are_exact_cosines_with_item_ids():
@@ -138,6 +142,75 @@ def test_a_corrupt_vector_file_is_an_index_error(tmp_path):
     (tmp_path / "bad.faiss").write_bytes(b"not a faiss index")
     with pytest.raises(IndexCorruptError, match="bad.faiss"):
         VectorIndex.read(tmp_path / "bad.faiss", "flat")
+
+
+def unit_random(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_search_matches_a_sort_of_all_scores_in_any_block_size(monkeypatch):
+    rows, queries = unit_random(300, 16), unit_random(9, 16, seed=1)
+    expected = np.argsort(-(queries @ rows.T), axis=1, kind="stable")[:, :5]
+    monkeypatch.setattr("omniembed.index.exact.SCORE_CELLS", 600)  # two queries per block: blocks must line up
+    scores, found = exact_search(rows, queries, 5)
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(queries @ rows.T, expected, axis=1), atol=1e-6)
+    assert exact_search(rows[:3], queries, 5)[1].shape == (9, 3)  # k above the row count: every row, ranked
+
+
+def test_flat_search_sees_rows_added_and_removed_after_the_build():
+    rows = unit_random(200, 32)
+    index = build(rows[:100], np.arange(100, dtype=np.int64), IndexSpec(), 32)
+    index.add(rows[100:], np.arange(100, 200, dtype=np.int64) + 1000)
+    assert index.remove(np.arange(50, dtype=np.int64)) == 50
+    scores, found = index.search(rows[[10, 150]], 1)
+    assert found[0, 0] != 10 and found[1, 0] == 1150 and scores[1, 0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_auto_falls_back_to_exact_search_when_no_breadth_reaches_the_target(monkeypatch):
+    # random rows with a tiny graph and two narrow breadths: recall stays far below 0.99
+    monkeypatch.setattr(vectors, "EF_SEARCH_STEPS", (10, 12))
+    monkeypatch.setattr(vectors, "exact_is_faster", lambda *a: (False, 0.1, 1.0))  # only recall decides here
+    rows = unit_random(2000, 64)
+    ids = np.arange(2000, dtype=np.int64) + 7
+    spec = IndexSpec(flat_max_cells=64 * 100, hnsw_m=4, ef_construction=8, target_recall=0.99)
+    reported = []
+    index = build(rows, ids, spec, 64, progress=reported.append)
+    assert index.kind == "flat" and index.count == 2000 and sum(reported) == 2000
+    assert "recall@10" in index.describe() and "< 0.99 on held-out rows at efSearch 12" in index.describe()
+    queries = unit_random(20, 64, seed=3)
+    np.testing.assert_array_equal(index.search(queries, 10)[1], exact_top(queries, rows, ids))
+    # forced, the same graph is kept (the user asked for it) at its widest breadth
+    forced = build(rows, ids, IndexSpec(**{**spec.to_dict(), "kind": "hnsw"}), 64)
+    assert forced.kind == "hnsw" and "efSearch 12" in forced.describe()
+
+
+def test_auto_keeps_the_graph_only_when_it_beats_the_exact_scan(monkeypatch):
+    rows = low_dim(1500)
+    ids = np.arange(1500, dtype=np.int64)
+    spec = IndexSpec(flat_max_cells=128 * 100, min_reduced_dim=8, hnsw_m=16, ef_construction=40)
+    monkeypatch.setattr(vectors, "exact_is_faster", lambda *a: (True, 1.0, 0.1))
+    exact = build(rows, ids, spec, 128)
+    assert exact.kind == "flat" and "(exact: 0.10 ms per query against hnsw efSearch " in exact.describe()
+    assert exact.describe().endswith("'s 1.00 ms)")
+    monkeypatch.setattr(vectors, "exact_is_faster", lambda *a: (False, 0.1, 1.0))
+    kept = build(rows, ids, spec, 128)
+    assert kept.kind == "hnsw" and kept.count == 1500
+
+
+def test_breadth_must_reach_the_target_on_the_verification_queries_too():
+    rows = low_dim(3000)
+    ids = np.arange(3000, dtype=np.int64)
+    index = build(rows, ids, IndexSpec(kind="hnsw", min_reduced_dim=8, ef_search=16), 128)
+    held = np.zeros(3000, bool)
+    queries = low_dim(50, seed=6)
+    truth = held_truth(rows, ids, held, queries)
+    honest = tune_breadth(index, "efSearch", (16, 64, 256), 0.95, (queries, truth), (queries, truth))
+    assert honest.value in (16, 64, 256) and honest.verify_recall >= 0.95
+    # a verification set whose neighbours the index cannot return: no breadth passes, whatever the tuning set says
+    wrong = tune_breadth(index, "efSearch", (16, 64, 256), 0.95, (queries, truth), (queries, truth + 10_000))
+    assert wrong.value is None and wrong.tune_recall >= 0.95 and wrong.verify_recall == 0.0
 
 
 def test_spec_round_trips_and_rejects_bad_values():

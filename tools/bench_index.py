@@ -1,35 +1,46 @@
-"""Retrieval index: the index OmniEmbed chooses vs brute force (numpy, faiss ``IndexFlatIP``) and plain faiss HNSW,
-side by side in one run.
+"""Retrieval index: the index OmniEmbed chooses vs exact search (numpy, faiss ``IndexFlatIP``) and faiss's own
+approximate indexes (HNSW, IVF, IVF-SQ8 with re-ranking), side by side in one run, at equal recall.
 
-    .venv/bin/python tools/bench_index.py [--sizes 100000,1000000] [--dim 512] [--data lowdim,random]
-                                          [--random-max 100000] [--peer-max 100000] [--latency-queries 200]
+    .venv/bin/python tools/bench_index.py [--sizes 100000,1000000] [--data real,random] [--max-real 21000]
+                                          [--random-max 100000] [--peer-max 1000000] [--peers hnsw,ivf,ivfsq]
+                                          [--hnsw-efc 40] [--latency-queries 200] [--cache DIR]
 
 For each size and data set it reports build time, memory, single-query top-10 latency p50/p99 and recall@10
-against exact search on fresh queries from the same distribution:
+against exact search on 1000 queries that are not in the index:
 
 * **numpy brute force** — ``rows @ q`` then ``argpartition`` (no build; memory = the rows).
 * **faiss IndexFlatIP** — exact.
 * **omniembed** — ``omniembed.index.vectors.build`` with the default :class:`IndexSpec` (what ``Index`` builds for
-  that many rows: HNSW over PCA-reduced rows, exact re-ranking, search breadth tuned to the target recall), searched
+  that many rows: exact search, or a graph whose search breadth is tuned on rows held out of the build and verified
+  on a second held-out set, kept only when it reaches the target recall and beats the exact scan), searched
   through ``VectorIndex.search`` as ``Index.search`` does. Build time includes training and tuning.
-* **faiss HNSWFlat** M 32, efConstruction 40, searched at efSearch 16, 24, 32 … 512 (steps of ×1.5 at most) —
-  the peer, built here in the same run up to ``--peer-max`` rows (its 1M build takes ~6 minutes on 2 cores). The
-  speed ratio against it is taken at equal recall: against the smallest efSearch whose recall@10 is at least
-  omniembed's. Where faiss HNSW is not built, or reaches omniembed's recall at no efSearch tried, no ratio is
-  printed.
+* **faiss peers**, built here in the same run up to ``--peer-max`` rows and each swept over its search breadth:
+  ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); ``IVF{nlist},Flat`` and
+  ``IVF{nlist},SQ8`` re-ranked ×4 on the full vectors (``IndexRefineFlat``), nlist ≈ 4·√N, nprobe 1 … 256. For
+  each peer the speed ratio is taken at equal recall: against its cheapest setting whose recall@10 is at least
+  omniembed's; a peer that reaches omniembed's recall at no setting tried gets no ratio.
 
-Data: both sets are synthetic. ``lowdim`` is ``unit(z @ W + 0.02·noise)`` with ``z ~ N(0, I_32)``,
-``W ~ N(0, 1)^(32×dim)``: exactly 32 intrinsic dimensions, which flatters any PCA-based index — real sentence
-embeddings need 237 of 384 PCA dimensions for 95 % of the variance (``../shared/design/BENCHMARKS.md``), so
-figures on it are not the retrieval target and say nothing about real embeddings. ``random`` is unit Gaussian
-rows, the worst case for every approximate index (built up to ``--random-max``). Memory is the growth of the
-process's resident set while building (the rows themselves excluded).
+faiss indexes are searched one query at a time on one OpenMP thread (as ``VectorIndex.search`` does for one query:
+OpenMP's fork/join costs more than it saves); numpy's BLAS keeps its own threads, as in ``Index.search``.
+
+Data:
+
+* ``real`` (dim 384): documentation lines of the installed packages embedded with the shipped all-MiniLM-L6-v2,
+  cached under ``--cache`` (the path is printed); ``--max-real`` real rows, the rest of a size an augmentation of
+  them (``tools/index_corpus.py`` documents both). Queries are real lines never in the index.
+* ``lowdim`` (``--dim``, 512): ``unit(z @ W + 0.02·noise)`` with ``z ~ N(0, I_32)`` — exactly 32 intrinsic
+  dimensions, which flatters any PCA-based index; not the retrieval target.
+* ``random`` (``--dim``): unit Gaussian rows, the worst case for every approximate index (built up to
+  ``--random-max``); an honest index falls back to exact search on them.
+
+Memory is the growth of the process's resident set while building (the rows themselves excluded).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import math
 import platform
 import sys
 import time
@@ -42,19 +53,28 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from omniembed.index.vectors import IndexSpec, build, recall_at  # noqa: E402
+import index_corpus  # noqa: E402
+
+from omniembed.index.tuning import recall_at  # noqa: E402
+from omniembed.index.vectors import IndexSpec, build  # noqa: E402
 
 K = 10
-RECALL_QUERIES = 1000
+QUERIES = 1000
 INTRINSIC = 32
-PEER_EF_SEARCH = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-PEER = "faiss HNSWFlat M32 efC40"
+REAL_DIM = 384
+HNSW_EF = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+IVF_NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+OURS = "omniembed (chosen)"
+SWEEP_STOP = 0.999
+"""A peer's sweep stops once its recall reaches this (wider settings only cost time)."""
 
 
 @dataclass
 class Row:
     name: str
+    family: str
     build_s: float
     memory_mib: float
     p50_ms: float
@@ -63,7 +83,7 @@ class Row:
 
 
 def make_rows(kind: str, n: int, dim: int, seed: int) -> np.ndarray:
-    """Unit rows [n, dim] (float32), generated in chunks to bound temporaries."""
+    """Synthetic unit rows [n, dim] (float32), generated in chunks to bound temporaries."""
     rng = np.random.default_rng(seed)
     w = np.random.default_rng(12345).standard_normal((INTRINSIC, dim), dtype=np.float32)
     out = np.empty((n, dim), np.float32)
@@ -101,95 +121,137 @@ def numpy_top(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
     return top[np.argsort(-scores[top])]
 
 
-def single_thread(search: Callable[[np.ndarray], object]) -> Callable[[np.ndarray], object]:
-    """faiss's own indexes, searched one query at a time as a server would (OpenMP's fork/join costs more than
-    it saves for one query on a busy 2-core box; omniembed's search does the same switch itself)."""
-    def run(q: np.ndarray) -> object:
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            return search(q)
-        finally:
-            faiss.omp_set_num_threads(threads)
-    return run
-
-
-def bench(kind: str, n: int, dim: int, n_latency: int, peer: bool) -> tuple[list[Row], str]:
-    t0 = time.perf_counter()
-    rows = make_rows(kind, n, dim, seed=0)
-    queries = make_rows(kind, RECALL_QUERIES, dim, seed=1)
-    ids = np.arange(n, dtype=np.int64)
-    _, truth = faiss.knn(queries, rows, K, metric=faiss.METRIC_INNER_PRODUCT)
-    print(f"  data + exact top-{K} of {RECALL_QUERIES} queries: {time.perf_counter() - t0:.1f} s", flush=True)
-    lat_queries = queries[:n_latency]
-    results = []
-
-    p50, p99 = latencies(lambda q: numpy_top(rows, q), lat_queries)
-    results.append(Row("numpy brute force", 0.0, rows.nbytes / 2**20, p50, p99, 1.0))
-
+def sweep(name: str, factory: str, rows: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+          lat_queries: np.ndarray, param: str, values: tuple[int, ...],
+          setup: Callable[[faiss.Index], None]) -> list[Row]:
+    """Build faiss ``factory`` (L2 on unit rows ranks as cosine), then one row per ``param`` value until the
+    recall reaches :data:`SWEEP_STOP`."""
     gc.collect()
     before, t0 = rss_mib(), time.perf_counter()
-    flat = faiss.IndexFlatIP(dim)
-    flat.add(rows)
-    results.append(Row("faiss IndexFlatIP", time.perf_counter() - t0, rss_mib() - before,
-                       *latencies(single_thread(lambda q: flat.search(q, K)), lat_queries), 1.0))
-    del flat
-    gc.collect()
-
-    before, t0 = rss_mib(), time.perf_counter()
-    chosen = build(rows, ids, IndexSpec(), dim)
+    index = faiss.index_factory(rows.shape[1], factory, faiss.METRIC_L2)
+    setup(index)
+    if not index.is_trained:
+        index.train(rows[np.random.default_rng(0).choice(len(rows), min(len(rows), 100_000), replace=False)])
+    index.add(rows)
     build_s, memory = time.perf_counter() - t0, rss_mib() - before
-    _, found = chosen.search(queries, K)
-    p50, p99 = latencies(lambda q: chosen.search(q, K), lat_queries)
-    results.append(Row("omniembed (chosen)", build_s, memory, p50, p99, recall_at(found, truth)))
-    description = chosen.describe()
-    del chosen
-    gc.collect()
+    space, out = faiss.ParameterSpace(), []
+    faiss.omp_set_num_threads(1)
+    try:
+        for value in values:
+            space.set_index_parameter(index, param, value)
+            recall = recall_at(index.search(queries, K)[1], truth)
+            out.append(Row(f"{name} {param} {value}", name, build_s, memory,
+                           *latencies(lambda q: index.search(q, K), lat_queries), recall))
+            if recall >= SWEEP_STOP:
+                break
+    finally:
+        faiss.omp_set_num_threads(THREADS)
+    return out
 
-    if peer:
-        before, t0 = rss_mib(), time.perf_counter()
-        hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = 40
-        hnsw.add(rows)
-        build_s, memory = time.perf_counter() - t0, rss_mib() - before
-        for ef in PEER_EF_SEARCH:
-            hnsw.hnsw.efSearch = ef
-            _, found = hnsw.search(queries, K)
-            results.append(Row(f"{PEER} ef{ef}", build_s, memory,
-                               *latencies(single_thread(lambda q: hnsw.search(q, K)), lat_queries),
-                               recall_at(found, truth)))
+
+def peers(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, lat_queries: np.ndarray,
+          chosen: set[str], hnsw_efc: tuple[int, ...]) -> list[Row]:
+    nlist = 1 << round(math.log2(4 * math.sqrt(len(rows))))
+
+    def refine_setup(index: faiss.Index) -> None:
+        faiss.downcast_index(index).k_factor = 4.0
+
+    out = []
+    for efc in hnsw_efc if "hnsw" in chosen else ():
+        def hnsw_setup(index: faiss.Index, efc: int = efc) -> None:
+            faiss.downcast_index(index).hnsw.efConstruction = efc
+
+        out += sweep(f"faiss HNSWFlat M32 efC{efc}", "HNSW32,Flat", rows, queries, truth, lat_queries, "efSearch",
+                     HNSW_EF, hnsw_setup)
+    if "ivf" in chosen:
+        out += sweep(f"faiss IVF{nlist},Flat", f"IVF{nlist},Flat", rows, queries, truth, lat_queries, "nprobe",
+                     IVF_NPROBE, lambda index: None)
+    if "ivfsq" in chosen:
+        out += sweep(f"faiss IVF{nlist},SQ8 re-rank ×4", f"IVF{nlist},SQ8,RFlat", rows, queries, truth,
+                     lat_queries, "nprobe", IVF_NPROBE, refine_setup)
+    return out
+
+
+def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: set[str],
+          hnsw_efc: tuple[int, ...]) -> tuple[list[Row], str]:
+    t0 = time.perf_counter()
+    _, truth = faiss.knn(queries, rows, K, metric=faiss.METRIC_INNER_PRODUCT)
+    print(f"  exact top-{K} of {len(queries)} queries: {time.perf_counter() - t0:.1f} s", flush=True)
+    lat_queries = queries[:n_latency]
+    results = [Row("numpy brute force", "exact", 0.0, rows.nbytes / 2**20,
+                   *latencies(lambda q: numpy_top(rows, q), lat_queries), 1.0)]
+
+    gc.collect()
+    before, t0 = rss_mib(), time.perf_counter()
+    flat = faiss.IndexFlatIP(rows.shape[1])
+    flat.add(rows)
+    build_s, memory = time.perf_counter() - t0, rss_mib() - before
+    faiss.omp_set_num_threads(1)
+    results.append(Row("faiss IndexFlatIP", "exact", build_s, memory,
+                       *latencies(lambda q: flat.search(q, K), lat_queries), 1.0))
+    faiss.omp_set_num_threads(THREADS)
+    flat.reset()  # its rows' memory back before the next build is measured
+
+    gc.collect()
+    before, t0 = rss_mib(), time.perf_counter()
+    chosen = build(rows, np.arange(len(rows), dtype=np.int64), IndexSpec(), rows.shape[1])
+    build_s, memory = time.perf_counter() - t0, rss_mib() - before
+    recall = recall_at(chosen.search(queries, K)[1], truth)
+    results.append(Row(OURS, OURS, build_s, memory, *latencies(lambda q: chosen.search(q, K), lat_queries), recall))
+    print(f"  omniembed built in {build_s:.1f} s: {chosen.describe()}", flush=True)
+    description = chosen.describe()
+    chosen = None  # its memory back before the peers are built and measured
+    results += peers(rows, queries, truth, lat_queries, chosen_peers, hnsw_efc)
     return results, description
 
 
 def print_table(rows: list[Row]) -> None:
-    print(f"  {'index':<32}{'build s':>9}{'mem MiB':>10}{'p50 ms':>9}{'p99 ms':>9}{'recall@10':>11}")
+    print(f"  {'index':<44}{'build s':>9}{'mem MiB':>10}{'p50 ms':>9}{'p99 ms':>9}{'recall@10':>11}")
     for r in rows:
-        print(f"  {r.name:<32}{r.build_s:9.1f}{r.memory_mib:10.0f}{r.p50_ms:9.3f}{r.p99_ms:9.3f}{r.recall:11.3f}")
-    by = {r.name: r for r in rows}
-    ours = by["omniembed (chosen)"]
-    ratios = [f"p50 {by['numpy brute force'].p50_ms / ours.p50_ms:.1f}× numpy's, "
-              f"{by['faiss IndexFlatIP'].p50_ms / ours.p50_ms:.1f}× IndexFlatIP's (exact, recall 1.000, "
-              f"against omniembed's {ours.recall:.3f})"]
-    peers = [r for r in rows if r.name.startswith(PEER)]
-    matched = next((r for r in peers if r.recall >= ours.recall), None)
-    if matched is not None:
-        ratios.append(f"vs {matched.name} at equal recall ({matched.recall:.3f} ≥ {ours.recall:.3f}): build "
-                      f"{matched.build_s / ours.build_s:.2f}×, p50 {matched.p50_ms / ours.p50_ms:.2f}× "
-                      "(> 1: omniembed faster)")
-    elif peers:
-        ratios.append(f"faiss HNSW reaches recall {ours.recall:.3f} at no efSearch up to {PEER_EF_SEARCH[-1]}: "
-                      "no ratio")
-    print("  omniembed: " + "; ".join(ratios))
+        print(f"  {r.name:<44}{r.build_s:9.1f}{r.memory_mib:10.0f}{r.p50_ms:9.3f}{r.p99_ms:9.3f}{r.recall:11.3f}")
+    ours = next(r for r in rows if r.name == OURS)
+    print(f"  omniembed: recall@10 {ours.recall:.3f}, p50 {ours.p50_ms:.3f} ms; "
+          f"p50 {rows[0].p50_ms / ours.p50_ms:.2f}× numpy brute force's, {rows[1].p50_ms / ours.p50_ms:.2f}× "
+          "IndexFlatIP's (> 1: omniembed faster)")
+    for family in dict.fromkeys(r.family for r in rows if r.family not in ("exact", OURS)):
+        swept = [r for r in rows if r.family == family]
+        matched = next((r for r in swept if r.recall >= ours.recall - 1e-9), None)
+        if matched is None:
+            print(f"  vs {family}: reaches recall {ours.recall:.3f} at no setting tried (best "
+                  f"{max(r.recall for r in swept):.3f}): no ratio")
+        else:
+            print(f"  vs {matched.name} at equal recall ({matched.recall:.3f} ≥ {ours.recall:.3f}): "
+                  f"p50 {matched.p50_ms / ours.p50_ms:.2f}× omniembed's (> 1: omniembed faster); build "
+                  f"{matched.build_s:.1f} s vs {ours.build_s:.1f} s, memory {matched.memory_mib:.0f} vs "
+                  f"{ours.memory_mib:.0f} MiB")
+
+
+def data_set(kind: str, n: int, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
+    if kind == "real":
+        rows, queries, real = index_corpus.real_set(n, QUERIES, args.cache, args.max_real)
+        label = (f"all-MiniLM-L6-v2 on documentation lines: {real:,} real rows + {n - real:,} augmented, "
+                 f"{QUERIES} held-out real queries")
+        return rows, queries, label
+    label = "unit(z@W + 0.02·noise), z ~ N(0, I_32)" if kind == "lowdim" else "random unit rows"
+    return make_rows(kind, n, args.dim, seed=0), make_rows(kind, QUERIES, args.dim, seed=1), label
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--data", default="lowdim,random", help="lowdim and/or random")
+    parser.add_argument("--data", default="real,random", help="real, lowdim and/or random")
+    parser.add_argument("--dim", type=int, default=512, help="dimension of the synthetic sets")
+    parser.add_argument("--max-real", type=int, default=21_000,
+                        help="real MiniLM rows at most (embedding runs at ~30–60 lines/s on a busy 2-core box); "
+                             "rows beyond are augmented")
+    parser.add_argument("--cache", type=Path, default=index_corpus.default_cache(),
+                        help="where the documentation lines and their embeddings are cached")
     parser.add_argument("--random-max", type=int, default=100_000, help="largest size run on random rows")
-    parser.add_argument("--peer-max", type=int, default=100_000,
-                        help="largest size the faiss HNSW peer is built at (above it, no ratio against it)")
+    parser.add_argument("--peer-max", type=int, default=1_000_000, help="largest size the faiss peers are built at")
+    parser.add_argument("--peers", default="hnsw,ivf,ivfsq", help="faiss peers: hnsw, ivf and/or ivfsq")
+    parser.add_argument("--hnsw-efc", default="40",
+                        help="efConstruction of each faiss HNSW peer built (e.g. 40,100: the faiss default family "
+                             "and omniembed's build breadth, to separate graph quality from the rest)")
     parser.add_argument("--latency-queries", type=int, default=200)
     args = parser.parse_args()
 
@@ -197,19 +259,22 @@ def main() -> None:
                platform.processor())
     print(f"command: {' '.join(sys.argv)}")
     print(f"cpu: {cpu}; torch.get_num_threads() = {torch.get_num_threads()}; faiss {faiss.__version__}, "
-          f"omp threads {faiss.omp_get_max_threads()}; defaults: {IndexSpec()}")
+          f"omp threads {THREADS}; cache: {args.cache}; defaults: {IndexSpec()}", flush=True)
     for n in (int(s) for s in args.sizes.split(",")):
         for kind in args.data.split(","):
             if kind == "random" and n > args.random_max:
                 continue
-            label = ("unit(z@W + 0.02·noise), z ~ N(0, I_32)" if kind == "lowdim" else "random unit rows")
-            print(f"\nn = {n:,}, dim = {args.dim}, {kind}: {label}", flush=True)
-            rows, description = bench(kind, n, args.dim, args.latency_queries, peer=n <= args.peer_max)
-            print(f"  omniembed chose: {description}")
-            print_table(rows)
+            rows, queries, label = data_set(kind, n, args)
+            print(f"\nn = {n:,}, dim = {rows.shape[1]}, {kind}: {label}", flush=True)
+            chosen_peers = set(args.peers.split(",")) if n <= args.peer_max else set()
+            results, _ = bench(rows, queries, args.latency_queries, chosen_peers,
+                               tuple(int(v) for v in args.hnsw_efc.split(",")))
+            print_table(results)
             if n > args.peer_max:
-                print(f"  {PEER} not built at this size (--peer-max {args.peer_max}): no comparison with it")
+                print(f"  faiss peers not built at this size (--peer-max {args.peer_max}): no comparison with them")
 
+
+THREADS = faiss.omp_get_max_threads()
 
 if __name__ == "__main__":
     main()

@@ -227,9 +227,11 @@ class Index:
             report.generation, report.description = published, self._settings["description"]
             return
         total = sum(self.store.counts()["live"].values())
-        rebuild = (current is None or current.kind != choose_kind(total, dim, spec)
+        # the kind the size called for at the last build: a build may fall back from it to exact search
+        planned = self._settings.get("planned_kind", current.kind if current is not None else None)
+        rebuild = (current is None or planned != choose_kind(total, dim, spec)
                    or self._settings.get("built_spec") != spec.to_dict()
-                   or (current.kind != "flat"  # nothing in a flat index was trained or tuned on fewer rows
+                   or (planned != "flat"  # nothing in a planned flat index was trained or tuned on fewer rows
                        and total >= spec.rebuild_growth * max(int(self._settings.get("built_count", 0)), 1))
                    or (len(removed) and not current.can_remove()))
         with tqdm(total=total if rebuild else len(added_ids), disable=not progress, desc="vectors",
@@ -237,7 +239,7 @@ class Index:
             if rebuild:
                 ids, vectors = self.store.live_vectors(dim)
                 vindex = build(vectors, ids, spec, dim, progress=bar.update)
-                built_count = total
+                built_count, planned = total, choose_kind(total, dim, spec)
             else:
                 vindex = current
                 if len(removed):
@@ -248,7 +250,8 @@ class Index:
         vindex.write(self.directory / name)
         description = vindex.describe()
         with self.store.transaction() as conn:
-            self.store.publish(conn, gen, {"vectors_file": name, "kind": vindex.kind, "built_count": built_count,
+            self.store.publish(conn, gen, {"vectors_file": name, "kind": vindex.kind, "planned_kind": planned,
+                                           "built_count": built_count,
                                            "built_spec": spec.to_dict(), "description": description})
         keep = {name, self._settings.get("vectors_file")}
         for old in self.directory.glob("vectors.*.faiss"):

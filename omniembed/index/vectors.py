@@ -2,8 +2,10 @@
 
 Rows are unit vectors ``[N, D]`` (float32) labelled with int64 item ids (the SQLite row ids). Three kinds:
 
-* ``flat`` — ``IndexFlatIP``: exact cosine scores; chosen while ``N · D ≤ flat_max_cells`` (≈ 20k rows of
-  512-d, where a full scan still takes about 2 ms on 2 cores).
+* ``flat`` — exact cosine scores, stored as faiss ``IDMap,Flat`` and scored with one BLAS product over that storage
+  (:mod:`.exact`). Chosen while ``N · D ≤ flat_max_cells``,
+  and by an automatic build whenever the approximate structure it tried misses the recall target or is not
+  faster (below).
 * ``hnsw`` — an HNSW graph over a PCA-reduced copy of the rows, whose candidates (``refine_factor × k``) are
   re-ranked exactly against the full vectors (faiss ``PCA{d},HNSW{M},RFlat``). The graph works in the
   dimensions that hold ``reduce_variance`` of the variance, which pays off only where the rows have a low
@@ -15,13 +17,15 @@ Rows are unit vectors ``[N, D]`` (float32) labelled with int64 item ids (the SQL
 
 The graph and the lists search in L2, which ranks unit vectors exactly as cosine does and is unchanged by
 PCA's centring (inner products are not); L2 distances are turned back into cosines (``1 − d²/2``). During a
-build, the search breadth (HNSW ``efSearch`` or IVF ``nprobe``) is tuned, autofaiss-style, to the smallest value
-whose recall@10 reaches ``target_recall``, measured with ``tune_queries`` rows held out of the index as queries
-(rows already in a graph are found far more easily than new queries) and added once the breadth is set; an
-explicit ``ef_search`` / ``nprobe`` skips the tuning. Every setting is stored inside the faiss file.
+build, the search breadth (HNSW ``efSearch`` or IVF ``nprobe``) is tuned (:mod:`.tuning`) to the smallest value
+whose recall@10 reaches ``target_recall`` on rows held out of the index — one set to tune, a second to verify —
+which are added once the breadth is set; an explicit ``ef_search`` / ``nprobe`` skips the tuning. An automatic
+build (``kind="auto"``) keeps the structure only when some breadth passes both sets and its one-query search is
+faster than the exact scan, measured side by side on the verification queries; otherwise it becomes ``flat``
+(random unit vectors, or sizes where a BLAS scan is quicker). A forced kind is kept at its widest breadth. Every
+setting is stored inside the faiss file.
 
-Speed figures live in ``tools/bench_index.py`` and the README, with their data and operating point: on real
-sentence embeddings the default is at parity with plain faiss HNSW, not faster (``../shared/design/BENCHMARKS.md``).
+Speed figures live in ``tools/bench_index.py`` and the README, with their data and operating point.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from ..errors import ConfigError
 from ..extras import LazyModule
 from ..io import atomic_path
 from .errors import IndexCorruptError
+from .exact import exact_search
+from .tuning import exact_is_faster, held_truth, tune_breadth
 
 KINDS = ("auto", "flat", "hnsw", "ivfpq")
 FEATURE = "the retrieval index (omniembed index / search, omniembed.Index)"
@@ -46,10 +52,8 @@ faiss = LazyModule("faiss", FEATURE)
 EF_SEARCH_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 ADD_CHUNK = 65536
 """Rows added per faiss call during a build (the progress callback fires between chunks)."""
-RECALL_K = 10
 PCA_ROWS_PER_DIM = 10
 MIN_TUNE_QUERIES = 20
-HELD_MARGIN = 32
 
 
 @dataclass
@@ -58,12 +62,16 @@ class IndexSpec:
 
     kind: str = "auto"
     """"auto" (by size, below), or force "flat", "hnsw" or "ivfpq"."""
-    flat_max_cells: int = 10_000_000
-    """auto: exact search while rows × dim ≤ this."""
+    flat_max_cells: int = 2_000_000
+    """auto: exact search while rows × dim ≤ this (~5k rows of 384-d); above it a graph is built and kept only if it
+    beats the exact scan (``tools/bench_index.py --sizes 21000 --data real``: graph 0.30 ms at recall 0.983, the
+    scan 32–59 ms on a busy 2-core box)."""
     ivfpq_min: int = 5_000_000
     """auto: IVF-PQ from this many rows on (HNSW keeps every full vector in memory: ~2.3 kB a row at 512-d)."""
     hnsw_m: int = 32
-    ef_construction: int = 40
+    ef_construction: int = 100
+    """HNSW build breadth (faiss's usual is 40): on 21k real MiniLM rows 100 reached recall 0.983 against 0.979 at
+    efSearch 48 for 1.2× the build (``tools/bench_index.py --sizes 21000 --data real --hnsw-efc 40,100``)."""
     ef_search: int = 0
     """HNSW search breadth; 0: tuned after each build to reach ``target_recall``."""
     refine_factor: int = 4
@@ -118,9 +126,12 @@ def choose_kind(count: int, dim: int, spec: IndexSpec) -> str:
 class VectorIndex:
     """A faiss index over unit rows labelled with item ids, with the kind it was built as."""
 
-    def __init__(self, index: faiss.Index, kind: str):
+    def __init__(self, index: faiss.Index, kind: str, reason: str = ""):
         self.index = index
         self.kind = kind
+        self.reason = reason
+        """Why an automatic build chose this kind over the one the size called for ("" when it did not)."""
+        self._flat_views: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def count(self) -> int:
@@ -133,12 +144,17 @@ class VectorIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Queries: unit rows [Q, D] → (cosine scores [Q, k'], ids [Q, k']), k' = min(k, count), best first.
 
-        An IVF index may find fewer than k' rows for a query (its lists too short); those slots hold id −1.
+        A flat index scores with one BLAS product over faiss's own storage (no copy); an IVF index may find fewer
+        than k' rows for a query (its lists too short): those slots hold id −1.
         """
         k = min(k, self.count)
         if k == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.kind == "flat":
+            rows, labels = self._flat_rows()
+            scores, found = exact_search(rows, queries, k)
+            return scores, labels[found]
         threads = faiss.omp_get_max_threads()
         # one or a few queries: OpenMP's fork/join would cost more than it saves (16 ms on a busy 2-core box)
         faiss.omp_set_num_threads(1 if len(queries) < 8 else threads)
@@ -152,10 +168,25 @@ class VectorIndex:
             scores = distances
         return scores.astype(np.float32), ids
 
+    def _flat_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Views (no copy) of a flat index's rows [N, D] float32 and their item ids [N] int64; dropped by every add
+        and remove, which may move faiss's buffers."""
+        if self._flat_views is None:
+            flat = faiss.downcast_index(self.index.index)
+            n = self.count
+            self._flat_views = (faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim),
+                                faiss.rev_swig_ptr(self.index.id_map.data(), n))
+        return self._flat_views
+
+    def set_breadth(self, param: str, value: int) -> None:
+        """Set the search breadth ``param`` (HNSW ``efSearch`` or IVF ``nprobe``) everywhere in the chain."""
+        faiss.ParameterSpace().set_index_parameter(self.index, param, value)
+
     def add(self, vectors: np.ndarray, ids: np.ndarray, progress: Callable[[int], None] | None = None,
             keep: np.ndarray | None = None) -> None:
         """Add unit rows [N, D] labelled ``ids`` [N] (int64), ``ADD_CHUNK`` rows per call; with ``keep`` [N] (bool)
         only those rows (selected chunk by chunk, so no copy of the whole array is made)."""
+        self._flat_views = None
         for start in range(0, len(vectors), ADD_CHUNK):
             stop = min(start + ADD_CHUNK, len(vectors))
             rows, labels = vectors[start:stop], ids[start:stop]
@@ -173,6 +204,7 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> int:
         if not self.can_remove():
             raise ConfigError(f"a {self.kind} index cannot remove rows in place; rebuild it")
+        self._flat_views = None
         return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
     def describe(self) -> str:
@@ -189,7 +221,7 @@ class VectorIndex:
                 parts.append(f"re-rank ×{int(sub.k_factor)} on full vectors")
             elif isinstance(sub, faiss.IndexIVFPQ):
                 parts.append(f"IVF {sub.nlist} lists, nprobe {sub.nprobe}, PQ {sub.pq.M}×{sub.pq.nbits} bit")
-        return f"{self.kind}: " + ", ".join(parts)
+        return f"{self.kind}: " + ", ".join(parts) + (f" ({self.reason})" if self.reason else "")
 
     def write(self, path: str | os.PathLike) -> None:
         """Write the index atomically (a temp file beside ``path``, renamed over it)."""
@@ -206,48 +238,80 @@ class VectorIndex:
 
 def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec, dim: int,
           progress: Callable[[int], None] | None = None) -> VectorIndex:
-    """Train, fill and tune the index ``spec`` chooses for unit rows ``vectors`` [N, dim] labelled ``ids`` [N]."""
+    """Train, fill and tune the index ``spec`` chooses for unit rows ``vectors`` [N, dim] labelled ``ids`` [N].
+
+    An automatic choice falls back to exact search when the tuned structure misses ``target_recall`` on held-out
+    rows at every breadth, or when it searches no faster than the exact scan (:mod:`.tuning`).
+    """
     kind = choose_kind(len(vectors), dim, spec)
-    sample = _training_sample(vectors, spec)
     if kind == "flat":
-        index = faiss.index_factory(dim, "IDMap,Flat", faiss.METRIC_INNER_PRODUCT)
-    elif kind == "hnsw":
-        reduced = reduced_dim(sample, spec)
-        # a PCA fitted on fewer than ~10 rows per kept dimension is noise; so few rows need no reduction anyway
-        use_pca = reduced * 2 <= dim and len(sample) >= PCA_ROWS_PER_DIM * reduced
-        body = f"PCA{reduced},HNSW{spec.hnsw_m},RFlat" if use_pca else f"HNSW{spec.hnsw_m},Flat"
-        index = faiss.index_factory(dim, f"IDMap,{body}", faiss.METRIC_L2)
-        for sub in _chain(index):
-            if isinstance(sub, faiss.IndexHNSW):
-                sub.hnsw.efConstruction = spec.ef_construction
-            if isinstance(sub, faiss.IndexRefine):
-                sub.k_factor = float(spec.refine_factor)
-    else:
-        index = faiss.index_factory(dim, f"IDMap,{_ivfpq_body(len(vectors), len(sample), dim, spec)}",
-                                    faiss.METRIC_L2)
+        return _flat(vectors, ids, dim, progress)
+    sample = _training_sample(vectors, spec)
+    index = faiss.index_factory(dim, f"IDMap,{_approximate_body(kind, sample, len(vectors), dim, spec)}",
+                                faiss.METRIC_L2)
+    for sub in _chain(index):
+        if isinstance(sub, faiss.IndexHNSW):
+            sub.hnsw.efConstruction = spec.ef_construction
+        if isinstance(sub, faiss.IndexRefine):
+            sub.k_factor = float(spec.refine_factor)
     if not index.is_trained:
         index.train(sample)
     result = VectorIndex(index, kind)
-    if kind == "flat":
-        result.add(vectors, ids, progress)
-        return result
     param, fixed = ("efSearch", spec.ef_search) if kind == "hnsw" else ("nprobe", spec.nprobe)
     steps = EF_SEARCH_STEPS if kind == "hnsw" else tuple(
         p for p in (1 << i for i in range(16)) if p <= faiss.extract_index_ivf(index).nlist)
+    n_queries = min(spec.tune_queries, len(vectors) // 20) if not fixed else 0
+    if n_queries < MIN_TUNE_QUERIES:  # fixed, or too few rows to measure recall: widest is exhaustive at this size
+        result.add(vectors, ids, progress)
+        result.set_breadth(param, fixed or steps[-1])
+        return result
+    rng = np.random.default_rng(spec.seed + 1)
+    picked = rng.choice(len(vectors), 2 * n_queries, replace=False)
     held = np.zeros(len(vectors), bool)
-    n_queries = min(spec.tune_queries, len(vectors) // 10) if not fixed else 0
-    if n_queries >= MIN_TUNE_QUERIES:
-        held[np.random.default_rng(spec.seed + 1).choice(len(vectors), n_queries, replace=False)] = True
+    held[picked] = True
     result.add(vectors, ids, progress, keep=~held)
-    if fixed:
-        value = fixed
-    elif held.any():
-        value = _tune(result, vectors, ids, held, param, steps, spec)
-    else:  # too few rows to measure recall; the widest setting is exhaustive at this size anyway
-        value = steps[-1]
-    _set_breadth(result, param, value)
+    rows = np.ascontiguousarray(vectors, dtype=np.float32)
+    sets = []
+    for part in (picked[:n_queries], picked[n_queries:]):
+        queries = rows[part]
+        sets.append((queries, held_truth(rows, ids, held, queries)))
+    tuned = tune_breadth(result, param, steps, spec.target_recall, sets[0], sets[1])
+    reason = ""
+    if spec.kind == "auto" and tuned.value is None:
+        missed = tuned.tune_recall if tuned.tune_recall < spec.target_recall else tuned.verify_recall
+        reason = (f"exact: {kind} reached recall@10 {missed:.3f} < {spec.target_recall} on held-out rows at "
+                  f"{param} {steps[-1]}")
+    elif spec.kind == "auto":
+        result.set_breadth(param, tuned.value)
+        faster, graph_ms, exact_ms = exact_is_faster(result, rows, sets[1][0])
+        if faster:
+            reason = f"exact: {exact_ms:.2f} ms per query against {kind} {param} {tuned.value}'s {graph_ms:.2f} ms"
+    if reason:
+        del result, index
+        flat = _flat(vectors, ids, dim, None, reason)  # the abandoned structure reported all but the held rows
+        if progress is not None:
+            progress(int(held.sum()))
+        return flat
+    result.set_breadth(param, tuned.value or steps[-1])
     result.add(vectors[held], ids[held], progress)
     return result
+
+
+def _flat(vectors: np.ndarray, ids: np.ndarray, dim: int, progress: Callable[[int], None] | None,
+          reason: str = "") -> VectorIndex:
+    result = VectorIndex(faiss.index_factory(dim, "IDMap,Flat", faiss.METRIC_INNER_PRODUCT), "flat", reason)
+    result.add(vectors, ids, progress)
+    return result
+
+
+def _approximate_body(kind: str, sample: np.ndarray, count: int, dim: int, spec: IndexSpec) -> str:
+    """The faiss factory string after ``IDMap,`` for an ``hnsw`` or ``ivfpq`` index."""
+    if kind == "ivfpq":
+        return _ivfpq_body(count, len(sample), dim, spec)
+    reduced = reduced_dim(sample, spec)
+    # a PCA fitted on fewer than ~10 rows per kept dimension is noise; so few rows need no reduction anyway
+    use_pca = reduced * 2 <= dim and len(sample) >= PCA_ROWS_PER_DIM * reduced
+    return f"PCA{reduced},HNSW{spec.hnsw_m},RFlat" if use_pca else f"HNSW{spec.hnsw_m},Flat"
 
 
 def reduced_dim(sample: np.ndarray, spec: IndexSpec) -> int:
@@ -280,39 +344,6 @@ def _training_sample(vectors: np.ndarray, spec: IndexSpec) -> np.ndarray:
         return np.ascontiguousarray(vectors, dtype=np.float32)
     rows = np.random.default_rng(spec.seed).choice(len(vectors), spec.train_sample, replace=False)
     return np.ascontiguousarray(vectors[np.sort(rows)], dtype=np.float32)
-
-
-def _tune(index: VectorIndex, vectors: np.ndarray, ids: np.ndarray, held: np.ndarray, param: str,
-          steps: tuple[int, ...], spec: IndexSpec) -> int:
-    """The smallest ``param`` in ``steps`` whose recall@10 reaches ``spec.target_recall`` (the largest step if none
-    does), measured with the ``held`` rows [N] (bool) — left out of the index so far — as queries against exact
-    search over the rows that are in it. (Rows already in the graph would be found far too easily.)"""
-    queries = np.ascontiguousarray(vectors[held], dtype=np.float32)
-    extra = min(int(held.sum()), HELD_MARGIN)  # held rows may rank among a query's exact neighbours: drop them
-    _, exact = faiss.knn(queries, np.ascontiguousarray(vectors, dtype=np.float32), RECALL_K + extra,
-                         metric=faiss.METRIC_INNER_PRODUCT)
-    truth = np.full((len(queries), RECALL_K), -1, np.int64)
-    for q, row in enumerate(exact):
-        kept = row[row >= 0]
-        kept = kept[~held[kept]][:RECALL_K]
-        truth[q, :len(kept)] = ids[kept]
-    for value in steps:
-        _set_breadth(index, param, value)
-        _, found = index.index.search(queries, RECALL_K)
-        if recall_at(found, truth) >= spec.target_recall:
-            return value
-    return steps[-1]
-
-
-def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean fraction of each row of ``truth`` [Q, k] present in the same row of ``found`` [Q, ≥ k]."""
-    k = truth.shape[1]
-    hits = [len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth)]
-    return float(np.mean(hits)) / k if len(hits) else 1.0
-
-
-def _set_breadth(index: VectorIndex, param: str, value: int) -> None:
-    faiss.ParameterSpace().set_index_parameter(index.index, param, value)
 
 
 def _chain(index: faiss.Index):
