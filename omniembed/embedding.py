@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -24,6 +25,7 @@ from .encoder import to_device
 from .errors import (ConfigError, EmptyInputError, InputError, MissingInputError, NonFiniteEmbeddingError,
                      OmniEmbedError, UnknownSuffixError)
 from .inputs import Kind, Text, expand_folders, kind_of, warn_if_folder_name
+from .nn.precision import CastCache
 from .registry import modality_for_suffix, path_suffix
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 OUTPUTS = ("numpy", "torch", "list")
 ON_ERROR = ("raise", "skip")
+_CAST_COPIES: "weakref.WeakKeyDictionary[OmniEmbedModel, CastCache]" = weakref.WeakKeyDictionary()
+"""Per model: its encoders cast once to bf16/fp16 (:func:`~omniembed.nn.precision.cast_for_inference`)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,10 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
     rows are unit vectors; without, they are the heads' raw projections (mean over clips). With
     ``on_error="skip"`` the result is ``(rows of the good inputs in input order, [EmbedFailure, ...])``;
     with ``"raise"`` the first bad input raises its :class:`~omniembed.errors.InputError`.
-    ``precision`` "bf16"/"fp16" runs the encoders under autocast (CPU or GPU); outputs stay float32.
+    ``precision`` "bf16"/"fp16" runs the encoders in that dtype under autocast (CPU or GPU): their weights are
+    cast once and kept for later calls until they change (:func:`~omniembed.nn.precision.cast_for_inference`:
+    transformer blocks wholly in the low dtype, other linear/conv weights cast, the rest fp32), not re-cast on
+    every batch; outputs stay float32.
     ``parts=True`` (for composite encoders such as video) returns ``{part: rows [n, E]}`` instead of one array,
     e.g. ``{"video": fused, "frames": frames only, "audio": audio track only}``; a part an input lacks is NaN.
     """
@@ -137,13 +144,11 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
 
 def _encode(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.device, normalize: bool,
             precision: str) -> torch.Tensor:
-    dtype = PRECISIONS[precision]
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext())
-    encoder = model.encoder(modality)
+    encoder, autocast = _encoder_at(model, modality, precision, device)
     with autocast:
         batch = to_device(batch, device)
         if normalize:
-            return encoder(batch)
+            return _unit_fp32(encoder(batch), precision)
         return encoder.features(batch).mean(dim=1)
 
 
@@ -157,13 +162,27 @@ def _finite_rows(encoded: dict[str, torch.Tensor], modality: str) -> torch.Tenso
 def _encode_parts(model: "OmniEmbedModel", modality: str, batch: Any, device: torch.device,
                   precision: str) -> dict[str, torch.Tensor]:
     """{part: unit rows [B, E]} from an encoder with :attr:`~omniembed.encoder.Encoder.part_names`."""
-    encoder = model.encoder(modality)
-    if not encoder.part_names:
+    if not model.encoder(modality).part_names:
         raise ConfigError(f"the {modality} encoder has no parts; embed it with parts=False")
-    dtype = PRECISIONS[precision]
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext())
+    encoder, autocast = _encoder_at(model, modality, precision, device)
     with autocast:
-        return encoder.parts(to_device(batch, device))
+        return {name: _unit_fp32(rows, precision) for name, rows in encoder.parts(to_device(batch, device)).items()}
+
+
+def _unit_fp32(rows: torch.Tensor, precision: str) -> torch.Tensor:
+    """Unit rows [B, E] normalised in a low dtype are unit only to its ~3 digits: renormalise them in fp32."""
+    return rows if PRECISIONS[precision] is None else torch.nn.functional.normalize(rows.float(), dim=-1)
+
+
+def _encoder_at(model: "OmniEmbedModel", modality: str, precision: str,
+                device: torch.device) -> tuple[torch.nn.Module, contextlib.AbstractContextManager]:
+    """The encoder to run at ``precision`` and the autocast to run it under: the model's own in fp32, else its
+    copy cast to the low dtype once (kept per model, remade when the weights change)."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return model.encoder(modality), contextlib.nullcontext()
+    copies = _CAST_COPIES.setdefault(model, CastCache())
+    return copies.get((modality, dtype), model.encoder(modality), dtype), torch.autocast(device.type, dtype=dtype)
 
 
 def _route(model: "OmniEmbedModel", item: Any, modality: str | None) -> str:

@@ -384,6 +384,17 @@ def test_model_embeds_video_files_and_returns_their_parts(videos, tiny_model):
     np.testing.assert_allclose(parts["video"][1], parts["frames"][1], atol=1e-6)
 
 
+def test_bf16_parts_stay_close_to_fp32_unit_rows_and_keep_the_missing_part_nan(videos, tiny_model):
+    paths = [videos["av"], videos["mute"]]
+    fp32 = tiny_model.embed(paths, parts=True)
+    bf16 = tiny_model.embed(paths, parts=True, precision="bf16")  # the encoder copy with weights cast once
+    for name in ("video", "frames"):
+        np.testing.assert_allclose(np.linalg.norm(bf16[name], axis=1), 1.0, atol=1e-6)
+        assert (bf16[name] * fp32[name]).sum(axis=1).min() > 0.999, name
+    assert (bf16["audio"][0] * fp32["audio"][0]).sum() > 0.999
+    assert np.isnan(bf16["audio"][1]).all()
+
+
 def test_parts_of_an_encoder_without_parts_is_a_config_error(tiny_model):
     with pytest.raises(ConfigError, match="no parts"):
         tiny_model.embed(["a spoken seven"], parts=True)

@@ -6,8 +6,10 @@ Builds one random ViT-B-sized ImageBind (vision 768-d × 12 blocks, kernel (2, 1
 3 clips per input; text 512-d × 12 over 77 tokens) from ImageBind's code at ``--imagebind-src`` (a checkout of
 facebookresearch/ImageBind: only ``imagebind/models`` is imported, ``einops``/``iopath`` are stood in for when
 absent), converts its state dict with :func:`omniembed.convert.from_imagebind`, and times, interleaved on the
-same inputs: the reference and OmniEmbed each in fp32 and in bf16 autocast (the autocast that
-``embed(..., precision="bf16")`` runs), and a plain 2048² matmul in each precision in the same loop. It prints
+same inputs: the reference and OmniEmbed each in fp32 and in bf16 autocast — OmniEmbed as
+``embed(..., precision="bf16")`` runs it, with its weights cast to bf16 once and its transformer blocks wholly
+in bf16 (:func:`omniembed.nn.precision.cast_for_inference`), and again under autocast alone on the fp32 weights —
+and a plain 2048² matmul in each precision in the same loop. It prints
 best and median seconds (ratios are between bests: on a shared machine the least-disturbed run), the achieved
 FLOP rate against that matmul's, the speed ratio against the reference **at the same precision** (bf16 against the
 reference's bf16, never its fp32), the max |Δ| between the two fp32 implementations and the bf16-vs-fp32 cosine.
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [m for m in args.modalities.split(",") if m]
 
     from omniembed.convert import from_imagebind
+    from omniembed.nn.precision import cast_for_inference
 
     if not (args.imagebind_src / "imagebind" / "models" / "imagebind_model.py").is_file():
         parser.error(f"--imagebind-src {args.imagebind_src}: no imagebind/models/imagebind_model.py there; "
@@ -164,14 +167,18 @@ def main(argv: list[str] | None = None) -> int:
             x = data[m]
             runs: dict[str, Callable[[], torch.Tensor]] = {}
             work = {}
+            cast = cast_for_inference(enc, low)  # what embed(..., precision="bf16") runs
             for label, dtype in (("fp32", None), ("bf16", low)):
                 runs[f"ref {label}"] = _run(lambda x=x, m=m: reference({m: x})[m], device, dtype)
-                runs[f"omni {label}"] = _run(lambda x=x, enc=enc: enc(x), device, dtype)
+                runs[f"omni {label}"] = _run(lambda x=x, enc=cast if dtype else enc: enc(x), device, dtype)
                 work[f"ref {label}"] = work[f"omni {label}"] = flops(args.batch, m)
+                if dtype is not None:  # the same model under autocast alone, re-casting its weights every call
+                    runs["omni bf16 autocast only"] = _run(lambda x=x, enc=enc: enc(x), device, dtype)
+                    work["omni bf16 autocast only"] = flops(args.batch, m)
                 if m == "text":  # what embed() runs: the batch cut after its longest caption (the mask is causal)
                     used = int((x != 0).any(dim=0).nonzero().max()) + 1
                     trimmed = f"omni {label} trimmed to {used} tokens"
-                    runs[trimmed] = _run(lambda x=x[:, :used], enc=enc: enc(x), device, dtype)
+                    runs[trimmed] = _run(lambda x=x[:, :used], enc=cast if dtype else enc: enc(x), device, dtype)
                     work[trimmed] = flops(args.batch, m, text_tokens=used)
                 runs[f"matmul {label}"], work[f"matmul {label}"] = matmul(dtype or torch.float32, device)
             times = time_interleaved(runs, args.repeats, device)
