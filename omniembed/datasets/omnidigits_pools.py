@@ -15,6 +15,7 @@ files are tagged with, and the name leave-one-source-out holds out.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,19 +88,32 @@ def load_pools(source: str, root: Path | None, needs_images: bool, needs_audio: 
 
 
 def _image_loaders(root: Path | None) -> dict:
-    from .omnidigits_fonts import font_images
+    from . import omnidigits_fonts
 
-    loaders = {"sklearn-digits": sklearn_images, "fonts": font_images}
+    loaders = {"sklearn-digits": sklearn_images, "fonts": lambda: _font_pool(tuple(omnidigits_fonts.list_fonts()))}
     if root is not None and (root / "mnist").is_dir():
         loaders = {"mnist": lambda: mnist_images(root / "mnist"), **loaders}
     return loaders
 
 
 def _audio_loaders(root: Path | None, seed: int, workers: int) -> dict:
-    loaders = {name: (lambda name=name: espeak_recordings(seed, workers, name)) for name in ESPEAK_SOURCES}
+    loaders = {name: (lambda name=name: _espeak_pool(seed, workers, name)) for name in ESPEAK_SOURCES}
     if root is not None and (root / "fsdd").is_dir():
         loaders = {"fsdd": lambda: fsdd_recordings(root / "fsdd"), **loaders}
     return loaders
+
+
+# The synthesised sources are pure functions of their arguments (and the fonts and espeak-ng installed), and
+# leave-one-source-out builds them once per fold: synthesising ~900 words and rendering ~3,000 glyphs again each
+# time would cost minutes. Read sources (MNIST, FSDD, scikit-learn) are read afresh, so edits to them are seen.
+_espeak_pool = functools.lru_cache(maxsize=len(ESPEAK_SOURCES))(espeak_recordings)
+
+
+@functools.lru_cache(maxsize=1)
+def _font_pool(fonts: tuple) -> ImagePool:
+    from .omnidigits_fonts import font_images
+
+    return font_images(list(fonts))
 
 
 def _available(loaders: dict, skipped: list[Skipped]) -> list:
