@@ -11,8 +11,8 @@ point-cloud recipe such as ``lift-deep``; :data:`~omniembed.datasets.omnidigits_
 3. score the held-out source on the full build's test split: its zero-shot top-1, and for an image source the
    top-1 class match of retrieval from audio and from point clouds into its images.
 
-Out-of-source for a kind is the mean of the held-out sources' zero-shot over the folds of that kind; in-source is
-the same source's zero-shot by the model trained on every source (the demo's model), for the gap. Writes
+Out-of-source for a kind is the mean of the held-out sources' zero-shot over the folds of that kind; in-source is,
+for the gap, the same fold model's zero-shot on the sources of that kind it was trained on (their mean). Writes
 ``OUT/loso.json`` and ``OUT/loso.md`` (one table, with the means); every fold's model and report stay in
 ``OUT/loso/<source>/`` and finished stages are reused, as in the demo.
 """
@@ -43,7 +43,7 @@ class LosoFold:
     out_of_source: float
     """The held-out source's zero-shot top-1 (its own modality), trained without it."""
     in_source: float | None
-    """The same, by the model trained on every source."""
+    """The same model's zero-shot on the other sources of the kind (trained on), their mean; None when none."""
     retrieval_into: dict[str, float] = field(default_factory=dict)
     """For an image source: "audio→image" / "pointcloud→image" → R@1 into its test images, trained without it."""
     seconds: float = 0.0
@@ -51,8 +51,7 @@ class LosoFold:
 
 def run_loso(config: DemoConfig, held_out: list[str] | None = None,
              log: Callable[[str], None] = print) -> dict:
-    """Train on every source, then once per held-out source without it (``held_out``; None: every source of the
-    build) and score it. Returns the summary also written to ``OUT/loso.json`` (and ``OUT/loso.md``)."""
+    """Train once per held-out source without it (``held_out``; None: every source of the build) and score it. Returns the summary also written to ``OUT/loso.json`` (and ``OUT/loso.md``)."""
     from .datasets.omnidigits import load_manifest
     from .datasets.omnidigits_pools import KIND_OF_SOURCE, check_source_names
 
@@ -67,16 +66,16 @@ def run_loso(config: DemoConfig, held_out: list[str] | None = None,
     missing = [s for s in chosen if s not in available]
     if missing:
         raise ConfigError(f"loso: {', '.join(missing)} is not a source of this build ({', '.join(available)})")
-    log("== every source: anchor and binding")
-    anchor = train_stage(config.anchor_recipe, config.anchor_steps, config, data_dir, out / "anchor")
-    full_model = train_stage(config.recipe, config.steps, config, data_dir, out / "run", [f"model.init={anchor}"])
-    full = evaluate_model(full_model, data_dir, out / "report", show=False)
+    anchor = None
+    if any(KIND_OF_SOURCE[s] != "image" for s in chosen):
+        log("== anchor on every source (shared by the audio and point-cloud folds)")
+        anchor = train_stage(config.anchor_recipe, config.anchor_steps, config, data_dir, out / "anchor")
     folds = []
     for source in chosen:
         log(f"== leave out {source}")
         t0 = time.perf_counter()
         report = _fold(config, source, KIND_OF_SOURCE[source], anchor, data_dir, out / "loso" / source, log)
-        folds.append(fold_figures(source, KIND_OF_SOURCE[source], report, full, time.perf_counter() - t0))
+        folds.append(fold_figures(source, KIND_OF_SOURCE[source], report, time.perf_counter() - t0))
         log(f"   {source}: zero-shot {folds[-1].out_of_source:.1%} held out"
             + (f" (in-source {folds[-1].in_source:.1%})" if folds[-1].in_source is not None else ""))
     summary = summarise(folds, config)
@@ -85,7 +84,7 @@ def run_loso(config: DemoConfig, held_out: list[str] | None = None,
     return summary
 
 
-def _fold(config: DemoConfig, source: str, kind: str, full_anchor: Path, test_data: Path, fold_dir: Path,
+def _fold(config: DemoConfig, source: str, kind: str, full_anchor: Path | None, test_data: Path, fold_dir: Path,
           log: Callable[[str], None]) -> dict:
     data_dir = build_data(config, fold_dir / "data", log, exclude=(source,))
     anchor = (train_stage(config.anchor_recipe, config.anchor_steps, config, data_dir, fold_dir / "anchor")
@@ -94,22 +93,20 @@ def _fold(config: DemoConfig, source: str, kind: str, full_anchor: Path, test_da
     return evaluate_model(model, test_data, fold_dir / "report", show=False)
 
 
-def fold_figures(source: str, kind: str, report: dict, full: dict, seconds: float = 0.0) -> LosoFold:
-    """A fold's figures from its eval report (as :meth:`~omniembed.eval.EvalReport.as_dict`) and the full model's."""
-    def zero_shot(r: dict) -> float | None:
-        entry = r.get("zero_shot_by_source", {}).get(kind, {}).get(source)
-        return None if entry is None else entry["top1"]
-
-    held = zero_shot(report)
-    if held is None:
+def fold_figures(source: str, kind: str, report: dict, seconds: float = 0.0) -> LosoFold:
+    """A fold's figures from its eval report (as :meth:`~omniembed.eval.EvalReport.as_dict`)."""
+    by_source = report.get("zero_shot_by_source", {}).get(kind, {})
+    if source not in by_source:
         raise ConfigError(f"loso: the test split has no {kind} input from {source} to score")
+    others = [r["top1"] for name, r in by_source.items() if name != source]
     into = {}
     if kind == "image":
         for pair in RETRIEVAL_INTO_IMAGES:
             entry = report.get("retrieval_by_source", {}).get(pair, {}).get("target", {}).get(source)
             if entry is not None:
                 into[pair] = entry["R@1"]
-    return LosoFold(source, kind, held, zero_shot(full), into, round(seconds, 1))
+    return LosoFold(source, kind, by_source[source]["top1"], float(np.mean(others)) if others else None, into,
+                    round(seconds, 1))
 
 
 def summarise(folds: list[LosoFold], config: DemoConfig) -> dict:
@@ -133,7 +130,7 @@ def summarise(folds: list[LosoFold], config: DemoConfig) -> dict:
 def markdown(summary: dict) -> str:
     """The leave-one-source-out table: one row per held-out source, then the means."""
     lines = ["## Leave-one-source-out (zero-shot top-1 on the held-out source; trained without it)", "",
-             "| held-out source | kind | out-of-source | in-source | audio→image into it | "
+             "| held-out source | kind | out-of-source | in-source (its other sources) | audio→image into it | "
              "pointcloud→image into it |", "|---|---|---|---|---|---|"]
     for f in summary["folds"]:
         into = [f["retrieval_into"].get(p) for p in RETRIEVAL_INTO_IMAGES]
