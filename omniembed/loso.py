@@ -51,7 +51,8 @@ class LosoFold:
 
 def run_loso(config: DemoConfig, held_out: list[str] | None = None,
              log: Callable[[str], None] = print) -> dict:
-    """Train once per held-out source without it (``held_out``; None: every source of the build) and score it. Returns the summary also written to ``OUT/loso.json`` (and ``OUT/loso.md``)."""
+    """Train once per held-out source without it (``held_out``; None: every source of the build) and score it.
+    Returns the summary also written to ``OUT/loso.json`` (and ``OUT/loso.md``)."""
     from .datasets.omnidigits import load_manifest
     from .datasets.omnidigits_pools import KIND_OF_SOURCE, check_source_names
 

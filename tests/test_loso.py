@@ -31,8 +31,9 @@ def test_a_folds_figures_are_the_held_out_sources_rows():
 
 
 def test_the_table_averages_out_of_source_figures_per_kind():
-    folds = [fold_figures("fonts", "image", report({"fonts": 0.4, "mnist": 0.9}, {}, {"audio→image": {"fonts": 0.5}})),
-             fold_figures("mnist", "image", report({"mnist": 0.8, "fonts": 0.95}, {}, {"audio→image": {"mnist": 0.7}})),
+    fonts = report({"fonts": 0.4, "mnist": 0.9}, {}, {"audio→image": {"fonts": 0.5}})
+    mnist = report({"mnist": 0.8, "fonts": 0.95}, {}, {"audio→image": {"mnist": 0.7}})
+    folds = [fold_figures("fonts", "image", fonts), fold_figures("mnist", "image", mnist),
              fold_figures("fsdd", "audio", report({}, {"fsdd": 0.6}, {}))]
     summary = summarise(folds, DemoConfig())
     means = summary["mean_out_of_source"]
