@@ -14,7 +14,12 @@ Recordings (float32 ``[T]`` mono):
 * **FSDD** (``fsdd/recordings/{digit}_{speaker}_{index}.wav``, 8 kHz, 6 speakers), split by speaker: theo and
   yweweler are held out for test, every other speaker is train.
 * **espeak-ng** synthesis: each digit word spoken by several voices at seeded speeds and pitches, split by voice
-  (test voices are never heard in train). The renderer adds noise to every use of a synthetic recording.
+  (test voices are never heard in train). The renderer adds noise to every use of a synthetic recording. Four
+  sources (:data:`ESPEAK_SOURCES`), each with voices of its own: ``espeak-ng`` (the default voices at 120-200
+  words/minute), ``espeak-ng-fast-high`` (230-330 wpm, high pitch), ``espeak-ng-slow-low`` (80-115 wpm, low
+  pitch) and ``espeak-ng-whisper`` (whispered and croaking variants).
+
+Digits rendered from fonts are a third image source (:mod:`.omnidigits_fonts`).
 
 Bad source files (undecodable, misnamed, wrong rate, silent, blank images) are skipped and listed in ``skipped``.
 """
