@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..extras import require
 from .omnidigits_lifts import DEFAULT_LIFT, lift_digit, lift_recipe
 
 VIDEO_SIZE, VIDEO_FPS, VIDEO_MIN_SECONDS = 64, 10, 1.0
