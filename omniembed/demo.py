@@ -1,17 +1,21 @@
 """The OmniDigits demo: the whole mission end to end, offline, on a CPU.
 
-1. build OmniDigits (image, spoken audio, caption, video with its audio track, point cloud per digit);
+1. build OmniDigits (image, spoken audio, caption, video with its audio track, point cloud per digit) from every
+   source at hand (``source="all"``: handwritten scans, font renders, recorded and synthesised speech, several
+   point-cloud lifting recipes), each file tagged with its source;
 2. train with the pretraining code in ImageBind's two steps: the anchor, an image–text model
    (``pretrain/recipes/omnidigits_anchor.yaml``); then audio, video and point clouds each bound to its frozen
    image tower (``pretrain/recipes/omnidigits.yaml``). Pairs image–text, image–audio, image–video and image–point
    cloud only;
 3. evaluate: zero-shot by text prompts for every modality and retrieval for every ordered pair, flagging the
-   emergent ones (never trained together, e.g. audio→text, audio→point cloud);
+   emergent ones (never trained together, e.g. audio→text, audio→point cloud), each also broken down by source;
 4. index the test split and run a few cross-modal searches.
 
 Every stage is resumable: a finished stage (dataset, each exported model, index) is reused when the demo runs
 again with the same settings, and an interrupted training resumes from its last checkpoint, so an interrupted
 ``make demo`` picks up where it stopped. The evaluation (seconds) and the searches run every time.
+
+Leave-one-source-out (:mod:`.loso`, ``omniembed demo --loso``) runs the same stages once per held-out source.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ class DemoConfig:
     """Sizes of one demo run. ``quick`` shrinks everything to what a test can afford (about a minute)."""
 
     out: Path = Path("omnidigits-demo")
-    source: str = "auto"
+    source: str = "all"
+    """Which OmniDigits sources (:func:`~omniembed.datasets.build_omnidigits`): every one at hand by default."""
     shared_root: Path | None = None
-    """The folder holding MNIST and FSDD (``mnist/``, ``fsdd/``) for the shared source; None:
-    ``$OMNIEMBED_SHARED_DATA``, else the offline sources."""
+    """The folder holding MNIST and FSDD (``mnist/``, ``fsdd/``); None: ``$OMNIEMBED_SHARED_DATA``, else the
+    sources that need no data root only."""
     n_train: int = 10000
     """Five samples per training recording of the Free Spoken Digit Dataset (~55 s to build): each recording
     meets five pictures of its digit, so audio cannot tie itself to one (emergent audio, seeds 0–3: 86.8–89.8 %
@@ -51,7 +56,7 @@ class DemoConfig:
     """``key=value`` settings for both recipes (e.g. ``optim.lr=1e-3``)."""
 
     @classmethod
-    def quick(cls, out: Path, source: str = "auto", seed: int = 0, shared_root: Path | None = None) -> "DemoConfig":
+    def quick(cls, out: Path, source: str = "all", seed: int = 0, shared_root: Path | None = None) -> "DemoConfig":
         return cls(out=out, source=source, shared_root=shared_root, n_train=200, n_test=60, anchor_steps=150,
                    steps=100, batch_size=32, seed=seed)
 
@@ -94,19 +99,23 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
 
 
 # ---- stages ------------------------------------------------------------------------------------------------------
-def build_data(config: DemoConfig, directory: Path, log: Callable[[str], None]) -> Path:
-    """OmniDigits at the configured size; an existing build with the same settings is reused."""
+def build_data(config: DemoConfig, directory: Path, log: Callable[[str], None],
+               exclude: tuple[str, ...] = ()) -> Path:
+    """OmniDigits at the configured size, ``exclude`` left out of its train split; an existing build with the same
+    settings is reused."""
     from .datasets.omnidigits import MANIFEST_FILE, build_omnidigits, load_manifest
 
     wanted = {"train": config.n_train, "test": config.n_test}
     if (directory / MANIFEST_FILE).is_file():
         manifest = load_manifest(directory)
         have = {split: max(counts.values(), default=0) for split, counts in manifest.counts.items()}
-        if have == wanted and manifest.seed == config.seed and config.source in ("auto", manifest.source):
+        if (have == wanted and manifest.seed == config.seed and config.source in ("auto", manifest.source)
+                and manifest.excluded == sorted(exclude)):
             log(f"   reusing {directory} ({manifest.source} sources)")
             return directory
     manifest = build_omnidigits(directory, n_train=config.n_train, n_test=config.n_test, source=config.source,
-                                seed=config.seed, shared_root=config.shared_root, log=lambda line: log(f"   {line}"))
+                                seed=config.seed, shared_root=config.shared_root, log=lambda line: log(f"   {line}"),
+                                exclude=exclude)
     log(f"   {manifest.source} sources: {json.dumps(manifest.counts)}")
     return directory
 
@@ -131,8 +140,9 @@ def train_stage(recipe: str, steps: int, config: DemoConfig, data_dir: Path, run
     return train(load_config(recipe, overrides), resume=True)
 
 
-def evaluate_model(model_dir: Path, data_dir: Path, report_dir: Path) -> dict:
-    """Zero-shot and retrieval scores on the test split (report.md/json and plots in ``report_dir``)."""
+def evaluate_model(model_dir: Path, data_dir: Path, report_dir: Path, show: bool = True) -> dict:
+    """Zero-shot and retrieval scores on the test split (report.md/json and plots in ``report_dir``), printed
+    when ``show``."""
     from . import load
     from .datasets.omnidigits import load_manifest
     from .eval.folder import eval_set_from_folder
@@ -144,7 +154,8 @@ def evaluate_model(model_dir: Path, data_dir: Path, report_dir: Path) -> dict:
     data = eval_set_from_folder(data_dir / "test", model, manifest.class_names)
     report = evaluate(model, data, trained_pairs=trained_pairs(model_dir), templates=manifest.prompt_templates,
                       out_dir=report_dir)
-    print(report.markdown())
+    if show:
+        print(report.markdown())
     return report.as_dict()
 
 
@@ -190,7 +201,9 @@ def write_summary(path: Path, config: DemoConfig, seconds: dict[str, float], rep
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     write_json(path, {"config": settings, "seconds": seconds, "total_seconds": round(sum(seconds.values()), 1),
                       "zero_shot_top1": {m: r["top1"] for m, r in report["zero_shot"].items()},
-                      "retrieval_R@1": {p: r["R@1"] for p, r in report["retrieval"].items()}})
+                      "retrieval_R@1": {p: r["R@1"] for p, r in report["retrieval"].items()},
+                      "zero_shot_top1_by_source": {m: {s: r["top1"] for s, r in by.items()}
+                                                   for m, by in report.get("zero_shot_by_source", {}).items()}})
 
 
 def check_sizes(config: DemoConfig) -> None:

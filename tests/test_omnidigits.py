@@ -16,6 +16,7 @@ import soundfile as sf
 from omniembed.cli import main as cli_main
 from omniembed.datasets import CLASS_NAMES, PROMPT_TEMPLATES, build_omnidigits, load_manifest, load_split
 from omniembed.datasets.omnidigits import ClassCycler, plan_split
+from omniembed.datasets.omnidigits_pools import SourcePools
 from omniembed.datasets.omnidigits_sources import (ESPEAK_VOICES, FSDD_TEST_SPEAKERS, MNIST_TEST_START,
                                                    MissingToolError, fsdd_recordings, mnist_images)
 from omniembed.errors import ConfigError, MissingInputError, UnreadableInputError
@@ -26,7 +27,7 @@ from omniembed.pretrain.data import PairLoader, expand_shards
 from conftest import shared_path
 
 N_TRAIN, N_TEST = 40, 20
-EXTENSIONS = ("png", "wav", "txt", "mp4", "ply", "cls")
+EXTENSIONS = ("png", "wav", "txt", "mp4", "ply", "cls", "src")
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,7 @@ def test_build_is_a_function_of_the_seed_whatever_the_worker_count(offline, tmp_
     again = tmp_path / "again"
     build_omnidigits(again, n_train=N_TRAIN, n_test=N_TEST, source="offline", workers=2)
     assert file_hashes(again) == file_hashes(offline)
-    other = plan_split("train", N_TRAIN, None, None, seed=1)
+    other = plan_split("train", N_TRAIN, SourcePools(), seed=1)
     assert [(p.label, p.caption) for p in other] != [(r.label, r.caption) for r in load_split(offline, "train")]
 
 

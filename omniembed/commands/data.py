@@ -43,7 +43,12 @@ def _omnidigits_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=int, default=500, help="test samples (default 500)")
     parser.add_argument("--source", choices=SOURCES, default="auto",
                         help="shared: MNIST + FSDD from --shared-root; offline: scikit-learn digits + espeak-ng; "
-                             "auto (default): shared when present")
+                             "auto (default): shared when present; all: every source at hand (MNIST + FSDD when "
+                             "present, scikit-learn digits, font renders, four espeak-ng sources, five point-cloud "
+                             "lifting recipes), each sample's inputs from sources picked at random")
+    parser.add_argument("--exclude", default="", metavar="SOURCES",
+                        help="comma-separated sources left out of the train split (the test split keeps them): "
+                             "a leave-one-source-out build, e.g. --exclude fonts")
     parser.add_argument("--seed", type=int, default=0, help="the build is a function of the seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: CPU count, ≤ 8)")
     parser.add_argument("--modalities", default=",".join(MODALITIES),
@@ -60,11 +65,12 @@ def _omnidigits_run(args: argparse.Namespace) -> int:
     manifest = build_omnidigits(
         args.out, n_train=args.train, n_test=args.test, source=args.source, seed=args.seed, workers=args.workers,
         modalities=[m.strip() for m in args.modalities.split(",") if m.strip()], shared_root=args.shared_root,
-        log=lambda line: print(line, file=sys.stderr, flush=True))
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+        exclude=[s.strip() for s in args.exclude.split(",") if s.strip()])
     seconds = time.perf_counter() - start
     for split, counts in manifest.counts.items():
         print(f"{split}: " + ", ".join(f"{n} {m}" for m, n in counts.items()))
-    print(f"built OmniDigits ({manifest.source} sources: {', '.join(manifest.sources.values())}) in {args.out} "
+    print(f"built OmniDigits ({manifest.source} sources: {'; '.join(manifest.sources.values())}) in {args.out} "
           f"in {seconds:.1f} s; {len(manifest.skipped)} source files skipped (listed in manifest.json)")
     return 0
 

@@ -12,9 +12,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     full, quick = DemoConfig(), DemoConfig.quick(Path("."))
     parser.add_argument("--out", default="omnidigits-demo", help="working folder (data, run, report, index)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a minute end to end (for tests)")
-    parser.add_argument("--source", default="auto", choices=["auto", "shared", "offline"],
-                        help="MNIST + FSDD from --shared-root (shared), sklearn digits + espeak-ng (offline), "
-                             "or shared when a root holding them is given (auto)")
+    parser.add_argument("--source", default="all", choices=["all", "auto", "shared", "offline"],
+                        help="every source at hand: MNIST + FSDD from --shared-root, sklearn digits, font renders, "
+                             "espeak-ng voices, five point-cloud lifting recipes (all, the default); MNIST + FSDD "
+                             "only (shared); sklearn digits + espeak-ng only (offline); shared when a root holding "
+                             "them is given, else offline (auto)")
     parser.add_argument("--shared-root", default=None,
                         help="folder holding mnist/ and fsdd/, e.g. ../shared/data (default: $OMNIEMBED_SHARED_DATA; "
                              "without either, the offline sources)")
@@ -29,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"steps binding audio, video and point clouds to the anchor (default {full.steps}, "
                              f"~3.5 min; quick {quick.steps})")
     parser.add_argument("--seed", type=int, default=0)
+    protocol = parser.add_argument_group("leave-one-source-out (instead of the index and searches)")
+    protocol.add_argument("--loso", action="store_true",
+                          help="train once per source without it and score it (OUT/loso.md, OUT/loso.json): every "
+                               "source of the build, or those named by --leave-out")
+    protocol.add_argument("--leave-out", action="append", default=None, metavar="SOURCE",
+                          help="a source to hold out (repeatable; implies --loso), e.g. fonts, fsdd, "
+                               "espeak-ng-whisper, lift-deep")
     parser.add_argument("--serve", action="store_true",
                         help="then serve the search page over the demo's index (a finished demo is reused)")
     from .serve import add_server_arguments
@@ -47,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
             else DemoConfig(out=Path(args.out), source=args.source, seed=args.seed, shared_root=shared_root))
     sizes = {k: v for k, v in (("n_train", args.train), ("n_test", args.test), ("anchor_steps", args.anchor_steps),
                                ("steps", args.steps)) if v is not None}
-    result = run_demo(dataclasses.replace(base, overrides=list(args.overrides), **sizes))
+    config = dataclasses.replace(base, overrides=list(args.overrides), **sizes)
+    if args.loso or args.leave_out:
+        from ..loso import run_loso
+
+        run_loso(config, args.leave_out)
+        return 0
+    result = run_demo(config)
     total = sum(result.seconds.values())
     print(f"\ndone in {total:.0f} s: model {result.model_dir}, index {result.index_dir}, "
           f"report {result.report_dir / 'report.md'}")

@@ -8,15 +8,23 @@ modality is a trivial copy of another. Sources (see :mod:`.omnidigits_sources` f
   ``fsdd/``: the ``shared_root`` argument (``--shared-root``), else the ``OMNIEMBED_SHARED_DATA`` environment
   variable; there is no default root;
 * ``"offline"`` — scikit-learn's digit scans and espeak-ng speech (needs the ``espeak-ng`` program);
-* ``"auto"`` — shared when a data root is given and holds every folder the requested modalities need, else offline.
+* ``"auto"`` — shared when a data root is given and holds every folder the requested modalities need, else offline;
+* ``"all"`` — every source at hand (:mod:`.omnidigits_pools`): MNIST and FSDD when the root holds them, scikit-learn
+  digits, digits rendered from the system's fonts, several espeak-ng sources and five point-cloud lifting recipes.
+  Each sample draws each of its inputs from a source picked at random (sources equally likely).
+
+Every file is tagged with the source it came from (``STEM.src``: {modality: source name}, also in the shards), so
+``omniembed eval`` can score each source apart. ``exclude`` leaves whole sources out of the train split (the test
+split keeps every source): the leave-one-source-out protocol trains on such a build and scores the left-out source.
 
 Train and test draw from disjoint writers (images) and speakers/voices (audio), so nothing leaks: no scan or
 recording is in both. Within a split, scans and recordings are reused across samples only after every one of
 the class has been used. Output, written into a staging folder swapped in for ``out`` at the end::
 
     out/manifest.json                 counts, source, class names, prompt templates, split rules, seed, skipped
-    out/{train,test}/{idx:05d}.png    .wav .txt .mp4 .ply and .cls (the class index)
+    out/{train,test}/{idx:05d}.png    .wav .txt .mp4 .ply, .cls (the class index) and .src (the sources)
     out/{train,test}.jsonl            one line per sample: key, label, caption, the source ids it was made from
+                                      and the source names of its files (``origins``)
     out/shards/{train,test}/shards.json + omnidigits-{split}-000000.tar …   webdataset shards for pretraining
 
 The build is a pure function of its arguments (``seed`` included): the same call writes the same bytes, for
@@ -36,9 +44,10 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..errors import ConfigError, MissingInputError
-from .omnidigits_render import SampleTask, render_sample
-from .omnidigits_sources import (DIGIT_WORDS, SPLITS, AudioPool, ImagePool, espeak_recordings, fsdd_recordings,
-                                 mnist_images, sklearn_images)
+from .omnidigits_lifts import DEFAULT_LIFT
+from .omnidigits_pools import SourcePools, check_source_names, load_pools
+from .omnidigits_render import SOURCE_SUFFIX, SampleTask, render_sample
+from .omnidigits_sources import DIGIT_WORDS, SPLITS, AudioPool, ImagePool
 
 CLASS_NAMES = DIGIT_WORDS
 PROMPT_TEMPLATES = ("a photo of the digit {}.", "a handwritten {}.", "the number {}.", "the spoken digit {}.", "{}")
@@ -50,7 +59,7 @@ CAPTION_TEMPLATES = ("a photo of the digit {name}", "the number {numeral}", "{na
 EXTENSIONS = {"image": "png", "audio": "wav", "text": "txt", "video": "mp4", "pointcloud": "ply"}
 MODALITIES = tuple(EXTENSIONS)
 LABEL_EXTENSION = "cls"
-SOURCES = ("auto", "shared", "offline")
+SOURCES = ("auto", "shared", "offline", "all")
 NEEDS_IMAGES, NEEDS_AUDIO = {"image", "video", "pointcloud"}, {"audio", "video"}
 IMAGES_PER_SAMPLE, RECORDINGS_PER_SAMPLE = 3, 2
 SHARED_ROOT_ENV = "OMNIEMBED_SHARED_DATA"
@@ -61,7 +70,7 @@ MANIFEST_FILE = "manifest.json"
 @dataclass
 class Manifest:
     """What a build wrote (``out/manifest.json``). ``counts``: {split: {modality: files}}; ``split_rule``:
-    {"image" | "audio": the rule}; ``skipped``: source files left out, as {"source", "reason"}."""
+    {source name: its train/test rule}; ``skipped``: source files left out, as {"source", "reason"}."""
 
     source: str
     seed: int
@@ -73,6 +82,10 @@ class Manifest:
     sources: dict[str, str] = field(default_factory=dict)
     shards: dict[str, str] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    source_names: dict[str, list[str]] = field(default_factory=dict)
+    """{"image" | "audio" | "pointcloud": the names of the sources drawn from}."""
+    excluded: list[str] = field(default_factory=list)
+    """Sources left out of the train split (leave-one-source-out)."""
     name: str = "omnidigits"
     version: int = 1
 
@@ -80,24 +93,26 @@ class Manifest:
 @dataclass
 class DigitRecord:
     """One sample of a split: its ``label`` (class index), ``caption``, ``paths`` {modality: file} and the
-    ``sources`` {role: source id} it was made from."""
+    ``sources`` {role: source id} it was made from; ``origins`` {modality: source name}."""
 
     key: str
     label: int
     caption: str
     paths: dict[str, Path]
     sources: dict[str, str]
+    origins: dict[str, str] = field(default_factory=dict)
 
 
 def build_omnidigits(out: str | os.PathLike, n_train: int = 2000, n_test: int = 500, source: str = "auto",
                      modalities: Iterable[str] = MODALITIES, seed: int = 0, workers: int | None = None,
                      shared_root: str | os.PathLike | None = None, shard_size: int = 500,
-                     log: Callable[[str], None] | None = None) -> Manifest:
+                     log: Callable[[str], None] | None = None, exclude: Iterable[str] = ()) -> Manifest:
     """Build OmniDigits into ``out`` (replaced as a whole once complete) and return its manifest.
 
     ``workers``: processes rendering samples (default: the CPU count, at most 8; 1 renders in this process).
     ``shared_root``: the folder holding ``mnist/`` and ``fsdd/`` (default ``$OMNIEMBED_SHARED_DATA``; without
-    either, ``source="auto"`` builds from the offline sources). ``log`` receives one line per stage. Raises
+    either, ``source="auto"`` builds from the offline sources). ``log`` receives one line per stage. ``exclude``:
+    source names left out of the train split (each must be one of the build's sources). Raises
     :class:`ConfigError` for bad arguments, :class:`MissingInputError` when ``source="shared"`` and there is no
     data root or a shared folder is missing, and :class:`~.omnidigits_sources.MissingToolError` when offline
     audio is needed and espeak-ng is not installed.
@@ -118,26 +133,33 @@ def build_omnidigits(out: str | os.PathLike, n_train: int = 2000, n_test: int = 
     say = log or (lambda message: None)
     root = shared_data_root(shared_root)
     source = _resolve_source(source, root, modalities)
+    excluded = sorted(set(exclude))
+    check_source_names(excluded)
     say(f"loading {source} sources")
-    images, audio = _load_pools(source, root, modalities, seed, workers)
-    skipped = [s for pool in (images, audio) if pool is not None for s in pool.skipped]
-    for s in skipped:
+    pools = load_pools(source, root, bool(NEEDS_IMAGES & set(modalities)), bool(NEEDS_AUDIO & set(modalities)),
+                       "pointcloud" in modalities, seed, workers)
+    missing = [name for name in excluded if not any(name in names for names in pools.names().values())]
+    if missing:
+        raise ConfigError(f"omnidigits: cannot leave out {', '.join(missing)}: not a source of this build "
+                          f"({', '.join(n for names in pools.names().values() for n in names)})")
+    for s in pools.skipped:
         say(f"skipped {s.source}: {s.reason}")
     counts, shards = {}, {}
     with atomic_dir(out) as stage:
         for split, n in zip(SPLITS, (n_train, n_test)):
-            plans = plan_split(split, n, images, audio, seed)
+            split_pools = pools.without(set(excluded)) if split == "train" else pools
+            plans = plan_split(split, n, split_pools, seed)
             say(f"rendering {split}: {n} samples with {workers} worker(s)")
-            _render(_tasks(stage / split, plans, images, audio, modalities), workers)
-            _write_jsonl(stage / f"{split}.jsonl", plans, images, audio)
+            _render(_tasks(stage / split, plans, split_pools, modalities), workers)
+            _write_jsonl(stage / f"{split}.jsonl", plans, split_pools, modalities)
             counts[split] = {m: sum(1 for _ in (stage / split).glob(f"*.{EXTENSIONS[m]}")) for m in modalities}
             say(f"packing {split} shards")
             shards[split] = _pack_shards(stage, split, modalities, shard_size, seed)
         manifest = Manifest(
             source=source, seed=seed, modalities=list(modalities), counts=counts, shards=shards,
-            split_rule={k: p.split_rule for k, p in (("image", images), ("audio", audio)) if p is not None},
-            sources={k: p.name for k, p in (("image", images), ("audio", audio)) if p is not None},
-            skipped=[asdict(s) for s in skipped])
+            split_rule={p.name: p.split_rule for p in (*pools.images, *pools.audio)},
+            sources={k: ", ".join(names) for k, names in pools.names().items() if k != "pointcloud"},
+            skipped=[asdict(s) for s in pools.skipped], source_names=pools.names(), excluded=excluded)
         write_json(stage / MANIFEST_FILE, asdict(manifest))
     return manifest
 
@@ -160,20 +182,23 @@ def load_split(out: str | os.PathLike, split: str) -> list[DigitRecord]:
     for line in (out / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         paths = {m: out / split / f"{row['key']}.{EXTENSIONS[m]}" for m in manifest.modalities}
-        records.append(DigitRecord(row["key"], row["label"], row["caption"], paths, row["sources"]))
+        records.append(DigitRecord(row["key"], row["label"], row["caption"], paths, row["sources"],
+                                   row.get("origins", {})))
     return records
 
 
 # ---- planning: which sources each sample is made of ----------------------------------------------------------------
 @dataclass
 class SamplePlan:
-    """One sample: ``images`` / ``recordings`` are indices into the pools (None when not needed)."""
+    """One sample: ``images`` / ``recordings`` are (pool, item) indices into the split's pools (None when not
+    needed); ``lift`` indexes the pools' point-cloud recipes."""
 
     key: str
     label: int
     caption: str
-    images: list[int] | None
-    recordings: list[int] | None
+    images: list[tuple[int, int]] | None
+    recordings: list[tuple[int, int]] | None
+    lift: int
     seed: int
 
 
@@ -194,21 +219,40 @@ class ClassCycler:
         return picked
 
 
-def plan_split(split: str, n: int, images: ImagePool | None, audio: AudioPool | None, seed: int) -> list[SamplePlan]:
-    """``n`` class-balanced samples of ``split``, their sources drawn from the split's part of each pool."""
+def plan_split(split: str, n: int, pools: SourcePools, seed: int) -> list[SamplePlan]:
+    """``n`` class-balanced samples of ``split``, each input drawn from the split's part of a pool picked at random
+    (pools equally likely), distinct items within a sample."""
     rng = np.random.default_rng([seed, SPLITS.index(split)])
     labels = rng.permutation(np.arange(n) % len(CLASS_NAMES))
-    image_cyclers = _cyclers(images, split, IMAGES_PER_SAMPLE, rng) if images is not None else None
-    audio_cyclers = _cyclers(audio, split, RECORDINGS_PER_SAMPLE, rng) if audio is not None else None
+    image_draw = _PoolDraw(pools.images, split, IMAGES_PER_SAMPLE, rng)
+    audio_draw = _PoolDraw(pools.audio, split, RECORDINGS_PER_SAMPLE, rng)
     plans = []
     for i, label in enumerate(int(c) for c in labels):
         template = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))]
-        plans.append(SamplePlan(
-            key=f"{i:05d}", label=label, caption=template.format(name=CLASS_NAMES[label], numeral=label),
-            images=image_cyclers[label].take(IMAGES_PER_SAMPLE) if image_cyclers else None,
-            recordings=audio_cyclers[label].take(RECORDINGS_PER_SAMPLE) if audio_cyclers else None,
-            seed=int(rng.integers(2 ** 63))))
+        images, recordings = image_draw.take(label), audio_draw.take(label)
+        lift = int(rng.integers(len(pools.lifts))) if len(pools.lifts) > 1 else 0
+        plans.append(SamplePlan(key=f"{i:05d}", label=label,
+                                caption=template.format(name=CLASS_NAMES[label], numeral=label), images=images,
+                                recordings=recordings, lift=lift, seed=int(rng.integers(2 ** 63))))
     return plans
+
+
+class _PoolDraw:
+    """Per pool and class, a :class:`ClassCycler`; a sample's ``per_sample`` inputs each come from a pool picked at
+    random (no draw when there is one pool, so a single-source build plans as it always has)."""
+
+    def __init__(self, pools: list[ImagePool] | list[AudioPool], split: str, per_sample: int,
+                 rng: np.random.Generator):
+        self.per_sample, self.rng = per_sample, rng
+        self.cyclers = [_cyclers(pool, split, per_sample, rng) for pool in pools]
+
+    def take(self, label: int) -> list[tuple[int, int]] | None:
+        if not self.cyclers:
+            return None
+        n_pools = len(self.cyclers)
+        chosen = self.rng.integers(n_pools, size=self.per_sample) if n_pools > 1 else np.zeros(self.per_sample, int)
+        items = {int(p): iter(self.cyclers[p][label].take(int((chosen == p).sum()))) for p in np.unique(chosen)}
+        return [(int(p), next(items[int(p)])) for p in chosen]
 
 
 def _cyclers(pool: ImagePool | AudioPool, split: str, per_sample: int,
@@ -255,26 +299,22 @@ def _resolve_source(source: str, root: Path | None, modalities: tuple[str, ...])
     return source
 
 
-def _load_pools(source: str, root: Path, modalities: tuple[str, ...], seed: int,
-                workers: int) -> tuple[ImagePool | None, AudioPool | None]:
-    images = audio = None
-    if NEEDS_IMAGES & set(modalities):
-        images = mnist_images(root / "mnist") if source == "shared" else sklearn_images()
-    if NEEDS_AUDIO & set(modalities):
-        audio = fsdd_recordings(root / "fsdd") if source == "shared" else espeak_recordings(seed, workers)
-    return images, audio
-
-
-def _tasks(directory: Path, plans: list[SamplePlan], images: ImagePool | None, audio: AudioPool | None,
+def _tasks(directory: Path, plans: list[SamplePlan], pools: SourcePools,
            modalities: tuple[str, ...]) -> list[SampleTask]:
     directory.mkdir(parents=True)
     extensions = {m: EXTENSIONS[m] for m in modalities}
+    rates = {pool.sample_rate for pool in pools.audio}
+    if len(rates) > 1:
+        raise ConfigError(f"omnidigits: audio sources at different rates ({sorted(rates)} Hz) cannot share a build")
+    rate = rates.pop() if rates else 0
     return [SampleTask(
         directory=str(directory), key=p.key, label=p.label, caption=p.caption, extensions=extensions,
-        images=tuple(images.pixels[i] for i in p.images) if images is not None else None,
-        waves=tuple(audio.waves[i] for i in p.recordings) if audio is not None else None,
-        sample_rate=audio.sample_rate if audio is not None else 0,
-        synthetic_audio=audio is not None and audio.synthetic, seed=p.seed) for p in plans]
+        images=tuple(pools.images[k].pixels[i] for k, i in p.images) if p.images else None,
+        waves=tuple(pools.audio[k].waves[i] for k, i in p.recordings) if p.recordings else None,
+        sample_rate=rate,
+        synthetic_audio=tuple(pools.audio[k].synthetic for k, _ in p.recordings or ()),
+        seed=p.seed, lift=pools.lifts[p.lift] if pools.lifts else DEFAULT_LIFT,
+        origins=_origins(p, pools, modalities)) for p in plans]
 
 
 def _render(tasks: list[SampleTask], workers: int) -> None:
@@ -289,20 +329,35 @@ def _render(tasks: list[SampleTask], workers: int) -> None:
         list(pool.map(render_sample, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
 
 
-def _write_jsonl(path: Path, plans: list[SamplePlan], images: ImagePool | None, audio: AudioPool | None) -> None:
+def _write_jsonl(path: Path, plans: list[SamplePlan], pools: SourcePools, modalities: tuple[str, ...]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for p in plans:
             f.write(json.dumps({"key": p.key, "label": p.label, "caption": p.caption,
-                                "sources": _source_ids(p, images, audio)}) + "\n")
+                                "sources": _source_ids(p, pools),
+                                "origins": _origins(p, pools, modalities)}) + "\n")
 
 
-def _source_ids(plan: SamplePlan, images: ImagePool | None, audio: AudioPool | None) -> dict[str, str]:
+def _source_ids(plan: SamplePlan, pools: SourcePools) -> dict[str, str]:
     ids = {}
-    if images is not None:
-        ids.update(zip(("image", "video_image", "pointcloud_image"), (images.ids[i] for i in plan.images)))
-    if audio is not None:
-        ids.update(zip(("audio", "video_audio"), (audio.ids[i] for i in plan.recordings)))
+    if plan.images:
+        ids.update(zip(("image", "video_image", "pointcloud_image"),
+                       (pools.images[k].ids[i] for k, i in plan.images)))
+    if plan.recordings:
+        ids.update(zip(("audio", "video_audio"), (pools.audio[k].ids[i] for k, i in plan.recordings)))
     return ids
+
+
+def _origins(plan: SamplePlan, pools: SourcePools, modalities: tuple[str, ...]) -> dict[str, str]:
+    """{modality: source name} of the sample's files: a video is tagged with its frames' source, a point cloud
+    with its lifting recipe."""
+    names = {}
+    if plan.images:
+        names.update({"image": pools.images[plan.images[0][0]].name, "video": pools.images[plan.images[1][0]].name})
+    if plan.recordings:
+        names["audio"] = pools.audio[plan.recordings[0][0]].name
+    if pools.lifts:
+        names["pointcloud"] = pools.lifts[plan.lift]
+    return {m: name for m, name in names.items() if m in modalities}
 
 
 def _pack_shards(stage: Path, split: str, modalities: tuple[str, ...], shard_size: int, seed: int) -> str:
@@ -310,7 +365,7 @@ def _pack_shards(stage: Path, split: str, modalities: tuple[str, ...], shard_siz
 
     folder = stage / split
     keys = sorted(p.stem for p in folder.glob(f"*.{LABEL_EXTENSION}"))
-    extensions = [EXTENSIONS[m] for m in modalities] + [LABEL_EXTENSION]
+    extensions = [EXTENSIONS[m] for m in modalities] + [LABEL_EXTENSION, SOURCE_SUFFIX.lstrip(".")]
     samples = [{"__key__": key, **{ext: folder / f"{key}.{ext}" for ext in extensions}} for key in keys]
     make_shards(samples, stage / "shards" / split, maxcount=shard_size, prefix=f"omnidigits-{split}", seed=seed)
     return f"shards/{split}/{INDEX_FILE}"

@@ -3,10 +3,8 @@
 * **video** — moving-MNIST style: the digit (28 × 28) drifts across a 64 × 64 canvas at 2.5–4 px/frame, bouncing
   off the edges, at 10 fps for max(1 s, the recording's length); H.264 (libx264, one thread and no macroblock
   tree, so the bytes depend on the frames only) with the spoken digit as a mono AAC track.
-* **point cloud** — the digit's ink lifted to 3-D: 1,536 points drawn from ink pixels (weighted by ink, uniform
-  within the pixel), x/y in [-1, 1], z uniform over a slab :data:`DEPTH` thick, centred, rotated by a random
-  rotation of at most :data:`MAX_ROTATION_DEGREES` about each axis (limited, so a 6 never becomes a 9), jittered
-  by Gaussian noise; binary little-endian PLY of float32 x, y, z.
+* **point cloud** — the digit's ink lifted to 3-D by the sample's recipe (:mod:`.omnidigits_lifts`); binary
+  little-endian PLY of float32 x, y, z.
 * **audio** — synthetic recordings get a random gain and white noise at a random SNR; real ones are stored as is.
 
 Everything random is drawn from ``np.random.default_rng(task.seed)``, so a sample's files depend on its task only.
@@ -15,25 +13,20 @@ Everything random is drawn from ``np.random.default_rng(task.seed)``, so a sampl
 from __future__ import annotations
 
 import fractions
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..extras import require
+from .omnidigits_lifts import DEFAULT_LIFT, lift_digit, lift_recipe
 
 VIDEO_SIZE, VIDEO_FPS, VIDEO_MIN_SECONDS = 64, 10, 1.0
 VIDEO_SPEED = (2.5, 4.0)
 """Pixels per frame."""
-POINTS = 1536
-DEPTH = 0.15
-"""Extrusion depth in the units of the digit's [-1, 1] x/y extent."""
-MAX_ROTATION_DEGREES = (30.0, 45.0, 20.0)
-"""Largest rotation about x, y and z."""
-JITTER = 0.01
+SOURCE_SUFFIX = ".src"
+"""A sample's {modality: source name} (JSON), beside its ``.cls``: what ``omniembed eval`` groups scores by."""
 NOISE_SNR_DB, NOISE_GAIN = (10.0, 30.0), (0.5, 1.0)
-INK_THRESHOLD = 0.3
-"""Fraction of the image's peak above which a pixel is ink (point cloud)."""
 
 
 @dataclass
@@ -42,7 +35,9 @@ class SampleTask:
 
     ``images``: uint8 ``[28, 28]`` for the image, the video and the point cloud (three different scans of the
     class); ``waves``: float32 ``[T]`` for the audio file and the video's track (two different recordings), at
-    ``sample_rate`` Hz; ``extensions``: {modality: file extension} of the files to write.
+    ``sample_rate`` Hz, with ``synthetic_audio`` flagging each one that gets noise; ``lift``: the point-cloud
+    recipe's name; ``extensions``: {modality: file extension} of the files to write; ``origins``: {modality:
+    source name}, written as ``{key}.src`` (JSON).
     """
 
     directory: str
@@ -53,17 +48,20 @@ class SampleTask:
     images: tuple[np.ndarray, np.ndarray, np.ndarray]
     waves: tuple[np.ndarray, np.ndarray] | None
     sample_rate: int
-    synthetic_audio: bool
+    synthetic_audio: tuple[bool, ...]
     seed: int
+    lift: str = DEFAULT_LIFT
+    origins: dict[str, str] = field(default_factory=dict)
 
 
 def render_sample(task: SampleTask) -> None:
-    """Write ``{directory}/{key}.{ext}`` for each modality in ``task.extensions``, plus ``{key}.cls``."""
+    """Write ``{directory}/{key}.{ext}`` for each modality in ``task.extensions``, plus ``{key}.cls`` and
+    ``{key}.src``."""
     rng = np.random.default_rng(task.seed)
     stem = Path(task.directory) / task.key
     waves = None
     if task.waves is not None:
-        waves = [augment(w, rng) if task.synthetic_audio else w for w in task.waves]
+        waves = [augment(w, rng) if synthetic else w for w, synthetic in zip(task.waves, task.synthetic_audio)]
     ext = task.extensions
     if "image" in ext:
         write_png(stem.with_suffix("." + ext["image"]), task.images[0])
@@ -76,8 +74,10 @@ def render_sample(task: SampleTask) -> None:
         frames = moving_digit_frames(task.images[1], int(np.ceil(seconds * VIDEO_FPS)), rng)
         write_mp4(stem.with_suffix("." + ext["video"]), frames, VIDEO_FPS, waves[1], task.sample_rate)
     if "pointcloud" in ext:
-        write_ply(stem.with_suffix("." + ext["pointcloud"]), digit_points(task.images[2], rng))
+        points = lift_digit(task.images[2], rng, lift_recipe(task.lift))
+        write_ply(stem.with_suffix("." + ext["pointcloud"]), points)
     stem.with_suffix(".cls").write_text(str(task.label), encoding="utf-8")
+    stem.with_suffix(SOURCE_SUFFIX).write_text(json.dumps(task.origins, sort_keys=True), encoding="utf-8")
 
 
 # ---- image and audio ----------------------------------------------------------------------------------------------
@@ -155,25 +155,6 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, wave: np.ndarray, sample
 
 
 # ---- point cloud --------------------------------------------------------------------------------------------------
-def digit_points(digit: np.ndarray, rng: np.random.Generator, n: int = POINTS) -> np.ndarray:
-    """uint8 ``[h, w]`` digit → float32 ``[n, 3]``: its ink extruded along z, rotated and jittered (see module)."""
-    Rotation = require("scipy.spatial.transform", "OmniDigits point clouds (random rotations)").Rotation
-
-    ink = digit.astype(np.float64) / max(1, int(digit.max()))
-    ys, xs = np.nonzero(ink > INK_THRESHOLD)
-    weights = ink[ys, xs] / ink[ys, xs].sum()
-    pick = rng.choice(len(xs), size=n, p=weights)
-    half = (max(digit.shape) - 1) / 2
-    x = (xs[pick] + rng.uniform(-0.5, 0.5, n) - half) / half
-    y = -(ys[pick] + rng.uniform(-0.5, 0.5, n) - half) / half  # image rows grow downwards, y upwards
-    z = rng.uniform(-DEPTH / 2, DEPTH / 2, n)
-    points = np.stack([x, y, z], axis=1)
-    points -= points.mean(axis=0)
-    angles = rng.uniform(-1, 1, 3) * np.asarray(MAX_ROTATION_DEGREES)
-    points = points @ Rotation.from_euler("xyz", angles, degrees=True).as_matrix().T
-    return (points + rng.normal(0, JITTER, points.shape)).astype(np.float32)
-
-
 def write_ply(path: Path, points: np.ndarray) -> None:
     """float32 ``[N, 3]`` → binary little-endian PLY with float x, y, z per vertex."""
     header = ("ply\nformat binary_little_endian 1.0\ncomment OmniDigits point cloud\n"

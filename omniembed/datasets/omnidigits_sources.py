@@ -14,7 +14,12 @@ Recordings (float32 ``[T]`` mono):
 * **FSDD** (``fsdd/recordings/{digit}_{speaker}_{index}.wav``, 8 kHz, 6 speakers), split by speaker: theo and
   yweweler are held out for test, every other speaker is train.
 * **espeak-ng** synthesis: each digit word spoken by several voices at seeded speeds and pitches, split by voice
-  (test voices are never heard in train). The renderer adds noise to every use of a synthetic recording.
+  (test voices are never heard in train). The renderer adds noise to every use of a synthetic recording. Four
+  sources (:data:`ESPEAK_SOURCES`), each with voices of its own: ``espeak-ng`` (the default voices at 120-200
+  words/minute), ``espeak-ng-fast-high`` (230-330 wpm, high pitch), ``espeak-ng-slow-low`` (80-115 wpm, low
+  pitch) and ``espeak-ng-whisper`` (whispered and croaking variants).
+
+Digits rendered from fonts are a third image source (:mod:`.omnidigits_fonts`).
 
 Bad source files (undecodable, misnamed, wrong rate, silent, blank images) are skipped and listed in ``skipped``.
 """
@@ -51,14 +56,39 @@ FSDD_TEST_SPEAKERS = ("theo", "yweweler")
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 MIN_RECORDING_SECONDS = 0.05
 
-ESPEAK_VOICES = {
-    "train": ("en-us", "en-us+f2", "en-gb+m3", "en-gb-scotland+f4", "en-029+m2", "en-us+klatt"),
-    "test": ("en-gb-x-rp+f3", "en-us-nyc+m5"),
-}
-"""espeak-ng voice+variant names per split; a voice is the synthetic counterpart of a speaker."""
-ESPEAK_TAKES = 4
-"""Recordings per (voice, digit), each at its own seeded speed (words per minute) and pitch."""
-ESPEAK_SPEED, ESPEAK_PITCH = (120, 200), (25, 75)
+@dataclass(frozen=True)
+class EspeakVoices:
+    """One espeak-ng source: its voices (``voice+variant`` names) per split, and the ranges each take's speed
+    (words per minute) and pitch (0-99) are drawn from. A voice is the synthetic counterpart of a speaker."""
+
+    name: str
+    voices: dict[str, tuple[str, ...]]
+    speed: tuple[int, int] = (120, 200)
+    pitch: tuple[int, int] = (25, 75)
+    takes: int = 4
+    """Recordings per (voice, digit), each at its own seeded speed and pitch."""
+    stream: tuple[int, ...] = ()
+    """Extra seed words, so that sources draw different speeds and pitches from the same build seed."""
+
+
+ESPEAK_SOURCES: dict[str, EspeakVoices] = {s.name: s for s in (
+    EspeakVoices("espeak-ng", {"train": ("en-us", "en-us+f2", "en-gb+m3", "en-gb-scotland+f4", "en-029+m2",
+                                         "en-us+klatt"),
+                               "test": ("en-gb-x-rp+f3", "en-us-nyc+m5")}),
+    EspeakVoices("espeak-ng-fast-high", {"train": ("en-us+f5", "en-gb+Annie", "en+f1", "en-029+m4"),
+                                         "test": ("en-gb-x-rp+shelby", "en-us+m6")},
+                 speed=(230, 330), pitch=(70, 99), takes=3, stream=(1,)),
+    EspeakVoices("espeak-ng-slow-low", {"train": ("en+m7", "en-us+grandpa", "en-gb+m1", "en-029+travis"),
+                                        "test": ("en-us+norbert", "en-gb-scotland+victor")},
+                 speed=(80, 115), pitch=(0, 25), takes=3, stream=(2,)),
+    EspeakVoices("espeak-ng-whisper", {"train": ("en-us+whisper", "en-gb+croak", "en+klatt4"),
+                                       "test": ("en+whisperf", "en-us-nyc+grandma")},
+                 takes=3, stream=(3,)),
+)}
+"""espeak-ng sources by name: the default voices, and variants apart in speed, pitch and voice quality."""
+ESPEAK_VOICES = ESPEAK_SOURCES["espeak-ng"].voices
+"""The default source's voices per split."""
+
 ESPEAK_RATE = 8000
 """Synthesised speech is resampled to this rate (Hz): FSDD's, and the demo model's audio rate."""
 ESPEAK_INSTALL_HINT = "install it with `apt-get install espeak-ng`, or build from shared data (source='shared')"
@@ -116,7 +146,7 @@ def mnist_images(root: Path) -> ImagePool:
     ids = [f"mnist-t10k:{i:05d}" for i in range(len(labels))]
     rule = (f"MNIST test set by writer population: train = images 0-{MNIST_TEST_START - 1} (NIST SD-3, Census "
             f"Bureau employees), test = images {MNIST_TEST_START}-{len(labels) - 1} (NIST SD-1, students)")
-    return _image_pool("mnist", rule, pixels, labels, ids, MNIST_TEST_START)
+    return image_pool("mnist", rule, pixels, labels, ids, np.arange(len(labels)) >= MNIST_TEST_START)
 
 
 def sklearn_images() -> ImagePool:
@@ -133,17 +163,19 @@ def sklearn_images() -> ImagePool:
     ids = [f"sklearn-digits:{i:04d}" for i in range(len(pixels))]
     rule = (f"scikit-learn digits by index range (scans are stored in writer blocks): train = 0-"
             f"{SKLEARN_TEST_START - 1}, test = {SKLEARN_TEST_START}-{len(pixels) - 1}")
-    return _image_pool("sklearn-digits", rule, pixels, digits.target.astype(np.int64), ids, SKLEARN_TEST_START)
+    return image_pool("sklearn-digits", rule, pixels, digits.target.astype(np.int64), ids,
+                      np.arange(len(pixels)) >= SKLEARN_TEST_START)
 
 
-def _image_pool(name: str, rule: str, pixels: np.ndarray, labels: np.ndarray, ids: list[str],
-                test_start: int) -> ImagePool:
+def image_pool(name: str, rule: str, pixels: np.ndarray, labels: np.ndarray, ids: list[str],
+               is_test: np.ndarray) -> ImagePool:
+    """A pool of uint8 ``[N, 28, 28]`` images split by the bool ``[N]`` ``is_test``; blank images skipped."""
     ink = (pixels > pixels.max(axis=(1, 2), keepdims=True) // 2).sum(axis=(1, 2))
     good = ink >= MIN_INK_PIXELS
     skipped = [Skipped(ids[i], f"only {ink[i]} ink pixels (fewer than {MIN_INK_PIXELS})")
                for i in np.flatnonzero(~good)]
     index = np.arange(len(pixels))
-    splits = {"train": index[good & (index < test_start)], "test": index[good & (index >= test_start)]}
+    splits = {"train": index[good & ~is_test], "test": index[good & is_test]}
     return ImagePool(name, rule, pixels, labels, ids, splits, skipped)
 
 
@@ -234,12 +266,14 @@ class EspeakTake:
         return f"espeak:{self.voice}/{self.label}/{self.take}"
 
 
-def espeak_recordings(seed: int, workers: int = 1) -> AudioPool:
-    """Every digit said by every voice of :data:`ESPEAK_VOICES` ``ESPEAK_TAKES`` times, split by voice."""
+def espeak_recordings(seed: int, workers: int = 1, source: str = "espeak-ng") -> AudioPool:
+    """Every digit said by every voice of the :data:`ESPEAK_SOURCES` entry ``source`` its ``takes`` times,
+    split by voice."""
     exe = espeak_executable()
-    rng = np.random.default_rng([seed, 0xE5])
-    takes = [EspeakTake(voice, label, t, int(rng.integers(*ESPEAK_SPEED)), int(rng.integers(*ESPEAK_PITCH)))
-             for split in SPLITS for voice in ESPEAK_VOICES[split] for label in range(10) for t in range(ESPEAK_TAKES)]
+    spec = ESPEAK_SOURCES[source]
+    rng = np.random.default_rng([seed, 0xE5, *spec.stream])
+    takes = [EspeakTake(voice, label, t, int(rng.integers(*spec.speed)), int(rng.integers(*spec.pitch)))
+             for split in SPLITS for voice in spec.voices[split] for label in range(10) for t in range(spec.takes)]
     with ThreadPoolExecutor(max(1, workers)) as pool:  # the work is in the subprocesses
         results = list(pool.map(lambda take: _synthesise(exe, take), takes))
     waves, labels, ids, voices, skipped = [], [], [], [], []
@@ -253,11 +287,11 @@ def espeak_recordings(seed: int, workers: int = 1) -> AudioPool:
         voices.append(take.voice)
     if not waves:
         raise MissingToolError(f"espeak-ng synthesised no audio ({skipped[0].reason})")
-    held_out = np.isin(voices, ESPEAK_VOICES["test"])
+    held_out = np.isin(voices, spec.voices["test"])
     index = np.arange(len(waves))
-    rule = (f"espeak-ng by voice: test = {', '.join(ESPEAK_VOICES['test'])}; "
-            f"train = {', '.join(ESPEAK_VOICES['train'])}")
-    return AudioPool("espeak-ng", rule, ESPEAK_RATE, waves, np.asarray(labels, np.int64), ids,
+    rule = (f"{source} by voice: test = {', '.join(spec.voices['test'])}; train = {', '.join(spec.voices['train'])}"
+            f"; speed {spec.speed[0]}-{spec.speed[1]} wpm, pitch {spec.pitch[0]}-{spec.pitch[1]}")
+    return AudioPool(source, rule, ESPEAK_RATE, waves, np.asarray(labels, np.int64), ids,
                      {"train": index[~held_out], "test": index[held_out]}, synthetic=True, skipped=skipped)
 
 

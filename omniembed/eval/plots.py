@@ -72,6 +72,28 @@ def plot_joint_space(embeddings: dict[str, np.ndarray], labels: dict[str, np.nda
     return path
 
 
+def plot_zero_shot_by_source(scores: dict[str, dict[str, dict[str, float]]], path: Path) -> Path:
+    """One bar per (modality, source): zero-shot top-1, grouped by modality, the source's name on the bar."""
+    fig = _figure(figsize=(max(4.0, 0.45 * sum(len(s) for s in scores.values()) + 1.5), 3.6))
+    ax = fig.subplots()
+    x, ticks = 0.0, []
+    for i, (modality, by_source) in enumerate(scores.items()):
+        start = x
+        for name, r in by_source.items():
+            ax.bar(x, r["top1"], color=f"C{i % 10}")
+            ax.text(x, 0.02, name, rotation=90, ha="center", va="bottom", fontsize=6)
+            x += 1
+        ticks.append(((start + x - 1) / 2, modality))
+        x += 0.8
+    ax.set_xticks([t for t, _ in ticks], [m for _, m in ticks], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("zero-shot top-1", fontsize=8)
+    ax.set_title("zero-shot by source", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
 def plot_retrievals(model: "OmniEmbedModel", rows: list[tuple[str, str, list[tuple[str, str, float]]]],
                     path: Path, size: int = 96) -> Path:
     """rows: (query path, query modality, [(result path, result modality, score), ...]) → one grid PNG."""

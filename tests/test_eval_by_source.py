@@ -1,0 +1,91 @@
+"""Scores grouped by source: zero-shot per (modality, source), retrieval into / from each source, and ``omniembed
+eval`` reading each sample's sources from ``STEM.src``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from omniembed.cli import main
+from omniembed.errors import InputError
+from omniembed.eval.by_source import UNTAGGED, retrieval_by_source, zero_shot_by_source
+from omniembed.eval.folder import eval_set_from_folder
+
+NAMES = ["zero", "one", "two"]
+
+
+def test_zero_shot_is_scored_apart_for_each_source():
+    classifier = np.eye(3)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    predicted = np.array([0, 1, 2, 0, 2, 1])  # source "b" gets two of its three wrong
+    embeddings = np.eye(3)[predicted]
+    scores = zero_shot_by_source(embeddings, labels, ["a", "a", "a", "b", "b", ""], classifier)
+    assert list(scores) == [UNTAGGED, "a", "b"]
+    assert scores["a"]["top1"] == 1.0 and scores["a"]["n"] == 3
+    assert scores["b"]["top1"] == 0.5 and scores["b"]["n"] == 2
+    assert scores[UNTAGGED]["top1"] == 0.0 and scores[UNTAGGED]["n"] == 1
+
+
+def test_retrieval_into_a_source_ranks_only_that_sources_targets():
+    queries = np.eye(2)  # classes 0 and 1
+    # source "near" holds exact matches, source "far" holds each class's target on the other class's axis
+    targets = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    target_labels = np.array([0, 1, 0, 1])
+    scores = retrieval_by_source(queries, np.array([0, 1]), ["q0", "q1"], targets, target_labels,
+                                 ["near", "near", "far", "far"])
+    assert scores["target"]["near"]["R@1"] == 1.0 and scores["target"]["far"]["R@1"] == 0.0
+    assert scores["target"]["far"]["R@5"] == 1.0 and scores["target"]["far"]["n"] == 2
+    # from each query source into every target: the exact match outranks the crossed one (ties aside)
+    assert set(scores["query"]) == {"q0", "q1"} and scores["query"]["q0"]["n"] == 1
+    assert "query" not in retrieval_by_source(queries, np.array([0, 1]), None, targets, target_labels, None)
+
+
+@pytest.fixture
+def tagged(tmp_path):
+    split = tmp_path / "data" / "test"
+    split.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        label = i % 3
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(split / f"{i:05d}.png")
+        sf.write(split / f"{i:05d}.wav", rng.standard_normal(8000).astype(np.float32) * 0.1, 16000)
+        (split / f"{i:05d}.cls").write_text(str(label))
+        (split / f"{i:05d}.src").write_text(json.dumps({"image": "scans" if i < 4 else "fonts",
+                                                        "audio": "speakers"}))
+    (tmp_path / "data" / "manifest.json").write_text(json.dumps({"class_names": NAMES}))
+    return tmp_path / "data"
+
+
+def test_folder_reads_each_files_source_from_its_samples_src(tiny_model, tagged):
+    data = eval_set_from_folder(tagged / "test", tiny_model, NAMES)
+    assert data.sources["image"] == ["scans"] * 4 + ["fonts"] * 2
+    assert data.sources["audio"] == ["speakers"] * 6
+
+
+def test_a_src_that_is_not_a_json_object_of_names_is_an_input_error_naming_it(tiny_model, tagged):
+    (tagged / "test" / "00003.src").write_text('["scans"]')
+    with pytest.raises(InputError, match="00003.src"):
+        eval_set_from_folder(tagged / "test", tiny_model, NAMES)
+
+
+def test_eval_command_reports_scores_by_source_in_json_markdown_and_a_plot(tiny_model, tagged, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    tiny_model.save(model_dir)
+    out = tmp_path / "report"
+    assert main(["eval", str(tagged), "--split", "test", "--model", str(model_dir), "--out", str(out),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.split("\nreport and plots")[0])
+    image = report["zero_shot_by_source"]["image"]
+    assert set(image) == {"fonts", "scans"} and image["scans"]["n"] == 4 and image["fonts"]["n"] == 2
+    overall = report["zero_shot"]["image"]["top1"]
+    assert overall == pytest.approx((4 * image["scans"]["top1"] + 2 * image["fonts"]["top1"]) / 6)
+    into_fonts = report["retrieval_by_source"]["audio→image"]["target"]["fonts"]
+    assert into_fonts["n"] == 2 and 0.0 <= into_fonts["R@1"] <= 1.0
+    assert report["retrieval_by_source"]["image→audio"]["query"]["fonts"]["n"] == 2
+    markdown = (out / "report.md").read_text()
+    assert "## Zero-shot by source" in markdown and "| image | fonts | 2 |" in markdown
+    assert (out / "by_source.png").stat().st_size > 0
