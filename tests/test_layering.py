@@ -22,8 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # the package's own __init__ is the lazy facade (omniembed.create, .load, .Index …) over the applications
     ("applications", ("omniembed", "omniembed.api", "omniembed.pretrained", "omniembed.convert", "omniembed.index",
                       "omniembed.eval", "omniembed.datasets", "omniembed.serve")),
-    # the demo trains the OmniDigits recipe end to end, so it sits with the training code it runs
-    ("training", ("omniembed.pretrain", "omniembed.demo")),
+    # the demo and its leave-one-source-out runs train the OmniDigits recipes, so they sit with the training code
+    ("training", ("omniembed.pretrain", "omniembed.demo", "omniembed.loso")),
     # the command line is the outermost shell: it dispatches to every layer, training included, and nothing imports it
     ("command line", ("omniembed.cli", "omniembed.commands")),
 ]
