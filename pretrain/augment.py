@@ -4,7 +4,8 @@
 
     data:
       augment:
-        image: {kind: affine, min_scale: 0.4}     # modalities/image_augment.py
+        image: {kind: affine, min_scale: 0.4}     # modalities/image_augment.py; {kind: scan}: modalities/
+                                                  # scan_augment.py (scanned digits across sources)
         pointcloud: {kind: points}                # modalities/point_augment.py (PointNet++ / Point-BERT defaults)
         audio: {kind: spec}                       # modalities/audio_augment.py (speed, vocal tract, SpecAugment)
 
@@ -28,6 +29,7 @@ from omniembed.modalities.audio_augment import SpecAugment
 from omniembed.modalities.image_augment import RandomAffine
 from omniembed.modalities.point_augment import Compose, Jitter, PointDropout, RandomScale, RotateUp
 from omniembed.modalities.random_draws import check_range
+from omniembed.modalities.scan_augment import ScanAugment
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -56,7 +58,8 @@ class PointAugment:
         return self.chain(clouds, generator)
 
 
-AUGMENTATIONS: dict[str, type] = {"affine": RandomAffine, "points": PointAugment, "spec": SpecAugment}
+AUGMENTATIONS: dict[str, type] = {"affine": RandomAffine, "scan": ScanAugment, "points": PointAugment,
+                                  "spec": SpecAugment}
 """Kind → a dataclass whose fields are the config and whose instances are the batch transforms."""
 
 
