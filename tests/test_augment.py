@@ -142,7 +142,7 @@ def test_spec_masks_zero_whole_bands_and_spans_of_at_most_the_given_width():
     ("{image: {kind: blur}}", "data.augment.image.kind: unknown augmentation 'blur'"),
     ("{image: {kind: affine, zoom: 2}}", "unknown config key(s) in data.augment.image: zoom"),
     ("{image: {kind: affine, min_scale: 0.9, max_scale: 0.5}}", "data.augment.image: RandomAffine: need 0 < min_scale"),
-    ("{image: {min_scale: 0.5}}", "data.augment.image: expected {kind: affine | points"),
+    ("{image: {min_scale: 0.5}}", "data.augment.image: expected {kind: affine | scan | points"),
     ("{pointcloud: {kind: points, scale: [2]}}", "data.augment.pointcloud: PointAugment: scale must be [low, high]"),
     ("{audio: {kind: spec, freq_warp: [1.1, 0.9]}}", "data.augment.audio: SpecAugment: freq_warp must be [low, high]"),
     ("{audio: {kind: spec, time_masks: -1}}", "data.augment.audio: SpecAugment: time_masks must be >= 0"),
