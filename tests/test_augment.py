@@ -92,6 +92,16 @@ def test_point_augmentation_keeps_the_cloud_shape_and_moves_the_points():
     torch.testing.assert_close(still, clouds)
 
 
+def test_point_augmentation_tilts_about_the_other_axes_within_the_angle_and_keeps_radii():
+    clouds = torch.zeros(256, 1, 3)
+    clouds[:, 0, 1] = 1.0  # one point on the up axis: only a tilt can move it
+    out = build_transform("pointcloud", {"kind": "points", "max_angle": 0, "scale": [1, 1], "jitter": 0,
+                                         "dropout": 0, "tilt": 0.3})(clouds, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.norm(dim=-1), clouds.norm(dim=-1))
+    off_up = torch.acos(out[:, 0, 1].clamp(max=1))  # angle from the up axis: both tilts together, each ≤ 0.3
+    assert off_up.max() <= 0.3 * math.sqrt(2) + 1e-4 and off_up.max() > 0.25
+
+
 SPEC_OFF = {"time_stretch": [1, 1], "freq_warp": [1, 1], "freq_masks": 0, "time_masks": 0}
 
 
