@@ -135,6 +135,27 @@ def test_time_stretch_resamples_the_frames_and_pads_a_squeezed_utterance_with_ze
     assert slow[0, 0, 0, 0, -1] == pytest.approx(50.5)  # the second half of the utterance ran past the end
 
 
+def test_spec_reverb_leaves_a_tail_that_falls_by_the_drop_over_its_length():
+    features = torch.full((1, 1, 1, 4, 40), -3.0)
+    features[..., 5] = 2.0  # one loud frame in silence
+    out = SpecAugment(**{**SPEC_OFF, "reverb": 10.0})(features, torch.Generator().manual_seed(0))
+    tail = out[0, 0, 0, 0]
+    assert (tail[:6] == features[0, 0, 0, 0, :6]).all()  # nothing before the onset moves
+    steps = tail[5:12] - tail[6:13]
+    assert torch.allclose(steps, steps[0].expand_as(steps)) and 0.3 - 1e-5 <= steps[0] <= 3.0  # one fixed step
+    assert tail[-1] == -3.0  # the tail has died into the floor by the end
+
+
+def test_spec_noise_raises_quiet_cells_and_barely_moves_loud_ones():
+    features = torch.zeros(64, 1, 1, 40, 100)
+    features[..., :20, :] = -4.0  # quiet lower half, loud (+3) upper half
+    features[..., 20:, :] = 3.0
+    out = SpecAugment(**{**SPEC_OFF, "noise": 1.0})(features, torch.Generator().manual_seed(0))
+    quiet, loud = out[..., :20, :], out[..., 20:, :]
+    assert quiet.mean() > -2.0 and (quiet >= -4.0).all()  # the floor is at -2 … -1: it fills the quiet bins
+    assert (loud >= 3.0).all() and (loud - 3.0).mean() < 0.05  # a log-domain sum: loud cells stay put
+
+
 def test_spec_masks_zero_whole_bands_and_spans_of_at_most_the_given_width():
     features = torch.randn(64, 1, 1, 40, 100) + 10  # nothing is 0 before masking
     spec = SpecAugment(**{**SPEC_OFF, "freq_masks": 1, "freq_mask": 8, "time_masks": 1, "time_mask": 10})
