@@ -153,10 +153,19 @@ def change_stroke(u: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
     """``[B, C, H, W]`` blended towards its 3 × 3 dilation by ``strength`` ``[B]`` > 0, towards its erosion by
     −``strength`` / 2 when < 0: bright ink thickens by up to a pixel each side, or thins by up to half one (a full
     erosion wipes out the two-pixel strokes of a small digit)."""
-    dilated = F.max_pool2d(u, 3, stride=1, padding=1)
-    eroded = -F.max_pool2d(-u, 3, stride=1, padding=1)
+    dilated, eroded = max_3x3(u), -max_3x3(-u)
     s = strength[:, None, None, None]
     return torch.where(s >= 0, u + s * (dilated - u), u - s / 2 * (eroded - u))
+
+
+def max_3x3(u: torch.Tensor) -> torch.Tensor:
+    """``[B, C, H, W]`` → the maximum over each pixel's 3 × 3 neighbourhood (inside the image), as two 3-wide
+    passes: the same as ``max_pool2d(u, 3, 1, 1)``, an order of magnitude faster on a CPU."""
+    low = torch.finfo(u.dtype).min
+    p = F.pad(u, (1, 1, 0, 0), value=low)
+    rows = torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
+    p = F.pad(rows, (0, 0, 1, 1), value=low)
+    return torch.maximum(torch.maximum(p[..., :-2, :], p[..., 1:-1, :]), p[..., 2:, :])
 
 
 def resample_low(u: torch.Tensor, chosen: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
