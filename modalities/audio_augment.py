@@ -8,11 +8,18 @@ their own device, one draw per spectrogram, so it runs in the training step, not
 * **frequency warp** (vocal tract length perturbation, Jaitly & Hinton 2013): the mel axis is scaled about its
   lowest bin by a factor uniform in ``freq_warp`` (a longer or shorter vocal tract moves every formant by a
   common factor); bins read from above the top repeat the top bin.
+* **reverb**: each frame becomes the larger of itself and the previous output frame lowered by a fixed step, a
+  log-domain exponential tail (a room's decay) lasting up to ``reverb`` frames to fall by :data:`REVERB_DROP`;
+* **noise**: a noise floor at a level uniform in [:data:`NOISE_FLOOR`, :data:`NOISE_FLOOR` + ``noise``] (with
+  per-cell spread :data:`NOISE_SPREAD`) is mixed in by a log-domain sum, as additive noise is in power;
 * **masks** (SpecAugment, Park et al. 2019): ``freq_masks`` bands of up to ``freq_mask`` mel bins and
   ``time_masks`` spans of up to ``time_mask`` frames set to 0.
 
-Their use: a speech model that learns from few speakers must meet new ones, whose pitch, formants and tempo differ;
-warping and masking make those differences part of training. Inference never augments.
+Their use: a speech model that learns from few speakers must meet new ones, whose pitch, formants and tempo differ,
+in other rooms and with other noise; warping, smearing, noising and masking make those differences part of
+training. (A stationary channel — a telephone band, a microphone's colour — is a constant per mel bin in the log
+domain, which the per-clip normalisation of the features already removes.) Levels are in the normalised units of
+the features (about one standard deviation of a bin over a clip). Inference never augments.
 """
 
 from __future__ import annotations
@@ -22,12 +29,19 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .random_draws import check_range, uniform
+from .random_draws import check_range, normal, uniform
+
+REVERB_DROP = 3.0
+"""How far (normalised units) a reverb tail falls over its length: below a bin's typical range, i.e. gone."""
+NOISE_FLOOR, NOISE_SPREAD = -2.0, 0.3
+"""The quietest noise floor drawn (normalised units: two standard deviations below a bin's clip mean), and the
+spread of the noise about its floor from cell to cell."""
 
 
 @dataclass
 class SpecAugment:
-    """Stretch by ``time_stretch`` [low, high], warp by ``freq_warp`` [low, high] (``[1, 1]``: off), then mask
+    """Stretch by ``time_stretch`` [low, high], warp by ``freq_warp`` [low, high] (``[1, 1]``: off), add a reverb
+    tail of up to ``reverb`` frames and a noise floor up to ``noise`` above the quietest (0: off), then mask
     ``freq_masks`` × up to ``freq_mask`` bins and ``time_masks`` × up to ``time_mask`` frames (0 masks: off)."""
 
     time_stretch: list[float] = field(default_factory=lambda: [0.9, 1.1])
@@ -36,11 +50,13 @@ class SpecAugment:
     freq_mask: int = 8
     time_masks: int = 2
     time_mask: int = 10
+    reverb: float = 0.0
+    noise: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("time_stretch", "freq_warp"):
             check_range("SpecAugment", name, getattr(self, name))
-        for name in ("freq_masks", "freq_mask", "time_masks", "time_mask"):
+        for name in ("freq_masks", "freq_mask", "time_masks", "time_mask", "reverb", "noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SpecAugment: {name} must be >= 0, got {getattr(self, name)}")
 
@@ -53,6 +69,11 @@ class SpecAugment:
             stretch = uniform((b,), generator, flat.device, low=self.time_stretch[0], high=self.time_stretch[1])
             freq = uniform((b,), generator, flat.device, low=self.freq_warp[0], high=self.freq_warp[1])
             out = warp(flat, stretch, freq)
+        if self.reverb > 0:
+            out = reverberate(out, uniform((b,), generator, flat.device, low=1.0, high=max(1.0, self.reverb)))
+        if self.noise > 0:
+            level = uniform((b, 1, 1, 1), generator, flat.device, low=NOISE_FLOOR, high=NOISE_FLOOR + self.noise)
+            out = torch.logaddexp(out, level + NOISE_SPREAD * normal(tuple(out.shape), generator, flat.device))
         out = mask_spans(out, self.freq_masks, self.freq_mask, axis=2, generator=generator)
         out = mask_spans(out, self.time_masks, self.time_mask, axis=3, generator=generator)
         return out.to(spectrograms.dtype).reshape(spectrograms.shape)
@@ -70,6 +91,16 @@ def warp(flat: torch.Tensor, stretch: torch.Tensor, freq: torch.Tensor) -> torch
     x = (2 * frames[None, :] / stretch[:, None] + 1) / t - 1                 # [B, T]
     grid = torch.stack([x[:, None, :].expand(b, m, t), y[:, :, None].expand(b, m, t)], dim=-1)  # [B, M, T, 2]
     return F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def reverberate(flat: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, M, T]`` with each frame raised to the previous output frame minus a step, so every onset leaves a
+    tail that falls by :data:`REVERB_DROP` over ``frames`` ``[B]`` frames (a log-domain exponential decay)."""
+    step = (REVERB_DROP / frames)[:, None, None]                                    # [B, 1, 1]
+    columns = [flat[..., 0]]
+    for t in range(1, flat.shape[-1]):
+        columns.append(torch.maximum(flat[..., t], columns[-1] - step))
+    return torch.stack(columns, dim=-1)
 
 
 def mask_spans(flat: torch.Tensor, count: int, width: int, axis: int, generator: torch.Generator) -> torch.Tensor:

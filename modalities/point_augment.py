@@ -74,6 +74,33 @@ class RandomScale:
 
 
 @dataclass
+class SlabDepth:
+    """Scale each cloud along its thinnest principal axis (about its centroid) by a factor log-uniform in [low,
+    high]: a shape lifted from a drawing or a scan into a slab gets another slab thickness, whatever way the
+    slab has been turned."""
+
+    low: float = 0.5
+    high: float = 2.0
+    normals: bool = False
+
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b = clouds.shape[0]
+        xyz = clouds[..., :3]
+        centre = xyz.mean(dim=1, keepdim=True)
+        centred = xyz - centre
+        covariance = centred.transpose(1, 2) @ centred / xyz.shape[1]               # [B, 3, 3]
+        thin = torch.linalg.eigh(covariance.float())[1][..., 0].to(xyz.dtype)       # [B, 3]: smallest eigenvalue's
+        factor = uniform((b, 1, 1), generator, clouds.device, clouds.dtype, math.log(self.low),
+                         math.log(self.high)).exp()
+        along = thin[:, :, None] * thin[:, None, :]                                 # [B, 3, 3] projector
+        eye = torch.eye(3, dtype=clouds.dtype, device=clouds.device)
+        stretch = eye + (factor - 1) * along                                        # symmetric: p' = p S
+        # normals of a surface stretched by S turn by S⁻¹ (then are unit again)
+        normals = F.normalize(clouds[..., 3:6] @ (eye + (1 / factor - 1) * along), dim=-1) if self.normals else None
+        return _with_xyz(clouds, centre + centred @ stretch, normals)
+
+
+@dataclass
 class Jitter:
     """Add Gaussian noise of std ``sigma`` to every coordinate, clipped to ±``clip``."""
 

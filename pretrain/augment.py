@@ -4,7 +4,8 @@
 
     data:
       augment:
-        image: {kind: affine, min_scale: 0.4}     # modalities/image_augment.py
+        image: {kind: affine, min_scale: 0.4}     # modalities/image_augment.py; {kind: scan}: modalities/
+                                                  # scan_augment.py (scanned digits across sources)
         pointcloud: {kind: points}                # modalities/point_augment.py (PointNet++ / Point-BERT defaults)
         audio: {kind: spec}                       # modalities/audio_augment.py (speed, vocal tract, SpecAugment)
 
@@ -26,16 +27,19 @@ from omniembed.config import from_dict
 from omniembed.errors import ConfigError
 from omniembed.modalities.audio_augment import SpecAugment
 from omniembed.modalities.image_augment import RandomAffine
-from omniembed.modalities.point_augment import Compose, Jitter, PointDropout, RandomScale, RotateUp
+from omniembed.modalities.point_augment import Compose, Jitter, PointDropout, RandomScale, RotateUp, SlabDepth
 from omniembed.modalities.random_draws import check_range
+from omniembed.modalities.scan_augment import ScanAugment
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass
 class PointAugment:
-    """Rotation about ``up_axis`` (up to ``max_angle`` radians; 0 for none), per-axis scale in ``scale``, jitter of
-    std ``jitter`` clipped to ±``jitter_clip``, and dropout of up to ``dropout`` of the points, in that order."""
+    """The cloud's thinnest axis scaled by a factor in ``depth`` (``[1, 1]``: off), a tilt of up to ``tilt`` radians
+    about each of the two other axes (0: none), rotation about ``up_axis`` (up to ``max_angle`` radians; 0 for
+    none), per-axis scale in ``scale``, jitter of std ``jitter`` clipped to ±``jitter_clip``, and dropout of up to
+    ``dropout`` of the points, in that order."""
 
     up_axis: int = 1
     max_angle: float = math.pi
@@ -43,11 +47,16 @@ class PointAugment:
     jitter: float = 0.01
     jitter_clip: float = 0.05
     dropout: float = 0.875
+    depth: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    tilt: float = 0.0
     normals: bool = False
 
     def __post_init__(self) -> None:
         check_range("PointAugment", "scale", self.scale)
-        self.chain = Compose([RotateUp(self.up_axis, self.max_angle, self.normals),
+        check_range("PointAugment", "depth", self.depth)
+        first = [SlabDepth(self.depth[0], self.depth[1], self.normals)] if self.depth != [1, 1] else []
+        first += [RotateUp(axis, self.tilt, self.normals) for axis in range(3) if axis != self.up_axis and self.tilt]
+        self.chain = Compose([*first, RotateUp(self.up_axis, self.max_angle, self.normals),
                               RandomScale(self.scale[0], self.scale[1], normals=self.normals),
                               Jitter(self.jitter, self.jitter_clip), PointDropout(self.dropout)])
 
@@ -56,7 +65,8 @@ class PointAugment:
         return self.chain(clouds, generator)
 
 
-AUGMENTATIONS: dict[str, type] = {"affine": RandomAffine, "points": PointAugment, "spec": SpecAugment}
+AUGMENTATIONS: dict[str, type] = {"affine": RandomAffine, "scan": ScanAugment, "points": PointAugment,
+                                  "spec": SpecAugment}
 """Kind → a dataclass whose fields are the config and whose instances are the batch transforms."""
 
 

@@ -92,6 +92,16 @@ def test_point_augmentation_keeps_the_cloud_shape_and_moves_the_points():
     torch.testing.assert_close(still, clouds)
 
 
+def test_point_augmentation_tilts_about_the_other_axes_within_the_angle_and_keeps_radii():
+    clouds = torch.zeros(256, 1, 3)
+    clouds[:, 0, 1] = 1.0  # one point on the up axis: only a tilt can move it
+    out = build_transform("pointcloud", {"kind": "points", "max_angle": 0, "scale": [1, 1], "jitter": 0,
+                                         "dropout": 0, "tilt": 0.3})(clouds, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.norm(dim=-1), clouds.norm(dim=-1))
+    off_up = torch.acos(out[:, 0, 1].clamp(max=1))  # angle from the up axis: both tilts together, each ≤ 0.3
+    assert off_up.max() <= 0.3 * math.sqrt(2) + 1e-4 and off_up.max() > 0.25
+
+
 SPEC_OFF = {"time_stretch": [1, 1], "freq_warp": [1, 1], "freq_masks": 0, "time_masks": 0}
 
 
@@ -125,6 +135,27 @@ def test_time_stretch_resamples_the_frames_and_pads_a_squeezed_utterance_with_ze
     assert slow[0, 0, 0, 0, -1] == pytest.approx(50.5)  # the second half of the utterance ran past the end
 
 
+def test_spec_reverb_leaves_a_tail_that_falls_by_the_drop_over_its_length():
+    features = torch.full((1, 1, 1, 4, 40), -3.0)
+    features[..., 5] = 2.0  # one loud frame in silence
+    out = SpecAugment(**{**SPEC_OFF, "reverb": 10.0})(features, torch.Generator().manual_seed(0))
+    tail = out[0, 0, 0, 0]
+    assert (tail[:6] == features[0, 0, 0, 0, :6]).all()  # nothing before the onset moves
+    steps = tail[5:12] - tail[6:13]
+    assert torch.allclose(steps, steps[0].expand_as(steps)) and 0.3 - 1e-5 <= steps[0] <= 3.0  # one fixed step
+    assert tail[-1] == -3.0  # the tail has died into the floor by the end
+
+
+def test_spec_noise_raises_quiet_cells_and_barely_moves_loud_ones():
+    features = torch.zeros(64, 1, 1, 40, 100)
+    features[..., :20, :] = -4.0  # quiet lower half, loud (+3) upper half
+    features[..., 20:, :] = 3.0
+    out = SpecAugment(**{**SPEC_OFF, "noise": 1.0})(features, torch.Generator().manual_seed(0))
+    quiet, loud = out[..., :20, :], out[..., 20:, :]
+    assert quiet.mean() > -2.0 and (quiet >= -4.0).all()  # the floor is at -2 … -1: it fills the quiet bins
+    assert (loud >= 3.0).all() and (loud - 3.0).mean() < 0.05  # a log-domain sum: loud cells stay put
+
+
 def test_spec_masks_zero_whole_bands_and_spans_of_at_most_the_given_width():
     features = torch.randn(64, 1, 1, 40, 100) + 10  # nothing is 0 before masking
     spec = SpecAugment(**{**SPEC_OFF, "freq_masks": 1, "freq_mask": 8, "time_masks": 1, "time_mask": 10})
@@ -142,7 +173,7 @@ def test_spec_masks_zero_whole_bands_and_spans_of_at_most_the_given_width():
     ("{image: {kind: blur}}", "data.augment.image.kind: unknown augmentation 'blur'"),
     ("{image: {kind: affine, zoom: 2}}", "unknown config key(s) in data.augment.image: zoom"),
     ("{image: {kind: affine, min_scale: 0.9, max_scale: 0.5}}", "data.augment.image: RandomAffine: need 0 < min_scale"),
-    ("{image: {min_scale: 0.5}}", "data.augment.image: expected {kind: affine | points"),
+    ("{image: {min_scale: 0.5}}", "data.augment.image: expected {kind: affine | scan | points"),
     ("{pointcloud: {kind: points, scale: [2]}}", "data.augment.pointcloud: PointAugment: scale must be [low, high]"),
     ("{audio: {kind: spec, freq_warp: [1.1, 0.9]}}", "data.augment.audio: SpecAugment: freq_warp must be [low, high]"),
     ("{audio: {kind: spec, time_masks: -1}}", "data.augment.audio: SpecAugment: time_masks must be >= 0"),

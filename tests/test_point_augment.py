@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from omniembed.modalities.point_augment import (Compose, Jitter, PointDropout, RandomScale, RotateUp,
+from omniembed.modalities.point_augment import (Compose, Jitter, PointDropout, RandomScale, RotateUp, SlabDepth,
                                                 default_point_augment)
 
 
@@ -82,3 +82,30 @@ def test_compose_applies_its_transforms_in_order_from_one_generator():
     g = gen(5)
     expected = steps[1](steps[0](clouds, g), g)
     torch.testing.assert_close(Compose(steps)(clouds, gen(5)), expected, rtol=0, atol=0)
+
+
+def test_slab_depth_scales_the_thinnest_axis_of_a_turned_slab_only():
+    # a 2 × 1 × 0.1 slab turned 30° about x and y: its thin axis is no coordinate axis
+    g = gen(3)
+    flat = (torch.rand(2, 4000, 3, generator=g) - 0.5) * torch.tensor([2.0, 1.0, 0.1])
+    a = math.radians(30)
+    rx = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    turn = (ry @ rx).T
+    clouds = flat @ turn + torch.tensor([0.3, -0.2, 0.5])
+    out = SlabDepth(low=3.0, high=3.0)(clouds, gen())
+    back = (out - out.mean(dim=1, keepdim=True)) @ turn.T  # undo the turn: the slab's own axes again
+    spread = back.std(dim=1)
+    torch.testing.assert_close(spread, flat.std(dim=1) * torch.tensor([1.0, 1.0, 3.0]), rtol=0.02, atol=1e-3)
+    torch.testing.assert_close(out.mean(dim=1), clouds.mean(dim=1), rtol=0, atol=1e-5)  # about the centroid
+
+
+def test_slab_depth_draws_factors_in_its_range_and_keeps_normals_unit():
+    clouds = clouds_with_normals(b=64)
+    clouds[..., 2] *= 0.2  # a flattened sphere: z is the thin axis
+    clouds[..., 3:6] = F.normalize(clouds[..., :3] / torch.tensor([1.0, 1.0, 0.04]), dim=-1)
+    out = SlabDepth(low=0.5, high=2.0, normals=True)(clouds, gen())
+    ratio = out[..., 2].std(dim=1) / clouds[..., 2].std(dim=1)
+    assert ratio.min() >= 0.5 - 1e-3 and ratio.max() <= 2.0 + 1e-3 and ratio.max() / ratio.min() > 2.5
+    torch.testing.assert_close(out[..., 3:6].norm(dim=-1), torch.ones(64, 200))
+    torch.testing.assert_close(out[..., 6], clouds[..., 6])
