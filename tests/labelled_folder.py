@@ -1,4 +1,5 @@
-"""A labelled evaluation folder, as ``omniembed eval`` reads it, written on the fly for the eval tests."""
+"""A labelled evaluation folder, as ``omniembed eval`` reads it, written on the fly for the eval tests, and the
+command's report on it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from PIL import Image
+
+from omniembed.cli import main
+from omniembed.model import OmniEmbedModel
 
 CLASS_NAMES = ["zero", "one", "two"]
 
@@ -29,3 +34,17 @@ def write_labelled_folder(root: Path, sidecars: Callable[[int, int], dict[str, s
             (split / f"{i:05d}{suffix}").write_text(text)
     (root / "data" / "manifest.json").write_text(json.dumps({"class_names": CLASS_NAMES}))
     return root / "data"
+
+
+def eval_report(capsys: pytest.CaptureFixture[str], model: OmniEmbedModel, workdir: Path, *args: str,
+                training: dict | None = None) -> tuple[dict, Path]:
+    """Save ``model`` to ``workdir/model`` (with ``training`` as its training record, ``training.json``, when
+    given), run ``omniembed eval ARGS --model workdir/model --out workdir/report --json`` in this process and check
+    it succeeds. Returns the JSON report it printed and the folder it wrote the report and plots to."""
+    model_dir, out = workdir / "model", workdir / "report"
+    model.save(model_dir)
+    if training is not None:
+        (model_dir / "training.json").write_text(json.dumps(training))
+    assert main(["eval", *args, "--model", str(model_dir), "--out", str(out), "--json"]) == 0
+    # the report, before the line that says where --out wrote it
+    return json.loads(capsys.readouterr().out.split("\nreport and plots")[0]), out

@@ -8,12 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from omniembed.cli import main
 from omniembed.errors import InputError
 from omniembed.eval.by_source import UNTAGGED, retrieval_by_source, zero_shot_by_source
 from omniembed.eval.folder import eval_set_from_folder
 
-from labelled_folder import CLASS_NAMES as NAMES, write_labelled_folder
+from labelled_folder import CLASS_NAMES as NAMES, eval_report, write_labelled_folder
 
 
 def test_zero_shot_is_scored_apart_for_each_source():
@@ -63,12 +62,7 @@ def test_a_src_that_is_not_a_json_object_of_names_is_an_input_error_naming_it(ti
 
 
 def test_eval_command_reports_scores_by_source_in_json_markdown_and_a_plot(tiny_model, tagged, tmp_path, capsys):
-    model_dir = tmp_path / "model"
-    tiny_model.save(model_dir)
-    out = tmp_path / "report"
-    assert main(["eval", str(tagged), "--split", "test", "--model", str(model_dir), "--out", str(out),
-                 "--json"]) == 0
-    report = json.loads(capsys.readouterr().out.split("\nreport and plots")[0])
+    report, out = eval_report(capsys, tiny_model, tmp_path, str(tagged), "--split", "test")
     image = report["zero_shot_by_source"]["image"]
     assert set(image) == {"fonts", "scans"} and image["scans"]["n"] == 4 and image["fonts"]["n"] == 2
     overall = report["zero_shot"]["image"]["top1"]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
-from omniembed.cli import main
 from omniembed.errors import InputError
 from omniembed.eval.folder import eval_set_from_folder
 
-from labelled_folder import CLASS_NAMES as NAMES, write_labelled_folder
+from labelled_folder import CLASS_NAMES as NAMES, eval_report, write_labelled_folder
 
 
 @pytest.fixture
@@ -38,22 +35,13 @@ def test_a_label_naming_no_class_is_an_input_error_naming_the_file(tiny_model, l
 
 
 def test_eval_command_reports_every_pair_and_flags_untrained_ones(tiny_model, labelled, tmp_path, capsys):
-    model_dir = tmp_path / "model"
-    tiny_model.save(model_dir)
-    (model_dir / "training.json").write_text(json.dumps({"pairs": [["audio", "image"]]}))
-    out = tmp_path / "report"
-    assert main(["eval", str(labelled), "--split", "test", "--model", str(model_dir), "--out", str(out),
-                 "--json"]) == 0
-    report = json.loads(capsys.readouterr().out.split("\nreport and plots")[0])
+    report, out = eval_report(capsys, tiny_model, tmp_path, str(labelled), "--split", "test",
+                              training={"pairs": [["audio", "image"]]})
     assert report["retrieval"]["audio→image"]["emergent"] == 0.0
     assert report["zero_shot"]["audio"]["emergent"] == 1.0
     assert {"report.md", "report.json", "confusion.png", "joint_space.png"} <= {p.name for p in out.iterdir()}
 
 
 def test_trained_pairs_flag_overrides_the_models_record(tiny_model, labelled, tmp_path, capsys):
-    model_dir = tmp_path / "model"
-    tiny_model.save(model_dir)
-    assert main(["eval", str(labelled / "test"), "--model", str(model_dir), "--trained-pairs", "image-text",
-                 "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report, _ = eval_report(capsys, tiny_model, tmp_path, str(labelled / "test"), "--trained-pairs", "image-text")
     assert report["zero_shot"]["image"]["emergent"] == 0.0 and report["zero_shot"]["audio"]["emergent"] == 1.0
