@@ -7,15 +7,12 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
-from PIL import Image
 
-from omniembed.cli import main
 from omniembed.errors import InputError
 from omniembed.eval.by_source import UNTAGGED, retrieval_by_source, zero_shot_by_source
 from omniembed.eval.folder import eval_set_from_folder
 
-NAMES = ["zero", "one", "two"]
+from labelled_folder import CLASS_NAMES as NAMES, eval_report, write_labelled_folder
 
 
 def test_zero_shot_is_scored_apart_for_each_source():
@@ -46,18 +43,10 @@ def test_retrieval_into_a_source_ranks_only_that_sources_targets():
 
 @pytest.fixture
 def tagged(tmp_path):
-    split = tmp_path / "data" / "test"
-    split.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        label = i % 3
-        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(split / f"{i:05d}.png")
-        sf.write(split / f"{i:05d}.wav", rng.standard_normal(8000).astype(np.float32) * 0.1, 16000)
-        (split / f"{i:05d}.cls").write_text(str(label))
-        (split / f"{i:05d}.src").write_text(json.dumps({"image": "scans" if i < 4 else "fonts",
-                                                        "audio": "speakers"}))
-    (tmp_path / "data" / "manifest.json").write_text(json.dumps({"class_names": NAMES}))
-    return tmp_path / "data"
+    """Six labelled samples; the first four images come from the source "scans", the last two from "fonts", and every
+    clip from "speakers"."""
+    return write_labelled_folder(tmp_path, lambda i, label: {
+        ".cls": str(label), ".src": json.dumps({"image": "scans" if i < 4 else "fonts", "audio": "speakers"})})
 
 
 def test_folder_reads_each_files_source_from_its_samples_src(tiny_model, tagged):
@@ -73,12 +62,7 @@ def test_a_src_that_is_not_a_json_object_of_names_is_an_input_error_naming_it(ti
 
 
 def test_eval_command_reports_scores_by_source_in_json_markdown_and_a_plot(tiny_model, tagged, tmp_path, capsys):
-    model_dir = tmp_path / "model"
-    tiny_model.save(model_dir)
-    out = tmp_path / "report"
-    assert main(["eval", str(tagged), "--split", "test", "--model", str(model_dir), "--out", str(out),
-                 "--json"]) == 0
-    report = json.loads(capsys.readouterr().out.split("\nreport and plots")[0])
+    report, out = eval_report(capsys, tiny_model, tmp_path, str(tagged), "--split", "test")
     image = report["zero_shot_by_source"]["image"]
     assert set(image) == {"fonts", "scans"} and image["scans"]["n"] == 4 and image["fonts"]["n"] == 2
     overall = report["zero_shot"]["image"]["top1"]

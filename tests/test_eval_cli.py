@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-import soundfile as sf
-from PIL import Image
 
-from omniembed.cli import main
 from omniembed.errors import InputError
 from omniembed.eval.folder import eval_set_from_folder
 
-NAMES = ["zero", "one", "two"]
+from labelled_folder import CLASS_NAMES as NAMES, eval_report, write_labelled_folder
 
 
 @pytest.fixture
 def labelled(tmp_path):
-    split = tmp_path / "data" / "test"
-    split.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        label = i % 3
-        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(split / f"{i:05d}.png")
-        sf.write(split / f"{i:05d}.wav", rng.standard_normal(8000).astype(np.float32) * 0.1, 16000)
-        (split / f"{i:05d}.txt").write_text(f"the number {label}")
-        (split / f"{i:05d}.cls").write_text(str(label) if i % 2 else NAMES[label])
-    (tmp_path / "data" / "unlabelled.png").write_bytes((split / "00000.png").read_bytes())
-    (tmp_path / "data" / "manifest.json").write_text(json.dumps({"class_names": NAMES}))
-    return tmp_path / "data"
+    """Six captioned samples, labelled by class index (odd samples) or class name (even ones), and one unlabelled
+    image beside the split."""
+    data = write_labelled_folder(tmp_path, lambda i, label: {
+        ".txt": f"the number {label}", ".cls": str(label) if i % 2 else NAMES[label]})
+    (data / "unlabelled.png").write_bytes((data / "test" / "00000.png").read_bytes())
+    return data
 
 
 def test_folder_gives_each_modality_its_files_and_labels_by_index_or_name(tiny_model, labelled):
@@ -46,22 +35,13 @@ def test_a_label_naming_no_class_is_an_input_error_naming_the_file(tiny_model, l
 
 
 def test_eval_command_reports_every_pair_and_flags_untrained_ones(tiny_model, labelled, tmp_path, capsys):
-    model_dir = tmp_path / "model"
-    tiny_model.save(model_dir)
-    (model_dir / "training.json").write_text(json.dumps({"pairs": [["audio", "image"]]}))
-    out = tmp_path / "report"
-    assert main(["eval", str(labelled), "--split", "test", "--model", str(model_dir), "--out", str(out),
-                 "--json"]) == 0
-    report = json.loads(capsys.readouterr().out.split("\nreport and plots")[0])
+    report, out = eval_report(capsys, tiny_model, tmp_path, str(labelled), "--split", "test",
+                              training={"pairs": [["audio", "image"]]})
     assert report["retrieval"]["audio→image"]["emergent"] == 0.0
     assert report["zero_shot"]["audio"]["emergent"] == 1.0
     assert {"report.md", "report.json", "confusion.png", "joint_space.png"} <= {p.name for p in out.iterdir()}
 
 
 def test_trained_pairs_flag_overrides_the_models_record(tiny_model, labelled, tmp_path, capsys):
-    model_dir = tmp_path / "model"
-    tiny_model.save(model_dir)
-    assert main(["eval", str(labelled / "test"), "--model", str(model_dir), "--trained-pairs", "image-text",
-                 "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report, _ = eval_report(capsys, tiny_model, tmp_path, str(labelled / "test"), "--trained-pairs", "image-text")
     assert report["zero_shot"]["image"]["emergent"] == 0.0 and report["zero_shot"]["audio"]["emergent"] == 1.0

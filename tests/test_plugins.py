@@ -18,69 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-PLUGIN_MODULE = '''"""A one-channel sensor series (``*.sensor.csv``: one value per line) as an omniembed modality."""
-
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import numpy as np
-import torch
-from torch import nn
-
-from omniembed.config import ModalityConfig, TransformerConfig
-from omniembed.encoder import ModalityEncoder
-from omniembed.errors import InputError
-from omniembed.nn.heads import Postprocess, TokenHead
-from omniembed.nn.tokens import PoolingHead, Tokens, TransformerTrunk
-from omniembed.nn.transformer import Transformer
-from omniembed.registry import Modality
-
-
-@dataclass
-class SensorConfig(ModalityConfig):
-    samples: int = 32
-    window: int = 8
-    trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(width=16, depth=1, heads=2))
-
-
-class WindowStem(nn.Module):
-    """[B, samples] → samples / window tokens, linearly embedded, after a CLS token: [B, 1 + samples / window, D]."""
-
-    def __init__(self, cfg: SensorConfig):
-        super().__init__()
-        self.window = cfg.window
-        self.proj = nn.Linear(cfg.window, cfg.trunk.width)
-        self.cls = nn.Parameter(torch.zeros(1, 1, cfg.trunk.width))
-
-    def forward(self, x: torch.Tensor) -> Tokens:
-        tokens = self.proj(x.unflatten(1, (-1, self.window)))
-        return Tokens(torch.cat([self.cls.expand(len(x), -1, -1), tokens], 1))
-
-
-class SensorModality(Modality):
-    name = "sensor"
-    config_cls = SensorConfig
-    suffixes = (".sensor.csv",)
-
-    def load(self, path: Path) -> np.ndarray:
-        return np.loadtxt(path, ndmin=1)
-
-    def preprocess(self, raw) -> torch.Tensor:
-        series = torch.as_tensor(np.asarray(raw, dtype=np.float32))
-        if series.shape != (self.config.samples,):
-            raise InputError(f"<{tuple(series.shape)}>", f"expected {self.config.samples} samples")
-        return series
-
-    def build_encoder(self, embed_dim: int) -> ModalityEncoder:
-        cfg = self.config
-        return ModalityEncoder(WindowStem(cfg), TransformerTrunk(Transformer(cfg.trunk)),
-                               PoolingHead(TokenHead(cfg.head, cfg.trunk.width, embed_dim)),
-                               Postprocess(cfg.logit_scale))
-
-    @classmethod
-    def tiny_config(cls) -> SensorConfig:
-        return SensorConfig()
-'''
+PLUGIN_MODULE = Path(__file__).with_name("sensor_modality.py").read_text()
+"""The sensor modality test_registry registers in-process, shipped here as a plug-in distribution's module."""
 
 MODEL = {"name": "sensor-demo", "embed_dim": 8, "anchor": "image", "modalities": {
     "image": {"image_size": 32, "trunk": {"width": 16, "depth": 1, "heads": 2}},
