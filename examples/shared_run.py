@@ -20,8 +20,9 @@ CACHE = Path(os.environ.get("OMNIEMBED_EXAMPLES_CACHE", Path(__file__).resolve()
 RUN = DemoConfig(out=CACHE / "omnidigits", source="auto", n_train=1000, n_test=100, anchor_steps=200, steps=160,
                  batch_size=32)
 """Five times the data of ``DemoConfig.quick``, whose 200 training samples a model memorises rather than learns
-from; a few more steps. MNIST + FSDD (else the offline sources) rather than the demo's every source: the notebooks
-show one source's digits, and skip synthesising the other espeak-ng sources. The full ``make demo`` trains longer and is better (about 10 minutes)."""
+from. MNIST + FSDD (else the offline sources) rather than the demo's every source: the notebooks show one
+source's digits, and skip synthesising the other espeak-ng sources. The full ``make demo`` trains longer and is
+better (about 6.5 minutes on 2 idle cores)."""
 DATA = RUN.out / "data"
 """Where ``run_demo`` writes the OmniDigits build: ``train/`` and ``test/`` folders of files, and shards."""
 

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     full, quick = DemoConfig(), DemoConfig.quick(Path("."))
     parser.add_argument("--out", default="omnidigits-demo", help="working folder (data, run, report, index)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a minute end to end (for tests)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: about two minutes end to end (for tests)")
     parser.add_argument("--source", default="all", choices=["all", "auto", "shared", "offline"],
                         help="every source at hand: MNIST + FSDD from --shared-root, sklearn digits, font renders, "
                              "espeak-ng voices, five point-cloud lifting recipes (all, the default); MNIST + FSDD "
