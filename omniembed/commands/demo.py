@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"quick {quick.anchor_steps})")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"steps binding audio, video and point clouds to the anchor (default {full.steps}, "
-                             f"~3.5 min; quick {quick.steps})")
+                             f"~5.5 min on 2 cores; quick {quick.steps})")
     parser.add_argument("--seed", type=int, default=0)
     protocol = parser.add_argument_group("leave-one-source-out (instead of the index and searches)")
     protocol.add_argument("--loso", action="store_true",
