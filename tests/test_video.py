@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from av_media import write_av_audio
+from av_media import mux_audio, write_av_audio
 from omniembed.errors import ConfigError, EmptyInputError, MissingExtraError, UnreadableInputError
 from omniembed.modalities.audio import AudioModality
 from omniembed.modalities.audio_io import PyAVSource
@@ -57,15 +57,7 @@ def write_video(path: Path, seconds: float = 3.0, fps: int = 10, audio: bool = T
         if audio:
             t = np.arange(int(seconds * audio_rate)) / audio_rate
             samples = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 660 * t)])
-            samples = samples.astype(np.float32)
-            for s in range(0, samples.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, s: s + 1024]), format="fltp",
-                                                   layout="stereo")
-                frame.sample_rate, frame.pts = audio_rate, s
-                for packet in track.encode(frame):
-                    container.mux(packet)
-            for packet in track.encode():
-                container.mux(packet)
+            mux_audio(container, track, samples.astype(np.float32), audio_rate)
     return path
 
 
