@@ -79,6 +79,3 @@ class CastCache:
             held = (fingerprint, cast_for_inference(module, dtype))
             self._copies[key] = held
         return held[1]
-
-    def clear(self) -> None:
-        self._copies.clear()
