@@ -1,4 +1,5 @@
-"""Point-BERT tokens: batched farthest-point sampling with each centre's k nearest points, and the stem.
+"""Point-BERT groups: batched farthest-point sampling with each centre's k nearest points (the stem that embeds
+them is :mod:`.point_stem`).
 
 Everything works on a batch of equal-sized clouds ``[B, N, 3]`` with torch ops on CPU and GPU; the only Python
 loop is over the ``S`` sampling iterations, each vectorised over the batch and the points.
@@ -38,12 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from omniembed.nn.tokens import Tokens
-
-from .point_groups_quick import quick_fps_available, quick_fps_knn
-from .point_trunk import PositionedTokens
+from .point_groups_quick import quick_fps_available, quick_fps_knn, require_quick_fps
 from .pointnet2_order import Pointnet2Order, kernel_sum
 
 CHUNK = 32
@@ -191,9 +188,11 @@ def fps_knn(points: torch.Tensor, n_samples: int, k: int, start: torch.Tensor | 
         raise ValueError(f"cannot find {k} neighbours among {n} points")
     quick_applies = (rule == "order_free" and start is None and pruned is None and points.device.type == "cpu"
                      and points.dtype == torch.float32)
-    if backend == "quick" and not (quick_applies and quick_fps_available()):
-        raise ValueError("the quick backend needs fpsample and scipy (pip install 'omniembed[pointcloud]') and "
-                         "float32 CPU clouds sampled by the order_free rule from its own start, without pruned")
+    if backend == "quick":
+        if not quick_applies:
+            raise ValueError("the quick backend needs float32 CPU clouds sampled by the order_free rule from its own "
+                             "start, without pruned")
+        require_quick_fps()
     if backend != "torch" and quick_applies and quick_fps_available():
         with torch.no_grad():
             centres, neighbours, ok = quick_fps_knn(points.detach().contiguous(), n_samples, k)
@@ -350,7 +349,7 @@ def _knn_within(chunks: ChunkedClouds, cloud: torch.Tensor, position: torch.Tens
     return out
 
 
-# ---- grouping and the stem -----------------------------------------------------------------------------------
+# ---- grouping --------------------------------------------------------------------------------------------------
 
 
 def group_points(clouds: torch.Tensor, n_groups: int, group_size: int,
@@ -371,60 +370,3 @@ def group_points(clouds: torch.Tensor, n_groups: int, group_size: int,
     centres = clouds[rows[:, :, 0], centre_idx][..., :3]
     groups = torch.cat([groups[..., :3] - centres[:, :, None], groups[..., 3:]], dim=-1)
     return groups, centres
-
-
-class MiniPointNet(nn.Module):
-    """Point-BERT's group encoder: shared MLP → max-pool → concat the pooled feature to every point → shared MLP
-    → max-pool. ``[B, G, K, C]`` → ``[B, G, out_dim]``; widths h, 2h | 4h, 4h (Point-BERT: h = 128).
-    """
-
-    def __init__(self, in_channels: int, hidden: int, out_dim: int):
-        super().__init__()
-        self.first = nn.Sequential(nn.Conv1d(in_channels, hidden, 1), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                                   nn.Conv1d(hidden, 2 * hidden, 1))
-        self.second = nn.Sequential(nn.Conv1d(4 * hidden, 4 * hidden, 1), nn.BatchNorm1d(4 * hidden),
-                                    nn.ReLU(inplace=True), nn.Conv1d(4 * hidden, out_dim, 1))
-
-    def forward(self, groups: torch.Tensor) -> torch.Tensor:
-        b, g, k, ch = groups.shape
-        x = self.first(groups.reshape(b * g, k, ch).transpose(1, 2))  # [BG, 2h, K]
-        pooled = x.amax(dim=2, keepdim=True)
-        x = self.second(torch.cat([pooled.expand(-1, -1, k), x], dim=1))  # [BG, out, K]
-        return x.amax(dim=2).view(b, g, -1)
-
-
-class PointGroupStem(nn.Module):
-    """Point-BERT's tokenizer: clouds ``[B, N, 3 + E]`` → Tokens ``[B, 1 + G, width]``.
-
-    FPS picks ``n_groups`` centres (``rule``: one of :data:`FPS_RULES`), kNN takes ``group_size`` points around
-    each, :class:`MiniPointNet` embeds each centred group and a Linear maps it to ``width``; a learned MLP of the
-    centre coordinates is the position, and a CLS token (with its own learned position) is put first. By
-    default the positions are added here, once, like the other modalities' stems; with ``pos_every_block``
-    they are handed on apart (:class:`~.point_trunk.PositionedTokens`) for a trunk that adds them before every
-    block, as Point-BERT does.
-    """
-
-    def __init__(self, in_channels: int, n_groups: int, group_size: int, width: int, encoder_dims: int,
-                 hidden: int, pos_hidden: int, rule: str = "order_free", pos_every_block: bool = False):
-        super().__init__()
-        if rule not in FPS_RULES:
-            raise ValueError(f"unknown farthest-point sampling rule '{rule}' (choose from {', '.join(FPS_RULES)})")
-        self.n_groups = n_groups
-        self.group_size = group_size
-        self.rule = rule
-        self.pos_every_block = pos_every_block
-        self.encoder = MiniPointNet(in_channels, hidden, encoder_dims)
-        self.reduce = nn.Linear(encoder_dims, width)
-        self.pos_embed = nn.Sequential(nn.Linear(3, pos_hidden), nn.GELU(), nn.Linear(pos_hidden, width))
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
-        self.cls_pos = nn.Parameter(torch.zeros(1, 1, width))
-        nn.init.normal_(self.cls_token, std=0.02)
-        nn.init.normal_(self.cls_pos, std=0.02)
-
-    def forward(self, clouds: torch.Tensor) -> Tokens:
-        groups, centres = group_points(clouds, self.n_groups, self.group_size, self.rule)
-        tokens = self.reduce(self.encoder(groups))  # [B, G, D]
-        b = tokens.shape[0]
-        tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
-        pos = torch.cat([self.cls_pos.expand(b, -1, -1), self.pos_embed(centres)], dim=1)
-        return PositionedTokens(tokens, pos=pos) if self.pos_every_block else Tokens(tokens + pos)

@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from omniembed.errors import MissingExtraError
 from omniembed.extras import optional
 
 BUCKET_POINTS = 512
@@ -51,6 +52,15 @@ _DIAGONAL = np.full(3, 1 / math.sqrt(3))
 def quick_fps_available() -> bool:
     """Whether fpsample and scipy import (``pip install 'omniembed[pointcloud]'``)."""
     return optional("fpsample") is not None and optional("scipy.spatial") is not None
+
+
+def require_quick_fps() -> None:
+    """:class:`~omniembed.errors.MissingExtraError` naming the ``pointcloud`` extra when fpsample or scipy does not
+    import (both ship in it, whatever extra another feature lists scipy under)."""
+    for module in ("fpsample", "scipy.spatial"):
+        if optional(module) is None:
+            raise MissingExtraError("the quick farthest-point sampling backend", module.partition(".")[0],
+                                    "pointcloud")
 
 
 def tree_height(n_points: int) -> int:

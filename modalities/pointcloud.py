@@ -65,7 +65,7 @@ from omniembed.registry import Modality, register_modality
 from . import ply
 from .off_mesh import read_joined_header_off
 from .pcd import check_pcd
-from .point_groups import PointGroupStem
+from .point_stem import PointGroupStem
 from .point_trunk import PositionEveryBlockTrunk
 from .ulip_sampling import ulip_sample_indices
 

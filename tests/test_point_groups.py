@@ -1,4 +1,4 @@
-"""Batched farthest-point sampling, exact k nearest neighbours, grouping and the Point-BERT stem."""
+"""Batched farthest-point sampling, exact k nearest neighbours and grouping."""
 
 import numpy as np
 import open3d as o3d
@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import omniembed.modalities.point_groups as pg
-from omniembed.modalities.point_groups import (MiniPointNet, PointGroupStem, chunk_clouds, farthest_point_sample,
-                                               fps_knn, group_points)
+from omniembed.modalities.point_groups import chunk_clouds, farthest_point_sample, fps_knn, group_points
 
 
 def surface_cloud(n: int, seed: int = 0) -> np.ndarray:
@@ -152,24 +151,6 @@ def test_groups_are_centred_neighbourhoods_with_extra_channels_kept():
     torch.testing.assert_close(groups[0, ..., :3] + centres[0, :, None], xyz[neighbours[0]])
     torch.testing.assert_close(groups[0, ..., 3:], rgb[neighbours[0]])
     torch.testing.assert_close(groups[0, :, 0, :3], torch.zeros(16, 3))  # each centre is its own nearest
-
-
-def test_stem_makes_one_token_per_group_plus_cls_and_passes_gradients():
-    stem = PointGroupStem(in_channels=3, n_groups=8, group_size=4, width=32, encoder_dims=24, hidden=8,
-                          pos_hidden=16)
-    clouds = torch.rand(3, 64, 3, requires_grad=True)
-    tokens = stem(clouds).tokens
-    assert tokens.shape == (3, 9, 32)
-    tokens.sum().backward()
-    assert stem.encoder.first[0].weight.grad.abs().sum() > 0
-    assert clouds.grad.abs().sum() > 0  # through the gathered coordinates, not the indices
-
-
-def test_mini_pointnet_ignores_the_order_of_points_in_a_group():
-    net = MiniPointNet(in_channels=3, hidden=8, out_dim=16).eval()
-    groups = torch.rand(2, 5, 7, 3)
-    shuffled = groups[:, :, torch.randperm(7)]
-    torch.testing.assert_close(net(groups), net(shuffled))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

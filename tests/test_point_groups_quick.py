@@ -7,6 +7,8 @@ import pytest
 import torch
 
 import omniembed.modalities.point_groups as pg
+import omniembed.modalities.point_groups_quick as pgq
+from omniembed.errors import MissingExtraError
 from omniembed.modalities.point_groups import farthest_point_sample, fps_knn
 from omniembed.modalities.point_groups_quick import phantom_cloud, quick_fps_knn, tree_height
 
@@ -61,7 +63,7 @@ def test_exact_requests_never_take_the_quick_backend(monkeypatch, kwargs):
     monkeypatch.setattr(pg, "quick_fps_knn", lambda *a: pytest.fail("the quick backend was used"))
     centres, _ = fps_knn(clouds, 16, 4, **kwargs)
     assert centres.shape == (2, 16)
-    with pytest.raises(ValueError, match="the quick backend needs"):
+    with pytest.raises(ValueError, match="the quick backend needs float32 CPU clouds"):
         fps_knn(clouds, 16, 4, backend="quick", **kwargs)
 
 
@@ -71,7 +73,8 @@ def test_without_fpsample_auto_falls_back_to_the_torch_sampler(monkeypatch):
     monkeypatch.setattr(pg, "quick_fps_available", lambda: False)
     got = fps_knn(clouds, 64, 8)
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
-    with pytest.raises(ValueError, match="pip install 'omniembed\\[pointcloud\\]'"):
+    monkeypatch.setattr(pgq, "optional", lambda module: None if module == "fpsample" else object())
+    with pytest.raises(MissingExtraError, match="'fpsample'.*pip install 'omniembed\\[pointcloud\\]'"):
         fps_knn(clouds, 64, 8, backend="quick")
 
 
