@@ -71,13 +71,17 @@ def _causal_mask_with_bias(n: int, device: torch.device) -> torch.Tensor:
 
 
 class Mlp(nn.Module):
+    """fc2(GELU(fc1(x))). [..., D] → [..., D]. ``act`` is a module so that an inference copy can fuse the exact
+    GELU into ``fc1`` (:class:`~omniembed.nn.packed_linear.PackedLinear`) and set ``act`` to identity."""
+
     def __init__(self, width: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(width, hidden)
+        self.act: nn.Module = nn.GELU()
         self.fc2 = nn.Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Module):
