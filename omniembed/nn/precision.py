@@ -7,6 +7,8 @@ casts its layer-norm outputs down again and its adds, layer norms and GELU move 
 
 * every transformer :class:`~omniembed.nn.transformer.Block` is wholly in the low dtype (its residual stream
   too: the layer-norm and softmax kernels still accumulate their statistics in fp32), its input cast on entry;
+  on a CPU its four linears hold oneDNN-packed weights with bias and GELU fused in the matmul
+  (:class:`~omniembed.nn.packed_linear.PackedLinear`);
 * every other ``nn.Linear`` / conv holds its weight and bias in the low dtype (autocast's own cast, made once);
 * everything else — stems' positional embeddings and tokens, heads' norms, point-cloud geometry — is the
   original's own tensor, shared, not copied, and runs as autocast runs it.
