@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"AdamW fused={fused} on both sides; gradient clipping at 1.0 on both; 77-token ids on both compared rows")
     print(f"trainable parameters: OmniEmbed {our_params / 1e6:.1f} M, open_clip {their_params / 1e6:.1f} M")
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(f"| {'side':<44} | {'median step s':>13} | {'min–max s':>13} | {'samples/s':>9} | {'ratio vs open_clip':>18} |")
+    print(f"| {'side':<44} | {'median step s':>13} | {'min–max s':>13} | {'samples/s':>9} "
+          f"| {'ratio vs open_clip':>18} |")
     print(f"|{'-' * 46}|{'-' * 15}|{'-' * 15}|{'-' * 11}|{'-' * 20}|")
     for name, ts in times.items():
         rate = args.batch / statistics.median(ts)
