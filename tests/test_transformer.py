@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from omniembed.config import TransformerConfig
+from omniembed.nn import transformer
 from omniembed.nn.transformer import Attention, Transformer
 
 
@@ -72,3 +73,36 @@ def test_drop_path_rises_linearly_over_the_blocks_and_the_trunk_builds_on_the_me
     with torch.device("meta"):  # shapes only, no memory: how a large model is built before sharding
         trunk = Transformer(TransformerConfig(width=16, depth=3, heads=2, drop_path=0.1))
     assert {p.device.type for p in trunk.parameters()} == {"meta"}
+
+
+
+def _attention_and_gradients(attn: Attention, x: torch.Tensor, mask, causal: bool):
+    xi = x.clone().requires_grad_()
+    out = attn(xi, mask, causal=causal)
+    out.float().square().sum().backward()
+    grads = [p.grad.float().clone() for p in attn.parameters()]
+    attn.zero_grad()
+    return [out.float(), xi.grad.float(), *grads]
+
+
+@pytest.mark.parametrize("bias_kv,causal", [(False, True), (True, True), (False, False)])
+def test_bf16_cpu_training_attention_gives_sdpa_outputs_and_gradients(monkeypatch, bias_kv, causal):
+    """Training in bf16 on a CPU scores attention with explicit matmuls (faster there than the flash kernel's
+    backward); values and gradients are those of scaled_dot_product_attention up to bf16 rounding."""
+    torch.manual_seed(0)
+    attn = Attention(32, 4, bias_kv=bias_kv).to(torch.bfloat16)
+    x = torch.randn(3, 9, 32, dtype=torch.bfloat16)
+    mask = None
+    if not causal:  # a key-padding mask (True attends), the first key always visible
+        mask = torch.rand(3, 1, 1, 9) > 0.2
+        mask[..., 0] = True
+    taken = []
+    real = transformer._matmul_attention
+    monkeypatch.setattr(transformer, "_matmul_attention", lambda *a: taken.append(True) or real(*a))
+    ours = _attention_and_gradients(attn, x, mask, causal)
+    assert taken, "the bf16 CPU training path did not take the matmul attention"
+    monkeypatch.setattr(transformer, "_matmul_attention_pays", lambda q: False)
+    reference = _attention_and_gradients(attn, x, mask, causal)
+    for got, expected in zip(ours, reference):
+        scale = expected.abs().max().item()
+        assert (got - expected).abs().max().item() <= 0.02 * scale

@@ -143,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modalities", default="vision,audio,text")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for both sides (default: torch's); on a machine shared with other jobs "
+                             "1 thread is the least disturbed (no OpenMP barrier waits on a descheduled thread)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     chosen = [m for m in args.modalities.split(",") if m]
 

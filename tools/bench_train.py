@@ -123,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per side (after one warm-up step)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for both sides (default: torch's); on a machine shared with other jobs "
+                             "1 thread is the least disturbed (no OpenMP barrier waits on a descheduled thread)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
 
@@ -157,12 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"AdamW fused={fused} on both sides; gradient clipping at 1.0 on both; 77-token ids on both compared rows")
     print(f"trainable parameters: OmniEmbed {our_params / 1e6:.1f} M, open_clip {their_params / 1e6:.1f} M")
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(f"| {'side':<44} | {'median step s':>13} | {'samples/s':>9} | {'ratio vs open_clip':>18} |")
-    print(f"|{'-' * 46}|{'-' * 15}|{'-' * 11}|{'-' * 20}|")
+    print(f"| {'side':<44} | {'median step s':>13} | {'min–max s':>13} | {'samples/s':>9} "
+          f"| {'ratio vs open_clip':>18} |")
+    print(f"|{'-' * 46}|{'-' * 15}|{'-' * 15}|{'-' * 11}|{'-' * 20}|")
     for name, ts in times.items():
         rate = args.batch / statistics.median(ts)
         ratio = f"{rate / base:.2f}" if name in comparable else "– (fewer tokens)"
-        print(f"| {name:<44} | {statistics.median(ts):>13.3f} | {rate:>9.3f} | {ratio:>18} |")
+        spread = f"{min(ts):.3f}–{max(ts):.3f}"
+        print(f"| {name:<44} | {statistics.median(ts):>13.3f} | {spread:>13} | {rate:>9.3f} | {ratio:>18} |")
     return 0
 
 

@@ -7,6 +7,8 @@ casts its layer-norm outputs down again and its adds, layer norms and GELU move 
 
 * every transformer :class:`~omniembed.nn.transformer.Block` is wholly in the low dtype (its residual stream
   too: the layer-norm and softmax kernels still accumulate their statistics in fp32), its input cast on entry;
+  on a CPU its four linears hold oneDNN-packed weights with bias and GELU fused in the matmul
+  (:class:`~omniembed.nn.packed_linear.PackedLinear`);
 * every other ``nn.Linear`` / conv holds its weight and bias in the low dtype (autocast's own cast, made once);
 * everything else — stems' positional embeddings and tokens, heads' norms, point-cloud geometry — is the
   original's own tensor, shared, not copied, and runs as autocast runs it.
@@ -24,6 +26,7 @@ from typing import Any, Hashable
 import torch
 from torch import nn
 
+from .packed_linear import PackedLinear, packing_available
 from .transformer import Block
 
 MATMUL_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -51,7 +54,21 @@ def cast_for_inference(module: nn.Module, dtype: torch.dtype) -> nn.Module:
     for sub in cast.modules():
         if isinstance(sub, Block):
             sub.register_forward_pre_hook(partial(_stream_to, dtype))
+            _pack_linears(sub, dtype)
     return cast.eval()
+
+
+def _pack_linears(block: Block, dtype: torch.dtype) -> None:
+    """On a CPU, the block's four linears with oneDNN-packed weights, GELU fused into ``fc1`` (a layer that is not
+    a plain ``nn.Linear`` — a LoRA wrapper — stays as it is, and so does the GELU after it)."""
+    if not packing_available(block.norm1.weight.device, dtype):
+        return
+    for owner, name in ((block.attn, "qkv"), (block.attn, "proj"), (block.mlp, "fc2")):
+        if type(getattr(owner, name)) is nn.Linear:
+            setattr(owner, name, PackedLinear(getattr(owner, name)))
+    if type(block.mlp.fc1) is nn.Linear and type(block.mlp.act) is nn.GELU and block.mlp.act.approximate == "none":
+        block.mlp.fc1 = PackedLinear(block.mlp.fc1, activation="gelu")
+        block.mlp.act = nn.Identity()
 
 
 def _stream_to(dtype: torch.dtype, block: nn.Module, args: tuple) -> tuple:
