@@ -9,7 +9,9 @@ image, in this order:
 1. **framing** — either the zoom-out / shift / turn of :class:`~.image_augment.RandomAffine` (a small digit
    anywhere in the frame, as in a video frame), or, with probability ``reframe``, the digit's ink box cropped and
    stretched to fill the frame: its aspect changed by a factor log-uniform in ``aspect``, its longer side filling
-   a share uniform in ``fill`` of the frame;
+   a share uniform in ``fill`` of the frame — or, for a ``stretch`` share of those, each side filling it on its
+   own whatever the digit's aspect, as collections that size-normalise the two axes apart do (a "1" becomes a
+   wide bar; UCI's 8 × 8 optdigits, Semeion's 16 × 16);
 2. **stroke width** — a blend towards a 3 × 3 dilation (thicker pen) or erosion (thinner), strength uniform in
    ±``stroke`` (erosion at half strength);
 3. **resolution** — with probability ``low_res``, resampled down to a side uniform in ``low_res_sizes`` pixels
@@ -52,6 +54,7 @@ class ScanAugment:
     translate: float = 1.0
     degrees: float = 10.0
     reframe: float = 0.3
+    stretch: float = 0.0
     aspect: list[float] = field(default_factory=lambda: [0.6, 1.7])
     fill: list[float] = field(default_factory=lambda: [0.8, 1.0])
     stroke: float = 1.0
@@ -69,7 +72,7 @@ class ScanAugment:
         check_range("ScanAugment", "low_res_sizes", self.low_res_sizes)
         if self.fill[1] > 1:
             raise ValueError(f"ScanAugment: fill is a share of the frame, at most 1, got {self.fill}")
-        for name in ("reframe", "low_res", "binarise", "invert"):
+        for name in ("reframe", "stretch", "low_res", "binarise", "invert"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"ScanAugment: {name} is a probability in [0, 1], got {getattr(self, name)}")
         for name in ("stroke", "blur", "noise"):
@@ -111,7 +114,8 @@ class ScanAugment:
         theta = output_to_input(scale, angle, shift)
         aspect = uniform((b,), generator, u.device, low=math.log(self.aspect[0]), high=math.log(self.aspect[1])).exp()
         fill = uniform((b,), generator, u.device, low=self.fill[0], high=self.fill[1])
-        theta = torch.where((draws[:, 4] < self.reframe)[:, None, None], fill_frame(u, aspect, fill), theta)
+        stretched = uniform((b,), generator, u.device) < self.stretch
+        theta = torch.where((draws[:, 4] < self.reframe)[:, None, None], fill_frame(u, aspect, fill, stretched), theta)
         grid = F.affine_grid(theta, list(u.shape), align_corners=False)
         return F.grid_sample(u, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -134,11 +138,15 @@ def ink_box(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(centres, -1).float(), torch.stack(halves, -1).float()
 
 
-def fill_frame(u: torch.Tensor, aspect: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+def fill_frame(u: torch.Tensor, aspect: torch.Tensor, fill: torch.Tensor,
+               stretched: torch.Tensor | None = None) -> torch.Tensor:
     """``affine_grid``'s θ ``[B, 2, 3]`` that maps each image's ink box to a centred box whose width/height is the
-    ink box's times ``aspect`` ``[B]`` and whose longer side spans ``fill`` ``[B]`` of the frame."""
+    ink box's times ``aspect`` ``[B]`` and whose longer side spans ``fill`` ``[B]`` of the frame; for the
+    ``stretched`` ``[B]`` (bool) images both sides span ``fill``, whatever the ink box's aspect."""
     centre, half = ink_box(u)
     ratio = half[:, 0] / half[:, 1] * aspect                                        # output width / height
+    if stretched is not None:
+        ratio = torch.where(stretched, torch.ones_like(ratio), ratio)
     out_x = torch.where(ratio >= 1, fill, fill * ratio)
     out_y = torch.where(ratio >= 1, fill / ratio, fill)
     # output x reads input centre + x · half_in / half_out (the output box is centred on 0)

@@ -52,3 +52,30 @@ def test_an_unknown_source_fails_before_any_data_is_built(tmp_path):
     with pytest.raises(ConfigError, match="fontz is not a source"):
         run_loso(DemoConfig(out=tmp_path / "demo"), ["fontz"])
     assert not (tmp_path / "demo").exists()
+
+
+BUILD = {"image": ["mnist", "sklearn-digits", "fonts"], "audio": ["fsdd", "espeak-ng"],
+         "pointcloud": ["lift-slab", "lift-deep", "lift-sparse", "lift-outline"]}
+
+
+def test_grouped_folds_hold_out_one_source_of_each_kind_and_every_source_once():
+    from omniembed.loso import plan_folds
+
+    folds = plan_folds(BUILD, grouped=True)
+    assert folds == [("mnist", "fsdd", "lift-slab"), ("sklearn-digits", "espeak-ng", "lift-deep"),
+                     ("fonts", "lift-sparse"), ("lift-outline",)]
+    assert plan_folds(BUILD)[:2] == [("mnist",), ("sklearn-digits",)] and len(plan_folds(BUILD)) == 9
+    assert plan_folds(BUILD, ["fonts+fsdd", "lift-deep"]) == [("fonts", "fsdd"), ("lift-deep",)]
+    with pytest.raises(ConfigError, match="fsdd given twice"):
+        plan_folds(BUILD, ["fonts+fsdd", "fsdd"])
+    with pytest.raises(ConfigError, match="lift-stretched is not a source of this build"):
+        plan_folds(BUILD, ["lift-stretched"])
+
+
+def test_a_source_held_out_with_others_scores_in_source_on_the_sources_the_fold_trained_on():
+    fold = report({"fonts": 0.4, "mnist": 0.9, "sklearn-digits": 0.5}, {"fsdd": 0.6, "espeak-ng": 0.95}, {})
+    figures = fold_figures("fonts", "image", fold, fold=("fonts", "sklearn-digits", "fsdd"))
+    assert (figures.out_of_source, figures.in_source) == (0.4, 0.9)   # sklearn-digits was held out too
+    assert figures.held_with == ["sklearn-digits", "fsdd"]
+    table = markdown(summarise([figures], DemoConfig()))
+    assert "| fonts (with sklearn-digits, fsdd) | image | 40.0% | 90.0% |" in table

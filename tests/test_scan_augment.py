@@ -111,3 +111,13 @@ def test_scan_augment_is_a_data_augment_kind_and_refuses_bad_settings():
         build_transform("image", {"kind": "scan", "invert": 1.5})
     with pytest.raises(ConfigError, match="fill is a share of the frame"):
         build_transform("image", {"kind": "scan", "fill": [0.8, 1.2]})
+
+
+def test_stretched_reframing_fills_the_frame_on_both_axes_whatever_the_aspect():
+    u = (bar_images(2) + 1) / 2                                           # 4 × 12 bars: aspect 1:3
+    theta = fill_frame(u, torch.tensor([1.0, 1.0]), torch.tensor([1.0, 1.0]), torch.tensor([True, False]))
+    out = torch.nn.functional.grid_sample(u, torch.nn.functional.affine_grid(theta, list(u.shape), align_corners=False),
+                                          align_corners=False)
+    assert bright(out[:1] * 2 - 1) > 0.9 * 32 * 32                        # stretched: the bar fills the frame
+    cols = torch.nonzero(out[1, 0] > 0.5, as_tuple=True)[1]
+    assert abs((cols.max() - cols.min() + 1) - 32 / 3) <= 2               # not stretched: keeps its 1:3
