@@ -142,8 +142,8 @@ def sweep(name: str, factory: str, rows: np.ndarray, queries: np.ndarray, truth:
         for value in values:
             space.set_index_parameter(index, param, value)
             recall = recall_at(index.search(queries, K)[1], truth)
-            out.append(Row(f"{name} {param} {value}", name, peer.build_s, peer.memory_mib,
-                           *latencies(lambda q: index.search(q, K), lat_queries), recall))
+            out.append(measured(Row(f"{name} {param} {value}", name, peer.build_s, peer.memory_mib,
+                                    *latencies(lambda q: index.search(q, K), lat_queries), recall)))
             if recall >= SWEEP_STOP:
                 break
     finally:
@@ -195,7 +195,8 @@ def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: s
     chosen = build(rows, np.arange(len(rows), dtype=np.int64), IndexSpec(), rows.shape[1])
     build_s, memory = time.perf_counter() - t0, index_mib(chosen.index)
     recall = recall_at(chosen.search(queries, K)[1], truth)
-    results.append(Row(OURS, OURS, build_s, memory, *latencies(lambda q: chosen.search(q, K), lat_queries), recall))
+    results.append(measured(Row(OURS, OURS, build_s, memory, *latencies(lambda q: chosen.search(q, K), lat_queries),
+                                recall)))
     print(f"  omniembed built in {build_s:.1f} s: {chosen.describe()}", flush=True)
     description = chosen.describe()
     chosen = None  # its memory back before the peers are built and measured
@@ -203,10 +204,20 @@ def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: s
     return results, description
 
 
+def row_line(r: Row) -> str:
+    return f"  {r.name:<44}{r.build_s:9.1f}{r.memory_mib:10.0f}{r.p50_ms:9.3f}{r.p99_ms:9.3f}{r.recall:11.3f}"
+
+
+def measured(r: Row) -> Row:
+    """Print ``r`` as soon as it is measured (a 1M-row run takes hours on a busy box: a cut-short run keeps its rows)."""
+    print(f"  measured:{row_line(r)[2:]}", flush=True)
+    return r
+
+
 def print_table(rows: list[Row]) -> None:
     print(f"  {'index':<44}{'build s':>9}{'mem MiB':>10}{'p50 ms':>9}{'p99 ms':>9}{'recall@10':>11}")
     for r in rows:
-        print(f"  {r.name:<44}{r.build_s:9.1f}{r.memory_mib:10.0f}{r.p50_ms:9.3f}{r.p99_ms:9.3f}{r.recall:11.3f}")
+        print(row_line(r))
     ours = next(r for r in rows if r.name == OURS)
     print(f"  omniembed: recall@10 {ours.recall:.3f}, p50 {ours.p50_ms:.3f} ms; "
           f"p50 {rows[0].p50_ms / ours.p50_ms:.2f}× numpy brute force's, {rows[1].p50_ms / ours.p50_ms:.2f}× "
