@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +34,11 @@ class BuiltPeer:
 
 
 def index_mib(index: faiss.Index) -> float:
-    """What ``index`` holds, MiB: the length of its serialised form."""
-    return faiss.serialize_index(index).nbytes / 2**20
+    """What ``index`` holds, MiB: the size of its file (written to a temp file: serialising in memory would need a
+    second copy of a 1.5 GB index)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        faiss.write_index(index, os.path.join(tmp, "index.faiss"))
+        return os.path.getsize(os.path.join(tmp, "index.faiss")) / 2**20
 
 
 def fingerprint(rows: np.ndarray) -> str:
