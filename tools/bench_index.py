@@ -209,7 +209,8 @@ def row_line(r: Row) -> str:
 
 
 def measured(r: Row) -> Row:
-    """Print ``r`` as soon as it is measured (a 1M-row run takes hours on a busy box: a cut-short run keeps its rows)."""
+    """Print ``r`` as soon as it is measured (a 1M-row run takes an hour on a busy box: a cut-short run keeps its
+    rows)."""
     print(f"  measured:{row_line(r)[2:]}", flush=True)
     return r
 
