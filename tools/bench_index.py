@@ -2,8 +2,9 @@
 approximate indexes (HNSW, IVF, IVF-SQ8 with re-ranking), side by side in one run, at equal recall.
 
     .venv/bin/python tools/bench_index.py [--sizes 100000,1000000] [--data real,random] [--max-real 21000]
-                                          [--random-max 100000] [--peer-max 1000000] [--peers hnsw,ivf,ivfsq]
-                                          [--hnsw-efc 40] [--latency-queries 200] [--cache DIR]
+                                          [--random-max 100000] [--peer-max 1000000]
+                                          [--peers hnsw,hnswsq,ivf,ivfsq] [--hnsw-efc 40] [--latency-queries 200]
+                                          [--cache DIR] [--peer-cache DIR]
 
 For each size and data set it reports build time, memory, single-query top-10 latency p50/p99 and recall@10
 against exact search on 1000 queries that are not in the index:
@@ -15,8 +16,11 @@ against exact search on 1000 queries that are not in the index:
   on a second held-out set, kept only when it reaches the target recall and beats the exact scan), searched
   through ``VectorIndex.search`` as ``Index.search`` does. Build time includes training and tuning.
 * **faiss peers**, built here in the same run up to ``--peer-max`` rows and each swept over its search breadth:
-  ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); ``IVF{nlist},Flat`` and
-  ``IVF{nlist},SQ8`` re-ranked ×4 on the full vectors (``IndexRefineFlat``), nlist ≈ 4·√N, nprobe 1 … 256. For
+  ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); the same graph over SQ8
+  codes (``IndexHNSWSQ``) re-ranked ×2 on the full vectors (``IndexRefineFlat``); ``IVF{nlist},Flat`` and
+  ``IVF{nlist},SQ8`` re-ranked ×4, nlist ≈ 4·√N (an HNSW coarse quantiser from 4096 lists), nprobe 1 … 256.
+  ``--peer-cache DIR`` keeps each built peer on disk keyed by the rows (``tools/index_peers.py``), so a 1M-row
+  graph is built once and later runs report the build time measured then. For
   each peer the speed ratio is taken at equal recall: against its cheapest setting whose recall@10 is at least
   omniembed's; a peer that reaches omniembed's recall at no setting tried gets no ratio.
 
@@ -33,7 +37,7 @@ Data:
 * ``random`` (``--dim``): unit Gaussian rows, the worst case for every approximate index (built up to
   ``--random-max``); an honest index falls back to exact search on them.
 
-Memory is the growth of the process's resident set while building (the rows themselves excluded).
+Memory is what each index holds: its serialised size (the rows for the exact scans).
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import index_corpus  # noqa: E402
+import index_peers  # noqa: E402
+from index_peers import index_mib  # noqa: E402
 
 from omniembed.index.tuning import recall_at  # noqa: E402
 from omniembed.index.vectors import IndexSpec, build  # noqa: E402
@@ -67,6 +73,10 @@ REAL_DIM = 384
 HNSW_EF = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 IVF_NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 OURS = "omniembed (chosen)"
+REFINE_GRAPH = 2.0
+"""faiss HNSW over SQ8 codes re-ranks 2 × k candidates on the full rows (at 200k rows ×2 already matched the recall
+of the graph over full vectors at every efSearch)."""
+REFINE_IVF = 4.0
 SWEEP_STOP = 0.999
 """A peer's sweep stops once its recall reaches this (wider settings only cost time)."""
 
@@ -98,11 +108,6 @@ def make_rows(kind: str, n: int, dim: int, seed: int) -> np.ndarray:
     return out
 
 
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
-
-
 def latencies(search: Callable[[np.ndarray], object], queries: np.ndarray) -> tuple[float, float]:
     """p50, p99 of one-query searches, ms (after two warm-up queries)."""
     for q in queries[:2]:
@@ -122,26 +127,23 @@ def numpy_top(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def sweep(name: str, factory: str, rows: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-          lat_queries: np.ndarray, param: str, values: tuple[int, ...],
-          setup: Callable[[faiss.Index], None]) -> list[Row]:
-    """Build faiss ``factory`` (L2 on unit rows ranks as cosine), then one row per ``param`` value until the
-    recall reaches :data:`SWEEP_STOP`."""
-    gc.collect()
-    before, t0 = rss_mib(), time.perf_counter()
-    index = faiss.index_factory(rows.shape[1], factory, faiss.METRIC_L2)
-    setup(index)
-    if not index.is_trained:
-        index.train(rows[np.random.default_rng(0).choice(len(rows), min(len(rows), 100_000), replace=False)])
-    index.add(rows)
-    build_s, memory = time.perf_counter() - t0, rss_mib() - before
+          lat_queries: np.ndarray, param: str, values: tuple[int, ...], efc: int = 40, k_factor: float = 0.0,
+          cache: Path | None = None) -> list[Row]:
+    """Build (or read from ``cache``) faiss ``factory`` (L2 on unit rows ranks as cosine), then one row per
+    ``param`` value until the recall reaches :data:`SWEEP_STOP`; ``k_factor``: re-rank that many × k candidates."""
+    peer = index_peers.build_peer(factory, rows, efc, cache)
+    index = peer.index
+    if k_factor:
+        faiss.downcast_index(index).k_factor = k_factor
+    print(f"  {name}: {'read from the cache' if peer.cached else 'built'} ({peer.build_s:.0f} s build)", flush=True)
     space, out = faiss.ParameterSpace(), []
     faiss.omp_set_num_threads(1)
     try:
         for value in values:
             space.set_index_parameter(index, param, value)
             recall = recall_at(index.search(queries, K)[1], truth)
-            out.append(Row(f"{name} {param} {value}", name, build_s, memory,
-                           *latencies(lambda q: index.search(q, K), lat_queries), recall))
+            out.append(measured(Row(f"{name} {param} {value}", name, peer.build_s, peer.memory_mib,
+                                    *latencies(lambda q: index.search(q, K), lat_queries), recall)))
             if recall >= SWEEP_STOP:
                 break
     finally:
@@ -150,30 +152,27 @@ def sweep(name: str, factory: str, rows: np.ndarray, queries: np.ndarray, truth:
 
 
 def peers(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, lat_queries: np.ndarray,
-          chosen: set[str], hnsw_efc: tuple[int, ...]) -> list[Row]:
+          chosen: set[str], hnsw_efc: tuple[int, ...], cache: Path | None) -> list[Row]:
     nlist = 1 << round(math.log2(4 * math.sqrt(len(rows))))
-
-    def refine_setup(index: faiss.Index) -> None:
-        faiss.downcast_index(index).k_factor = 4.0
-
+    quantizer = "_HNSW32" if nlist >= 4096 else ""  # a flat coarse quantiser would scan 4k+ centroids per query
     out = []
     for efc in hnsw_efc if "hnsw" in chosen else ():
-        def hnsw_setup(index: faiss.Index, efc: int = efc) -> None:
-            faiss.downcast_index(index).hnsw.efConstruction = efc
-
         out += sweep(f"faiss HNSWFlat M32 efC{efc}", "HNSW32,Flat", rows, queries, truth, lat_queries, "efSearch",
-                     HNSW_EF, hnsw_setup)
+                     HNSW_EF, efc, cache=cache)
+    for efc in hnsw_efc if "hnswsq" in chosen else ():
+        out += sweep(f"faiss HNSW32_SQ8 efC{efc} re-rank ×{REFINE_GRAPH}", "HNSW32_SQ8,RFlat", rows, queries, truth,
+                     lat_queries, "efSearch", HNSW_EF, efc, REFINE_GRAPH, cache)
     if "ivf" in chosen:
-        out += sweep(f"faiss IVF{nlist},Flat", f"IVF{nlist},Flat", rows, queries, truth, lat_queries, "nprobe",
-                     IVF_NPROBE, lambda index: None)
+        out += sweep(f"faiss IVF{nlist}{quantizer},Flat", f"IVF{nlist}{quantizer},Flat", rows, queries, truth,
+                     lat_queries, "nprobe", IVF_NPROBE, cache=cache)
     if "ivfsq" in chosen:
-        out += sweep(f"faiss IVF{nlist},SQ8 re-rank ×4", f"IVF{nlist},SQ8,RFlat", rows, queries, truth,
-                     lat_queries, "nprobe", IVF_NPROBE, refine_setup)
+        out += sweep(f"faiss IVF{nlist}{quantizer},SQ8 re-rank ×{REFINE_IVF}", f"IVF{nlist}{quantizer},SQ8,RFlat",
+                     rows, queries, truth, lat_queries, "nprobe", IVF_NPROBE, k_factor=REFINE_IVF, cache=cache)
     return out
 
 
 def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: set[str],
-          hnsw_efc: tuple[int, ...]) -> tuple[list[Row], str]:
+          hnsw_efc: tuple[int, ...], peer_cache: Path | None) -> tuple[list[Row], str]:
     t0 = time.perf_counter()
     _, truth = faiss.knn(queries, rows, K, metric=faiss.METRIC_INNER_PRODUCT)
     print(f"  exact top-{K} of {len(queries)} queries: {time.perf_counter() - t0:.1f} s", flush=True)
@@ -181,34 +180,45 @@ def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: s
     results = [Row("numpy brute force", "exact", 0.0, rows.nbytes / 2**20,
                    *latencies(lambda q: numpy_top(rows, q), lat_queries), 1.0)]
 
-    gc.collect()
-    before, t0 = rss_mib(), time.perf_counter()
+    t0 = time.perf_counter()
     flat = faiss.IndexFlatIP(rows.shape[1])
     flat.add(rows)
-    build_s, memory = time.perf_counter() - t0, rss_mib() - before
+    build_s, memory = time.perf_counter() - t0, rows.nbytes / 2**20
     faiss.omp_set_num_threads(1)
     results.append(Row("faiss IndexFlatIP", "exact", build_s, memory,
                        *latencies(lambda q: flat.search(q, K), lat_queries), 1.0))
     faiss.omp_set_num_threads(THREADS)
-    flat.reset()  # its rows' memory back before the next build is measured
+    flat.reset()  # its rows' memory back before the next build
 
     gc.collect()
-    before, t0 = rss_mib(), time.perf_counter()
+    t0 = time.perf_counter()
     chosen = build(rows, np.arange(len(rows), dtype=np.int64), IndexSpec(), rows.shape[1])
-    build_s, memory = time.perf_counter() - t0, rss_mib() - before
+    build_s, memory = time.perf_counter() - t0, index_mib(chosen.index)
     recall = recall_at(chosen.search(queries, K)[1], truth)
-    results.append(Row(OURS, OURS, build_s, memory, *latencies(lambda q: chosen.search(q, K), lat_queries), recall))
+    results.append(measured(Row(OURS, OURS, build_s, memory, *latencies(lambda q: chosen.search(q, K), lat_queries),
+                                recall)))
     print(f"  omniembed built in {build_s:.1f} s: {chosen.describe()}", flush=True)
     description = chosen.describe()
     chosen = None  # its memory back before the peers are built and measured
-    results += peers(rows, queries, truth, lat_queries, chosen_peers, hnsw_efc)
+    results += peers(rows, queries, truth, lat_queries, chosen_peers, hnsw_efc, peer_cache)
     return results, description
+
+
+def row_line(r: Row) -> str:
+    return f"  {r.name:<44}{r.build_s:9.1f}{r.memory_mib:10.0f}{r.p50_ms:9.3f}{r.p99_ms:9.3f}{r.recall:11.3f}"
+
+
+def measured(r: Row) -> Row:
+    """Print ``r`` as soon as it is measured (a 1M-row run takes an hour on a busy box: a cut-short run keeps its
+    rows)."""
+    print(f"  measured:{row_line(r)[2:]}", flush=True)
+    return r
 
 
 def print_table(rows: list[Row]) -> None:
     print(f"  {'index':<44}{'build s':>9}{'mem MiB':>10}{'p50 ms':>9}{'p99 ms':>9}{'recall@10':>11}")
     for r in rows:
-        print(f"  {r.name:<44}{r.build_s:9.1f}{r.memory_mib:10.0f}{r.p50_ms:9.3f}{r.p99_ms:9.3f}{r.recall:11.3f}")
+        print(row_line(r))
     ours = next(r for r in rows if r.name == OURS)
     print(f"  omniembed: recall@10 {ours.recall:.3f}, p50 {ours.p50_ms:.3f} ms; "
           f"p50 {rows[0].p50_ms / ours.p50_ms:.2f}× numpy brute force's, {rows[1].p50_ms / ours.p50_ms:.2f}× "
@@ -248,7 +258,11 @@ def main() -> None:
                         help="where the documentation lines and their embeddings are cached")
     parser.add_argument("--random-max", type=int, default=100_000, help="largest size run on random rows")
     parser.add_argument("--peer-max", type=int, default=1_000_000, help="largest size the faiss peers are built at")
-    parser.add_argument("--peers", default="hnsw,ivf,ivfsq", help="faiss peers: hnsw, ivf and/or ivfsq")
+    parser.add_argument("--peers", default="hnsw,hnswsq,ivf,ivfsq",
+                        help="faiss peers: hnsw, hnswsq (HNSW over SQ8 codes, re-ranked), ivf and/or ivfsq")
+    parser.add_argument("--peer-cache", type=Path, default=None,
+                        help="keep built faiss peers here and read them back on later runs over the same rows "
+                             "(tools/index_peers.py; a 1M-row graph takes tens of minutes to build)")
     parser.add_argument("--hnsw-efc", default="40",
                         help="efConstruction of each faiss HNSW peer built (e.g. 40,100: the faiss default family "
                              "and omniembed's build breadth, to separate graph quality from the rest)")
@@ -268,7 +282,7 @@ def main() -> None:
             print(f"\nn = {n:,}, dim = {rows.shape[1]}, {kind}: {label}", flush=True)
             chosen_peers = set(args.peers.split(",")) if n <= args.peer_max else set()
             results, _ = bench(rows, queries, args.latency_queries, chosen_peers,
-                               tuple(int(v) for v in args.hnsw_efc.split(",")))
+                               tuple(int(v) for v in args.hnsw_efc.split(",")), args.peer_cache)
             print_table(results)
             if n > args.peer_max:
                 print(f"  faiss peers not built at this size (--peer-max {args.peer_max}): no comparison with them")
