@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=int, default=None,
                         help=f"test samples (default {full.n_test}; quick {quick.n_test})")
     parser.add_argument("--anchor-steps", type=int, default=None,
-                        help=f"image–text steps of the anchor (default {full.anchor_steps}, ~1 min on 2 cores; "
+                        help=f"image–text steps of the anchor (default {full.anchor_steps}, ~2 min on 2 cores; "
                              f"quick {quick.anchor_steps})")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"steps binding audio, video and point clouds to the anchor (default {full.steps}, "
