@@ -59,6 +59,18 @@ class LosoFold:
     """The other sources the same fold held out."""
 
 
+def parse_folds(held_out: list[str]) -> list[tuple[str, ...]]:
+    """``--leave-out`` entries → folds: each entry one fold, its sources joined by ``+``."""
+    return [tuple(part for part in entry.split("+") if part) for entry in held_out]
+
+
+def holds_image(fold: tuple[str, ...]) -> bool:
+    """Whether the fold holds out an image source (and so trains its own anchor)."""
+    from .datasets.omnidigits_pools import KIND_OF_SOURCE
+
+    return any(KIND_OF_SOURCE[s] == "image" for s in fold)
+
+
 def plan_folds(names: dict[str, list[str]], held_out: list[str] | None = None,
                grouped: bool = False) -> list[tuple[str, ...]]:
     """The folds to train: each a tuple of sources held out together.
@@ -68,7 +80,7 @@ def plan_folds(names: dict[str, list[str]], held_out: list[str] | None = None,
     source of each kind per fold. :class:`ConfigError` for a source the build lacks or one named twice."""
     available = [s for kind in KINDS for s in names.get(kind, [])]
     if held_out:
-        folds = [tuple(part for part in entry.split("+") if part) for entry in held_out]
+        folds = parse_folds(held_out)
     elif grouped:
         columns = itertools.zip_longest(*(names.get(kind, []) for kind in KINDS))
         folds = [tuple(s for s in column if s is not None) for column in columns]
@@ -94,13 +106,13 @@ def run_loso(config: DemoConfig, held_out: list[str] | None = None, grouped: boo
     from .datasets.omnidigits_pools import KIND_OF_SOURCE, check_source_names
 
     check_sizes(config)
-    check_source_names([s for entry in held_out or [] for s in entry.split("+") if s])
+    check_source_names([s for fold in parse_folds(held_out or []) for s in fold])
     out = Path(config.out)
     log("== data (every source)")
     data_dir = build_data(config, out / "data", log)
     folds = plan_folds(load_manifest(data_dir).source_names, held_out, grouped)
     anchor = None
-    if any(all(KIND_OF_SOURCE[s] != "image" for s in fold) for fold in folds):
+    if not all(holds_image(fold) for fold in folds):
         log("== anchor on every source (shared by the folds without an image source)")
         anchor = train_stage(config.anchor_recipe, config.anchor_steps, config, data_dir, out / "anchor")
     figures = []
@@ -108,8 +120,7 @@ def run_loso(config: DemoConfig, held_out: list[str] | None = None, grouped: boo
         name = "+".join(fold)
         log(f"== leave out {name}")
         t0 = time.perf_counter()
-        own_anchor = any(KIND_OF_SOURCE[s] == "image" for s in fold)
-        report = _fold(config, fold, own_anchor, anchor, data_dir, out / "loso" / name, log)
+        report = _fold(config, fold, anchor, data_dir, out / "loso" / name, log)
         seconds = time.perf_counter() - t0
         for source in fold:
             figures.append(fold_figures(source, KIND_OF_SOURCE[source], report, seconds, fold))
@@ -121,11 +132,11 @@ def run_loso(config: DemoConfig, held_out: list[str] | None = None, grouped: boo
     return summary
 
 
-def _fold(config: DemoConfig, fold: tuple[str, ...], own_anchor: bool, full_anchor: Path | None, test_data: Path,
-          fold_dir: Path, log: Callable[[str], None]) -> dict:
+def _fold(config: DemoConfig, fold: tuple[str, ...], full_anchor: Path | None, test_data: Path, fold_dir: Path,
+          log: Callable[[str], None]) -> dict:
     data_dir = build_data(config, fold_dir / "data", log, exclude=fold)
     anchor = (train_stage(config.anchor_recipe, config.anchor_steps, config, data_dir, fold_dir / "anchor")
-              if own_anchor else full_anchor)
+              if holds_image(fold) else full_anchor)
     model = train_stage(config.recipe, config.steps, config, data_dir, fold_dir / "run", [f"model.init={anchor}"])
     return evaluate_model(model, test_data, fold_dir / "report", show=False)
 
