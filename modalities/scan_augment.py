@@ -11,7 +11,11 @@ image, in this order:
    stretched to fill the frame: its aspect changed by a factor log-uniform in ``aspect``, its longer side filling
    a share uniform in ``fill`` of the frame — or, for a ``stretch`` share of those, each side filling it on its
    own whatever the digit's aspect, as collections that size-normalise the two axes apart do (a "1" becomes a
-   wide bar; UCI's 8 × 8 optdigits, Semeion's 16 × 16);
+   wide bar; UCI's 8 × 8 optdigits, Semeion's 16 × 16); in the same resampling, the hand: a slant (shear of
+   x against y, angle uniform in ±``shear`` degrees) and an elastic distortion (Simard et al. 2003: a smooth
+   random displacement field, a ``elastic_cells`` × ``elastic_cells`` grid of uniform offsets of at most
+   ``elastic`` of the frame each, interpolated bicubically), so rendered or few-writer digits vary as many
+   writers' do;
 2. **stroke width** — a blend towards a 3 × 3 dilation (thicker pen) or erosion (thinner), strength uniform in
    ±``stroke`` (erosion at half strength);
 3. **resolution** — with probability ``low_res``, resampled down to a side uniform in ``low_res_sizes`` pixels
@@ -46,8 +50,9 @@ BINARY_LEVELS = (0.3, 0.6)
 
 @dataclass
 class ScanAugment:
-    """Framing, stroke width, resolution, blur, binarisation, polarity and noise of scanned digits (see module).
-    Probabilities in [0, 1]; ``stroke``, ``blur`` (pixels) and ``noise`` (share of the range) ≥ 0; 0 turns each off."""
+    """Framing, hand (slant, elastic), stroke width, resolution, blur, binarisation, polarity and noise of scanned
+    digits (see module). Probabilities in [0, 1]; ``shear`` (degrees), ``elastic`` (share of the frame), ``stroke``,
+    ``blur`` (pixels) and ``noise`` (share of the range) ≥ 0; 0 turns each off."""
 
     min_scale: float = 0.4
     max_scale: float = 1.0
@@ -57,6 +62,9 @@ class ScanAugment:
     stretch: float = 0.0
     aspect: list[float] = field(default_factory=lambda: [0.6, 1.7])
     fill: list[float] = field(default_factory=lambda: [0.8, 1.0])
+    shear: float = 0.0
+    elastic: float = 0.0
+    elastic_cells: int = 3
     stroke: float = 1.0
     low_res: float = 0.3
     low_res_sizes: list[int] = field(default_factory=lambda: [8, 20])
@@ -75,7 +83,11 @@ class ScanAugment:
         for name in ("reframe", "stretch", "low_res", "binarise", "invert"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"ScanAugment: {name} is a probability in [0, 1], got {getattr(self, name)}")
-        for name in ("stroke", "blur", "noise"):
+        if self.elastic_cells < 1:
+            raise ValueError(f"ScanAugment: elastic_cells must be >= 1, got {self.elastic_cells}")
+        if not 0 <= self.shear < 90:
+            raise ValueError(f"ScanAugment: shear is an angle in [0, 90) degrees, got {self.shear}")
+        for name in ("stroke", "blur", "noise", "elastic"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ScanAugment: {name} must be >= 0, got {getattr(self, name)}")
 
@@ -117,7 +129,19 @@ class ScanAugment:
         stretched = uniform((b,), generator, u.device) < self.stretch
         theta = torch.where((draws[:, 4] < self.reframe)[:, None, None], fill_frame(u, aspect, fill, stretched), theta)
         grid = F.affine_grid(theta, list(u.shape), align_corners=False)
+        grid = grid + self._hand(b, u.shape[-2:], grid, generator)
         return F.grid_sample(u, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def _hand(self, b: int, size: torch.Size, grid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Offsets ``[B, H, W, 2]`` added to the sampling ``grid`` ``[B, H, W, 2]``: the slant (input x moves
+        by tan(angle) · output y) plus the elastic field, in grid units (the frame spans 2)."""
+        slant = (uniform((b,), generator, grid.device) * 2 - 1) * math.radians(self.shear)
+        cells = self.elastic_cells + 1
+        coarse = (uniform((b, 2, cells, cells), generator, grid.device) * 2 - 1) * (2 * self.elastic)
+        field = F.interpolate(coarse, size=tuple(size), mode="bicubic", align_corners=True)    # [B, 2, H, W]
+        offsets = field.permute(0, 2, 3, 1).contiguous()
+        offsets[..., 0] += slant.tan()[:, None, None] * grid[..., 1]
+        return offsets
 
 
 def ink_box(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

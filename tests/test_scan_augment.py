@@ -1,5 +1,6 @@
-"""The scanned-digit augmentation (``data.augment.image: {kind: scan}``): reframing to the ink box, stroke width,
-low resolution, blur, binarisation, polarity and noise, each pinned on its own with the others off."""
+"""The scanned-digit augmentation (``data.augment.image: {kind: scan}``): reframing to the ink box, slant and
+elastic distortion, stroke width, low resolution, blur, binarisation, polarity and noise, each pinned on its own
+with the others off."""
 
 from __future__ import annotations
 
@@ -121,3 +122,29 @@ def test_stretched_reframing_fills_the_frame_on_both_axes_whatever_the_aspect():
     assert bright(out[:1] * 2 - 1) > 0.9 * 32 * 32                        # stretched: the bar fills the frame
     cols = torch.nonzero(out[1, 0] > 0.5, as_tuple=True)[1]
     assert abs((cols.max() - cols.min() + 1) - 32 / 3) <= 2               # not stretched: keeps its 1:3
+
+
+def test_slant_shears_the_bar_and_keeps_its_ink():
+    images = bar_images(64)
+    out = ScanAugment(**{**OFF, "shear": 30.0})(images, torch.Generator().manual_seed(0))
+    # a sheared vertical bar: its top and bottom rows' ink sit at different columns; the ink area is kept
+    cols = torch.arange(32.0)
+    ink = (out[:, 0] + 1) / 2                                            # [64, 32, 32] in [0, 1]
+    top, bottom = (ink[:, r].mul(cols).sum(-1) / ink[:, r].sum(-1).clamp(min=1e-6) for r in (11, 20))
+    lean = (top - bottom).abs()
+    assert lean.max() > 2.5 and lean.min() < lean.max() / 4               # up to tan 30° · 9 rows, drawn per image
+    torch.testing.assert_close(ink.sum(dim=(1, 2)), ((images[:, 0] + 1) / 2).sum(dim=(1, 2)), rtol=0.08, atol=0)
+
+
+def test_elastic_distortion_bends_the_bar_smoothly_by_at_most_its_size():
+    images = bar_images(32)
+    out = ScanAugment(**{**OFF, "elastic": 0.05})(images, torch.Generator().manual_seed(0))
+    moved = (out - images).abs().amax(dim=(1, 2, 3))
+    assert (moved > 0.1).all()                                           # every image is bent
+    # no offset moves ink by more than 0.05 · 2 grid units · 16 px = 1.6 px: the ink stays within 2 px of the bar
+    ink = torch.nonzero(out[:, 0] > -0.5, as_tuple=True)
+    assert ink[1].min() >= 10 - 2 and ink[1].max() <= 21 + 2 and ink[2].min() >= 6 - 2 and ink[2].max() <= 9 + 2
+    with pytest.raises(ConfigError, match="elastic_cells must be >= 1"):
+        build_transform("image", {"kind": "scan", "elastic_cells": 0})
+    with pytest.raises(ConfigError, match="shear is an angle"):
+        build_transform("image", {"kind": "scan", "shear": 95})
