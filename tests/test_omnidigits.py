@@ -17,7 +17,8 @@ from omniembed.cli import main as cli_main
 from omniembed.datasets import CLASS_NAMES, PROMPT_TEMPLATES, build_omnidigits, load_manifest, load_split
 from omniembed.datasets.omnidigits import ClassCycler, plan_split
 from omniembed.datasets.omnidigits_pools import SourcePools
-from omniembed.datasets.omnidigits_sources import (ESPEAK_VOICES, FSDD_TEST_SPEAKERS, MNIST_TEST_START,
+from omniembed.datasets.omnidigits_speech import ESPEAK_VOICES
+from omniembed.datasets.omnidigits_sources import (FSDD_TEST_SPEAKERS, MNIST_TEST_START,
                                                    MissingToolError, fsdd_recordings, mnist_images)
 from omniembed.errors import ConfigError, MissingInputError, UnreadableInputError
 from omniembed.modalities.video_io import open_video

@@ -5,8 +5,9 @@ A build's ``source`` names a set of sources:
 * ``"shared"`` — MNIST and FSDD from the shared data root, clouds by ``lift-slab``;
 * ``"offline"`` — scikit-learn digits and espeak-ng's default voices, clouds by ``lift-slab``;
 * ``"all"`` — every source at hand: MNIST and FSDD when the data root holds them, scikit-learn digits, the
-  system's fonts, every espeak-ng source of :data:`~.omnidigits_sources.ESPEAK_SOURCES`, every lifting recipe
-  of :data:`~.omnidigits_lifts.LIFT_RECIPES`. A source that cannot be made here (no fonts, no espeak-ng) is left
+  system's fonts, every synthesised speech source of :data:`~.omnidigits_speech.SPEECH_SOURCES` (espeak-ng's and
+  flite's voices), every lifting recipe of :data:`~.omnidigits_lifts.LIFT_RECIPES`. A source that cannot be made
+  here (no fonts, no espeak-ng, no flite) is left
   out and listed in ``skipped``; a kind left with no source at all is an error.
 
 Every source has a unique name (``mnist``, ``fonts``, ``espeak-ng-whisper``, ``lift-deep`` …): the name a sample's
@@ -21,11 +22,12 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .omnidigits_lifts import DEFAULT_LIFT, LIFT_RECIPES
-from .omnidigits_sources import (ESPEAK_SOURCES, AudioPool, ImagePool, MissingToolError, Skipped,
-                                 espeak_recordings, fsdd_recordings, mnist_images, sklearn_images)
+from .omnidigits_sources import (AudioPool, ImagePool, MissingToolError, Skipped, fsdd_recordings, mnist_images,
+                                 sklearn_images)
+from .omnidigits_speech import SPEECH_SOURCES, synthesised_recordings
 
 IMAGE_SOURCES = ("mnist", "sklearn-digits", "fonts")
-AUDIO_SOURCES = ("fsdd", *ESPEAK_SOURCES)
+AUDIO_SOURCES = ("fsdd", *SPEECH_SOURCES)
 CLOUD_SOURCES = tuple(LIFT_RECIPES)
 KIND_OF_SOURCE = {**{s: "image" for s in IMAGE_SOURCES}, **{s: "audio" for s in AUDIO_SOURCES},
                   **{s: "pointcloud" for s in CLOUD_SOURCES}}
@@ -71,7 +73,7 @@ def load_pools(source: str, root: Path | None, needs_images: bool, needs_audio: 
         pools.audio = [fsdd_recordings(root / "fsdd")] if needs_audio else []
     elif source == "offline":
         pools.images = [sklearn_images()] if needs_images else []
-        pools.audio = [espeak_recordings(seed, workers)] if needs_audio else []
+        pools.audio = [synthesised_recordings(seed, workers)] if needs_audio else []
     else:
         if needs_images:
             pools.images = _available(_image_loaders(root), pools.skipped)
@@ -97,16 +99,16 @@ def _image_loaders(root: Path | None) -> dict:
 
 
 def _audio_loaders(root: Path | None, seed: int, workers: int) -> dict:
-    loaders = {name: (lambda name=name: _espeak_pool(seed, workers, name)) for name in ESPEAK_SOURCES}
+    loaders = {name: (lambda name=name: _speech_pool(seed, workers, name)) for name in SPEECH_SOURCES}
     if root is not None and (root / "fsdd").is_dir():
         loaders = {"fsdd": lambda: fsdd_recordings(root / "fsdd"), **loaders}
     return loaders
 
 
-# The synthesised sources are pure functions of their arguments (and the fonts and espeak-ng installed), and
+# The synthesised sources are pure functions of their arguments (and the fonts and synthesisers installed), and
 # leave-one-source-out builds them once per fold: synthesising ~900 words and rendering ~3,000 glyphs again each
 # time would cost minutes. Read sources (MNIST, FSDD, scikit-learn) are read afresh, so edits to them are seen.
-_espeak_pool = functools.lru_cache(maxsize=len(ESPEAK_SOURCES))(espeak_recordings)
+_speech_pool = functools.lru_cache(maxsize=len(SPEECH_SOURCES))(synthesised_recordings)
 
 
 @functools.lru_cache(maxsize=1)

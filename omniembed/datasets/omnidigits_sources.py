@@ -13,11 +13,7 @@ Recordings (float32 ``[T]`` mono):
 
 * **FSDD** (``fsdd/recordings/{digit}_{speaker}_{index}.wav``, 8 kHz, 6 speakers), split by speaker: theo and
   yweweler are held out for test, every other speaker is train.
-* **espeak-ng** synthesis: each digit word spoken by several voices at seeded speeds and pitches, split by voice
-  (test voices are never heard in train). The renderer adds noise to every use of a synthetic recording. Four
-  sources (:data:`ESPEAK_SOURCES`), each with voices of its own: ``espeak-ng`` (the default voices at 120-200
-  words/minute), ``espeak-ng-fast-high`` (230-330 wpm, high pitch), ``espeak-ng-slow-low`` (80-115 wpm, low
-  pitch) and ``espeak-ng-whisper`` (whispered and croaking variants).
+* **synthesised speech** (:mod:`.omnidigits_speech`): espeak-ng's and flite's voices, split by voice.
 
 Digits rendered from fonts are a third image source (:mod:`.omnidigits_fonts`).
 
@@ -27,11 +23,7 @@ Bad source files (undecodable, misnamed, wrong rate, silent, blank images) are s
 from __future__ import annotations
 
 import gzip
-import io
 import re
-import shutil
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,44 +47,6 @@ FSDD_RATE = 8000
 FSDD_TEST_SPEAKERS = ("theo", "yweweler")
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 MIN_RECORDING_SECONDS = 0.05
-
-@dataclass(frozen=True)
-class EspeakVoices:
-    """One espeak-ng source: its voices (``voice+variant`` names) per split, and the ranges each take's speed
-    (words per minute) and pitch (0-99) are drawn from. A voice is the synthetic counterpart of a speaker."""
-
-    name: str
-    voices: dict[str, tuple[str, ...]]
-    speed: tuple[int, int] = (120, 200)
-    pitch: tuple[int, int] = (25, 75)
-    takes: int = 4
-    """Recordings per (voice, digit), each at its own seeded speed and pitch."""
-    stream: tuple[int, ...] = ()
-    """Extra seed words, so that sources draw different speeds and pitches from the same build seed."""
-
-
-ESPEAK_SOURCES: dict[str, EspeakVoices] = {s.name: s for s in (
-    EspeakVoices("espeak-ng", {"train": ("en-us", "en-us+f2", "en-gb+m3", "en-gb-scotland+f4", "en-029+m2",
-                                         "en-us+klatt"),
-                               "test": ("en-gb-x-rp+f3", "en-us-nyc+m5")}),
-    EspeakVoices("espeak-ng-fast-high", {"train": ("en-us+f5", "en-gb+Annie", "en+f1", "en-029+m4"),
-                                         "test": ("en-gb-x-rp+shelby", "en-us+m6")},
-                 speed=(230, 330), pitch=(70, 99), takes=3, stream=(1,)),
-    EspeakVoices("espeak-ng-slow-low", {"train": ("en+m7", "en-us+grandpa", "en-gb+m1", "en-029+travis"),
-                                        "test": ("en-us+norbert", "en-gb-scotland+victor")},
-                 speed=(80, 115), pitch=(0, 25), takes=3, stream=(2,)),
-    EspeakVoices("espeak-ng-whisper", {"train": ("en-us+whisper", "en-gb+croak", "en+klatt4"),
-                                       "test": ("en+whisperf", "en-us-nyc+grandma")},
-                 takes=3, stream=(3,)),
-)}
-"""espeak-ng sources by name: the default voices, and variants apart in speed, pitch and voice quality."""
-ESPEAK_VOICES = ESPEAK_SOURCES["espeak-ng"].voices
-"""The default source's voices per split."""
-
-ESPEAK_RATE = 8000
-"""Synthesised speech is resampled to this rate (Hz): FSDD's, and the demo model's audio rate."""
-ESPEAK_INSTALL_HINT = "install it with `apt-get install espeak-ng`, or build from shared data (source='shared')"
-
 
 class MissingToolError(OmniEmbedError, RuntimeError):
     """An external program a dataset builder needs is not installed."""
@@ -240,77 +194,3 @@ def _bad_recording(wave: np.ndarray, rate: int, expected_rate: int) -> str | Non
     if not np.isfinite(wave).all() or np.abs(wave).max() == 0:
         return "silent or not finite"
     return None
-
-
-def espeak_executable() -> str:
-    """Path of ``espeak-ng``; raises :class:`MissingToolError` telling how to install it."""
-    path = shutil.which("espeak-ng")
-    if path is None:
-        raise MissingToolError(f"espeak-ng is not on PATH; the offline spoken digits are synthesised with it: "
-                               f"{ESPEAK_INSTALL_HINT}")
-    return path
-
-
-@dataclass(frozen=True)
-class EspeakTake:
-    """One synthesis call: ``word`` said by ``voice`` at ``speed`` words/minute and ``pitch`` (0-99)."""
-
-    voice: str
-    label: int
-    take: int
-    speed: int
-    pitch: int
-
-    @property
-    def id(self) -> str:
-        return f"espeak:{self.voice}/{self.label}/{self.take}"
-
-
-def espeak_recordings(seed: int, workers: int = 1, source: str = "espeak-ng") -> AudioPool:
-    """Every digit said by every voice of the :data:`ESPEAK_SOURCES` entry ``source`` its ``takes`` times,
-    split by voice."""
-    exe = espeak_executable()
-    spec = ESPEAK_SOURCES[source]
-    rng = np.random.default_rng([seed, 0xE5, *spec.stream])
-    takes = [EspeakTake(voice, label, t, int(rng.integers(*spec.speed)), int(rng.integers(*spec.pitch)))
-             for split in SPLITS for voice in spec.voices[split] for label in range(10) for t in range(spec.takes)]
-    with ThreadPoolExecutor(max(1, workers)) as pool:  # the work is in the subprocesses
-        results = list(pool.map(lambda take: _synthesise(exe, take), takes))
-    waves, labels, ids, voices, skipped = [], [], [], [], []
-    for take, result in zip(takes, results):
-        if isinstance(result, Skipped):
-            skipped.append(result)
-            continue
-        waves.append(result)
-        labels.append(take.label)
-        ids.append(take.id)
-        voices.append(take.voice)
-    if not waves:
-        raise MissingToolError(f"espeak-ng synthesised no audio ({skipped[0].reason})")
-    held_out = np.isin(voices, spec.voices["test"])
-    index = np.arange(len(waves))
-    rule = (f"{source} by voice: test = {', '.join(spec.voices['test'])}; train = {', '.join(spec.voices['train'])}"
-            f"; speed {spec.speed[0]}-{spec.speed[1]} wpm, pitch {spec.pitch[0]}-{spec.pitch[1]}")
-    return AudioPool(source, rule, ESPEAK_RATE, waves, np.asarray(labels, np.int64), ids,
-                     {"train": index[~held_out], "test": index[held_out]}, synthetic=True, skipped=skipped)
-
-
-def _synthesise(exe: str, take: EspeakTake) -> np.ndarray | Skipped:
-    """One espeak-ng call → float32 [T] at ESPEAK_RATE, trimmed of leading/trailing silence; or why it failed."""
-    import soundfile as sf
-
-    resample_poly = require("scipy.signal", "the offline OmniDigits speech (espeak-ng resampling)").resample_poly
-
-    cmd = [exe, "-v", take.voice, "-s", str(take.speed), "-p", str(take.pitch), "--stdout", DIGIT_WORDS[take.label]]
-    done = subprocess.run(cmd, capture_output=True, timeout=60)
-    if done.returncode != 0 or not done.stdout:
-        return Skipped(" ".join(cmd[1:]), f"espeak-ng failed (exit {done.returncode}): "
-                                          f"{done.stderr.decode(errors='replace').strip()}")
-    wave, rate = sf.read(io.BytesIO(done.stdout), dtype="float32")
-    loud = np.flatnonzero(np.abs(wave) > 1e-3)
-    if len(loud) == 0:
-        return Skipped(" ".join(cmd[1:]), "espeak-ng produced silence")
-    margin = rate // 50  # keep 20 ms around the word
-    wave = wave[max(0, loud[0] - margin): loud[-1] + margin]
-    g = np.gcd(rate, ESPEAK_RATE)
-    return resample_poly(wave, ESPEAK_RATE // g, rate // g).astype(np.float32)
