@@ -22,6 +22,10 @@ import torch.nn.functional as F
 
 from .random_draws import normal, uniform
 
+FACE_QUANTILE = 0.95
+"""Where :class:`SlabFaces` puts a slab's faces: this quantile of the points' distance from its mid-plane (the
+largest would follow the jitter's outliers)."""
+
 
 class PointTransform(Protocol):
     def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -85,11 +89,7 @@ class SlabDepth:
 
     def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b = clouds.shape[0]
-        xyz = clouds[..., :3]
-        centre = xyz.mean(dim=1, keepdim=True)
-        centred = xyz - centre
-        covariance = centred.transpose(1, 2) @ centred / xyz.shape[1]               # [B, 3, 3]
-        thin = torch.linalg.eigh(covariance.float())[1][..., 0].to(xyz.dtype)       # [B, 3]: smallest eigenvalue's
+        centre, centred, thin = thinnest_axis(clouds[..., :3])
         factor = uniform((b, 1, 1), generator, clouds.device, clouds.dtype, math.log(self.low),
                          math.log(self.high)).exp()
         along = thin[:, :, None] * thin[:, None, :]                                 # [B, 3, 3] projector
@@ -98,6 +98,38 @@ class SlabDepth:
         # normals of a surface stretched by S turn by S⁻¹ (then are unit again)
         normals = F.normalize(clouds[..., 3:6] @ (eye + (1 / factor - 1) * along), dim=-1) if self.normals else None
         return _with_xyz(clouds, centre + centred @ stretch, normals)
+
+
+def thinnest_axis(xyz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``[B, N, 3]`` → each cloud's centroid ``[B, 1, 3]``, its points about it ``[B, N, 3]`` and its thinnest
+    principal axis ``[B, 3]`` (the covariance's eigenvector of the smallest eigenvalue, unit length)."""
+    centre = xyz.mean(dim=1, keepdim=True)
+    centred = xyz - centre
+    covariance = centred.transpose(1, 2) @ centred / xyz.shape[1]                   # [B, 3, 3]
+    return centre, centred, torch.linalg.eigh(covariance.float())[1][..., 0].to(xyz.dtype)
+
+
+@dataclass
+class SlabFaces:
+    """With probability ``p``, move each point of a cloud along its thinnest principal axis onto the nearer of the
+    slab's two faces (at ± the 95th percentile of the points' distance from the mid-plane): the volume of a slab
+    becomes its front and back surfaces, as a mesh's surface sampler gives for a shape extruded from a drawing.
+    With ``normals`` the moved points' normals become the faces' (± the axis)."""
+
+    p: float = 0.5
+    normals: bool = False
+
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b = clouds.shape[0]
+        chosen = uniform((b, 1, 1), generator, clouds.device, clouds.dtype) < self.p
+        centre, centred, thin = thinnest_axis(clouds[..., :3])
+        height = (centred * thin[:, None, :]).sum(dim=-1, keepdim=True)              # [B, N, 1] from the mid-plane
+        face = torch.quantile(height.abs().float(), FACE_QUANTILE, dim=1, keepdim=True).to(clouds.dtype)
+        side = torch.where(height >= 0, 1.0, -1.0).to(clouds.dtype)                  # [B, N, 1]
+        moved = centre + centred + (side * face - height) * thin[:, None, :]
+        xyz = torch.where(chosen, moved, clouds[..., :3])
+        normals = torch.where(chosen, side * thin[:, None, :], clouds[..., 3:6]) if self.normals else None
+        return _with_xyz(clouds, xyz, normals)
 
 
 @dataclass

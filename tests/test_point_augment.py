@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from omniembed.modalities.point_augment import (Compose, Jitter, PointDropout, RandomScale, RotateUp, SlabDepth,
+                                                SlabFaces,
                                                 default_point_augment)
 
 
@@ -108,4 +109,32 @@ def test_slab_depth_draws_factors_in_its_range_and_keeps_normals_unit():
     ratio = out[..., 2].std(dim=1) / clouds[..., 2].std(dim=1)
     assert ratio.min() >= 0.5 - 1e-3 and ratio.max() <= 2.0 + 1e-3 and ratio.max() / ratio.min() > 2.5
     torch.testing.assert_close(out[..., 3:6].norm(dim=-1), torch.ones(64, 200))
+    torch.testing.assert_close(out[..., 6], clouds[..., 6])
+
+
+def test_slab_faces_moves_a_turned_slab_onto_its_two_faces():
+    # a 2 × 1 × 0.3 slab turned 30° about x and y: after the move every point is on one of two planes
+    g = gen(4)
+    flat = (torch.rand(2, 4000, 3, generator=g) - 0.5) * torch.tensor([2.0, 1.0, 0.3])
+    a = math.radians(30)
+    rx = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    turn = (ry @ rx).T
+    out = SlabFaces(p=1.0)(flat @ turn, gen())
+    back = out @ turn.T                                                   # the slab's own axes again
+    height = back[..., 2] - flat[..., 2].mean(dim=1, keepdim=True)        # from the mid-plane
+    torch.testing.assert_close(height.abs(), torch.full((2, 4000), 0.95 * 0.15), rtol=0, atol=6e-3)  # ± the axis fit
+    nearer = (height > 0) == (flat[..., 2] > flat[..., 2].mean(dim=1, keepdim=True))
+    assert nearer.float().mean() > 0.99                                   # each to its nearer face
+    torch.testing.assert_close(back[..., :2], flat[..., :2], rtol=0, atol=6e-3)  # the outline is unmoved
+
+
+def test_slab_faces_moves_the_chosen_share_of_clouds_and_sets_face_normals():
+    clouds = clouds_with_normals(b=200)
+    clouds[..., 2] *= 0.2
+    out = SlabFaces(p=0.5, normals=True)(clouds, gen())
+    moved = (out[..., :3] - clouds[..., :3]).abs().amax(dim=(1, 2)) > 1e-6
+    assert 0.35 < moved.float().mean() < 0.65
+    torch.testing.assert_close(out[moved][..., 3:5], torch.zeros_like(out[moved][..., 3:5]), rtol=0, atol=0.05)
+    torch.testing.assert_close(out[~moved], clouds[~moved])
     torch.testing.assert_close(out[..., 6], clouds[..., 6])
