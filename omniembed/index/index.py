@@ -250,8 +250,8 @@ class Index:
         vindex.write(self.directory / name)
         description = vindex.describe()
         with self.store.transaction() as conn:
-            self.store.publish(conn, gen, {"vectors_file": name, "kind": vindex.kind, "planned_kind": planned,
-                                           "built_count": built_count,
+            self.store.publish(conn, gen, {"vectors_file": name, "kind": vindex.kind, "reason": vindex.reason,
+                                           "planned_kind": planned, "built_count": built_count,
                                            "built_spec": spec.to_dict(), "description": description})
         keep = {name, self._settings.get("vectors_file")}
         for old in self.directory.glob("vectors.*.faiss"):
@@ -333,7 +333,7 @@ class Index:
         path = self.directory / settings["vectors_file"]
         if not path.is_file():
             raise FileNotFoundError(path)
-        vindex = VectorIndex.read(path, settings["kind"])
+        vindex = VectorIndex.read(path, settings["kind"], settings.get("reason", ""))
         if vindex.dim != self.embed_dim:
             raise IndexCorruptError(str(path), f"holds {vindex.dim}-d vectors, the index {self.embed_dim}-d")
         return vindex

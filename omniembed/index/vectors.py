@@ -229,9 +229,10 @@ class VectorIndex:
             faiss.write_index(self.index, str(tmp))
 
     @classmethod
-    def read(cls, path: str | os.PathLike, kind: str) -> "VectorIndex":
+    def read(cls, path: str | os.PathLike, kind: str, reason: str = "") -> "VectorIndex":
+        """The index written at ``path``, built as ``kind`` (``reason``: why an automatic build chose it)."""
         try:
-            return cls(faiss.read_index(str(path)), kind)
+            return cls(faiss.read_index(str(path)), kind, reason)
         except RuntimeError as exc:
             raise IndexCorruptError(str(path), f"cannot read the faiss index ({str(exc).splitlines()[0]})") from exc
 
