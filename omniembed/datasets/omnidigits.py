@@ -10,7 +10,8 @@ modality is a trivial copy of another. Sources (see :mod:`.omnidigits_sources` f
 * ``"offline"`` — scikit-learn's digit scans and espeak-ng speech (needs the ``espeak-ng`` program);
 * ``"auto"`` — shared when a data root is given and holds every folder the requested modalities need, else offline;
 * ``"all"`` — every source at hand (:mod:`.omnidigits_pools`): MNIST and FSDD when the root holds them, scikit-learn
-  digits, digits rendered from the system's fonts, several espeak-ng sources and five point-cloud lifting recipes.
+  digits, digits rendered from the system's fonts, espeak-ng's and flite's voices (:mod:`.omnidigits_speech`) and
+  five point-cloud lifting recipes.
   Each sample draws each of its inputs from a source picked at random (sources equally likely).
 
 Every file is tagged with the source it came from (``STEM.src``: {modality: source name}, also in the shards), so
