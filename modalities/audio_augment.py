@@ -8,6 +8,10 @@ their own device, one draw per spectrogram, so it runs in the training step, not
 * **frequency warp** (vocal tract length perturbation, Jaitly & Hinton 2013): the mel axis is scaled about its
   lowest bin by a factor uniform in ``freq_warp`` (a longer or shorter vocal tract moves every formant by a
   common factor); bins read from above the top repeat the top bin.
+* **spectral smoothing**: the mel axis blurred by a Gaussian of σ uniform in [0, ``freq_smooth``] bins, which
+  smears the harmonics of the voice's pitch into its formant envelope — how the sound source differs between
+  voices (a formant synthesiser's pulse train, a whisper's noise, a person's glottis) matters less than what the
+  vocal tract says;
 * **reverb**: each frame becomes the larger of itself and the previous output frame lowered by a fixed step, a
   log-domain exponential tail (a room's decay) lasting up to ``reverb`` frames to fall by :data:`REVERB_DROP`;
 * **noise**: a noise floor at a level uniform in [:data:`NOISE_FLOOR`, :data:`NOISE_FLOOR` + ``noise``] (with
@@ -40,7 +44,8 @@ spread of the noise about its floor from cell to cell."""
 
 @dataclass
 class SpecAugment:
-    """Stretch by ``time_stretch`` [low, high], warp by ``freq_warp`` [low, high] (``[1, 1]``: off), add a reverb
+    """Stretch by ``time_stretch`` [low, high], warp by ``freq_warp`` [low, high] (``[1, 1]``: off), smooth the
+    mel axis by up to ``freq_smooth`` bins (0: off), add a reverb
     tail of up to ``reverb`` frames and a noise floor up to ``noise`` above the quietest (0: off), then mask
     ``freq_masks`` × up to ``freq_mask`` bins and ``time_masks`` × up to ``time_mask`` frames (0 masks: off)."""
 
@@ -50,13 +55,14 @@ class SpecAugment:
     freq_mask: int = 8
     time_masks: int = 2
     time_mask: int = 10
+    freq_smooth: float = 0.0
     reverb: float = 0.0
     noise: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("time_stretch", "freq_warp"):
             check_range("SpecAugment", name, getattr(self, name))
-        for name in ("freq_masks", "freq_mask", "time_masks", "time_mask", "reverb", "noise"):
+        for name in ("freq_masks", "freq_mask", "time_masks", "time_mask", "freq_smooth", "reverb", "noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SpecAugment: {name} must be >= 0, got {getattr(self, name)}")
 
@@ -69,6 +75,8 @@ class SpecAugment:
             stretch = uniform((b,), generator, flat.device, low=self.time_stretch[0], high=self.time_stretch[1])
             freq = uniform((b,), generator, flat.device, low=self.freq_warp[0], high=self.freq_warp[1])
             out = warp(flat, stretch, freq)
+        if self.freq_smooth > 0:
+            out = smooth_bins(out, uniform((b,), generator, flat.device) * self.freq_smooth)
         if self.reverb > 0:
             out = reverberate(out, uniform((b,), generator, flat.device, low=1.0, high=max(1.0, self.reverb)))
         if self.noise > 0:
@@ -91,6 +99,18 @@ def warp(flat: torch.Tensor, stretch: torch.Tensor, freq: torch.Tensor) -> torch
     x = (2 * frames[None, :] / stretch[:, None] + 1) / t - 1                 # [B, T]
     grid = torch.stack([x[:, None, :].expand(b, m, t), y[:, :, None].expand(b, m, t)], dim=-1)  # [B, M, T, 2]
     return F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def smooth_bins(flat: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, M, T]`` blurred along the mel axis by a Gaussian of ``sigma`` ``[B]`` bins each (edges
+    replicated; 0: unchanged)."""
+    b, _, m, t = flat.shape
+    radius = max(1, min(m - 1, int(torch.ceil(3 * sigma.max()).item())))
+    offsets = torch.arange(-radius, radius + 1, device=flat.device, dtype=flat.dtype)
+    weights = torch.exp(-offsets[None, :] ** 2 / (2 * sigma[:, None].clamp(min=1e-3) ** 2))     # [B, K]
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    padded = F.pad(flat.reshape(1, b, m, t), (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(padded, weights[:, None, :, None], groups=b).reshape(b, 1, m, t)
 
 
 def reverberate(flat: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:

@@ -135,6 +135,17 @@ def test_time_stretch_resamples_the_frames_and_pads_a_squeezed_utterance_with_ze
     assert slow[0, 0, 0, 0, -1] == pytest.approx(50.5)  # the second half of the utterance ran past the end
 
 
+def test_spectral_smoothing_blurs_harmonics_along_the_mel_axis_only_and_keeps_the_envelope():
+    features = torch.zeros(16, 1, 1, 40, 30)
+    features[..., ::4, :] = 2.0                                     # harmonic-like ridges every 4 bins
+    features[..., 20:, :] -= 1.0                                    # and a falling envelope
+    out = SpecAugment(**{**SPEC_OFF, "freq_smooth": 3.0})(features, torch.Generator().manual_seed(0))
+    ripple = out[..., 8:16, :].std(dim=-2).mean(dim=(1, 2, 3))       # [16]: ridges left in a flat stretch
+    assert ripple.min() < 0.3 * features[..., 8:16, :].std(dim=-2).mean() and ripple.max() > ripple.min() * 2
+    assert (out[..., :1, :] - out[..., :1, :1]).abs().max() < 1e-6  # frames untouched: the same along time
+    torch.testing.assert_close(out[..., 24:36, :].mean(), features[..., 24:36, :].mean(), rtol=0.1, atol=0.05)
+
+
 def test_spec_reverb_leaves_a_tail_that_falls_by_the_drop_over_its_length():
     features = torch.full((1, 1, 1, 4, 40), -3.0)
     features[..., 5] = 2.0  # one loud frame in silence
