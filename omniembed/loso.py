@@ -14,7 +14,7 @@ For each fold — one held-out source X (an image source such as ``fonts``, an a
 
 *Grouped* folds hold out one source of each kind at once (fold k: the k-th image source, the k-th audio source, the
 k-th lifting recipe), so every source is held out once in as many trainings as the kind with the most sources has
-(5 instead of 13 for ``all``). Each source is still scored only by a model that never saw it; the figures are, if
+(6 instead of 14 for ``all``). Each source is still scored only by a model that never saw it; the figures are, if
 anything, lower than one-source folds give, as each fold's model also misses a source of the other kinds.
 
 Out-of-source for a kind is the mean of the held-out sources' zero-shot over the folds; in-source is, for the gap,

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "implies --loso), e.g. fonts, fsdd, espeak-ng-whisper, mnist+fsdd+lift-deep")
     protocol.add_argument("--grouped", action="store_true",
                           help="with --loso: hold out one source of each kind per fold — every source held out once "
-                               "in 5 trainings instead of 13 (each fold also misses a source of the other kinds)")
+                               "in 6 trainings instead of 14 (each fold also misses a source of the other kinds)")
     parser.add_argument("--serve", action="store_true",
                         help="then serve the search page over the demo's index (a finished demo is reused)")
     from .serve import add_server_arguments
