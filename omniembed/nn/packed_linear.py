@@ -17,13 +17,17 @@ import torch
 from torch import nn
 
 PACKED_DTYPES = (torch.float32, torch.bfloat16)
-"""Dtypes oneDNN's packed linear runs on every x86 CPU PyTorch supports (bf16 emulated without AVX512-BF16)."""
+"""Dtypes oneDNN's packed linear can run in: fp32 on any x86 CPU, bf16 only where :func:`packing_available` says."""
 
 
 def packing_available(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether :class:`PackedLinear` can run on ``device`` in ``dtype``: a CPU, a PyTorch built with oneDNN."""
-    return (device.type == "cpu" and dtype in PACKED_DTYPES and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    """Whether :class:`PackedLinear` can run on ``device`` in ``dtype``: a CPU, a PyTorch built with oneDNN, and for
+    bf16 a CPU with oneDNN's bf16 path (AVX512 BW/VL/DQ or AVX-NE-CONVERT; an AVX2-only CPU such as many AMD EPYCs
+    has none, and packing a bf16 weight there raises — its cast copies keep plain bf16 ``nn.Linear`` layers)."""
+    if not (device.type == "cpu" and dtype in PACKED_DTYPES and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    return dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 class PackedLinear(nn.Module):
