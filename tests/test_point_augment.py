@@ -85,14 +85,18 @@ def test_compose_applies_its_transforms_in_order_from_one_generator():
     torch.testing.assert_close(Compose(steps)(clouds, gen(5)), expected, rtol=0, atol=0)
 
 
-def test_slab_depth_scales_the_thinnest_axis_of_a_turned_slab_only():
-    # a 2 × 1 × 0.1 slab turned 30° about x and y: its thin axis is no coordinate axis
-    g = gen(3)
-    flat = (torch.rand(2, 4000, 3, generator=g) - 0.5) * torch.tensor([2.0, 1.0, 0.1])
+def turned_slab(depth: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 2 × 1 × ``depth`` slab of 4000 points (two clouds) and the turn, 30° about x and y, that makes its thin axis
+    no coordinate axis: the slab in its own axes ``[2, 4000, 3]`` and the ``[3, 3]`` matrix to multiply it by."""
+    flat = (torch.rand(2, 4000, 3, generator=gen(seed)) - 0.5) * torch.tensor([2.0, 1.0, depth])
     a = math.radians(30)
     rx = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
     ry = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
-    turn = (ry @ rx).T
+    return flat, (ry @ rx).T
+
+
+def test_slab_depth_scales_the_thinnest_axis_of_a_turned_slab_only():
+    flat, turn = turned_slab(0.1, seed=3)
     clouds = flat @ turn + torch.tensor([0.3, -0.2, 0.5])
     out = SlabDepth(low=3.0, high=3.0)(clouds, gen())
     back = (out - out.mean(dim=1, keepdim=True)) @ turn.T  # undo the turn: the slab's own axes again
@@ -113,13 +117,7 @@ def test_slab_depth_draws_factors_in_its_range_and_keeps_normals_unit():
 
 
 def test_slab_faces_moves_a_turned_slab_onto_its_two_faces():
-    # a 2 × 1 × 0.3 slab turned 30° about x and y: after the move every point is on one of two planes
-    g = gen(4)
-    flat = (torch.rand(2, 4000, 3, generator=g) - 0.5) * torch.tensor([2.0, 1.0, 0.3])
-    a = math.radians(30)
-    rx = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
-    ry = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
-    turn = (ry @ rx).T
+    flat, turn = turned_slab(0.3, seed=4)  # after the move every point is on one of two planes
     out = SlabFaces(p=1.0)(flat @ turn, gen())
     back = out @ turn.T                                                   # the slab's own axes again
     height = back[..., 2] - flat[..., 2].mean(dim=1, keepdim=True)        # from the mid-plane
