@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from .encoder import to_device
 from .errors import (ConfigError, EmptyInputError, InputError, MissingInputError, NonFiniteEmbeddingError,
                      OmniEmbedError, UnknownSuffixError)
 from .inputs import Kind, Text, expand_folders, kind_of, warn_if_folder_name
-from .nn.precision import CastCache
+from .nn.precision import CastCache, runs_natively
 from .registry import modality_for_suffix, path_suffix
 
 if TYPE_CHECKING:
@@ -92,6 +93,10 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
     dev = resolve_device(device) or model.device
     if dev != model.device:
         model.to(dev)
+    if PRECISIONS[precision] is not None and not runs_natively(dev, PRECISIONS[precision]):
+        warnings.warn(f"precision={precision!r}: this CPU has no {precision} matmul instructions, so PyTorch emulates "
+                      f"them and the embedding runs several times slower than precision='fp32'", RuntimeWarning,
+                      stacklevel=2)
     out: dict[str, torch.Tensor] = {}
     done = torch.zeros(len(items), dtype=torch.bool)
     show = progress if progress is not None else (sys.stderr.isatty() and len(items) > batch_size)

@@ -1,12 +1,15 @@
 """bf16 inference with weights cast once: close to fp32, weights not re-cast per call, copies kept in step."""
 
+import warnings
+
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 import omniembed
 from omniembed.config import TransformerConfig
-from omniembed.nn.precision import CastCache, cast_for_inference
+from omniembed.nn.precision import CastCache, cast_for_inference, runs_natively
 from omniembed.nn.transformer import Transformer
 
 TEXTS = ["a photo of a dog", "a red car", "two birds on a wire"]
@@ -72,3 +75,26 @@ def test_bf16_embed_follows_weights_changed_between_calls():
     assert np.abs(after - before).max() > 1e-2
     np.testing.assert_allclose(np.linalg.norm(after, axis=1), 1.0, atol=1e-6)  # renormalised in fp32
     assert (after * expected).sum(axis=1).min() > 0.999
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_embed_warns_only_where_the_cpu_emulates_bf16(monkeypatch, native):
+    import omniembed.embedding
+
+    monkeypatch.setattr(omniembed.embedding, "runs_natively", lambda device, dtype: native)
+    model = omniembed.create("omni-tiny", seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.embed(TEXTS, precision="bf16")
+        model.embed(TEXTS)  # fp32 never warns
+    emulated = [w for w in caught if issubclass(w.category, RuntimeWarning) and "emulates" in str(w.message)]
+    assert len(emulated) == (0 if native else 1)
+    assert all("precision='bf16'" in str(w.message) for w in emulated)
+
+
+def test_a_gpu_runs_low_precision_natively_and_a_cpu_as_oneDNN_says(monkeypatch):
+    assert runs_natively(torch.device("cuda", 0), torch.bfloat16)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    assert not runs_natively(torch.device("cpu"), torch.bfloat16)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    assert runs_natively(torch.device("cpu"), torch.bfloat16)
