@@ -26,7 +26,8 @@ from .encoder import to_device
 from .errors import (ConfigError, EmptyInputError, InputError, MissingInputError, NonFiniteEmbeddingError,
                      OmniEmbedError, UnknownSuffixError)
 from .inputs import Kind, Text, expand_folders, kind_of, warn_if_folder_name
-from .nn.precision import CastCache, runs_natively
+from .nn.native_dtypes import runs_natively
+from .nn.precision import CastCache
 from .registry import modality_for_suffix, path_suffix
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 import omniembed
 from omniembed.config import TransformerConfig
-from omniembed.nn.precision import CastCache, cast_for_inference, runs_natively
+from omniembed.nn.native_dtypes import runs_natively
+from omniembed.nn.precision import CastCache, cast_for_inference
 from omniembed.nn.transformer import Transformer
 
 TEXTS = ["a photo of a dog", "a red car", "two birds on a wire"]

@@ -16,18 +16,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .native_dtypes import runs_natively
+
 PACKED_DTYPES = (torch.float32, torch.bfloat16)
 """Dtypes oneDNN's packed linear can run in: fp32 on any x86 CPU, bf16 only where :func:`packing_available` says."""
 
 
 def packing_available(device: torch.device, dtype: torch.dtype) -> bool:
     """Whether :class:`PackedLinear` can run on ``device`` in ``dtype``: a CPU, a PyTorch built with oneDNN, and for
-    bf16 a CPU with oneDNN's bf16 path (AVX512 BW/VL/DQ or AVX-NE-CONVERT; an AVX2-only CPU such as many AMD EPYCs
-    has none, and packing a bf16 weight there raises — its cast copies keep plain bf16 ``nn.Linear`` layers)."""
-    if not (device.type == "cpu" and dtype in PACKED_DTYPES and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
-        return False
-    return dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    bf16 a CPU that runs bf16 natively (:func:`~.native_dtypes.runs_natively`; an AVX2-only CPU such as many AMD
+    EPYCs does not, and packing a bf16 weight there raises — its cast copies keep plain bf16 ``nn.Linear`` layers)."""
+    return (device.type == "cpu" and dtype in PACKED_DTYPES and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and (dtype == torch.float32 or runs_natively(device, dtype)))
 
 
 class PackedLinear(nn.Module):

@@ -58,20 +58,6 @@ def cast_for_inference(module: nn.Module, dtype: torch.dtype) -> nn.Module:
     return cast.eval()
 
 
-CPU_NATIVE_CHECKS = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}
-"""Low dtype → the oneDNN query that says whether this CPU runs its matmuls natively (not emulated)."""
-
-
-def runs_natively(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether ``device`` runs ``dtype`` matmuls in hardware. A GPU does (autocast's dtypes); a CPU only with the
-    instructions oneDNN asks for (bf16: AVX512 BW/VL/DQ, AVX-NE-CONVERT or AMX; fp16: AVX512-FP16 or AMX-FP16).
-    Elsewhere PyTorch emulates them: a bf16 ViT-B-width block ran 7.2× slower than fp32 on an AVX2-only EPYC."""
-    if device.type != "cpu":
-        return True
-    check = getattr(torch.ops.mkldnn, CPU_NATIVE_CHECKS.get(dtype, ""), None)
-    return bool(check is not None and check())
-
-
 def _pack_linears(block: Block, dtype: torch.dtype) -> None:
     """On a CPU, the block's four linears with oneDNN-packed weights, GELU fused into ``fc1`` (a layer that is not
     a plain ``nn.Linear`` — a LoRA wrapper — stays as it is, and so does the GELU after it)."""
