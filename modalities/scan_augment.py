@@ -129,7 +129,8 @@ class ScanAugment:
         stretched = uniform((b,), generator, u.device) < self.stretch
         theta = torch.where((draws[:, 4] < self.reframe)[:, None, None], fill_frame(u, aspect, fill, stretched), theta)
         grid = F.affine_grid(theta, list(u.shape), align_corners=False)
-        grid = grid + self._hand(b, u.shape[-2:], grid, generator)
+        if self.shear or self.elastic:
+            grid = grid + self._hand(b, u.shape[-2:], grid, generator)
         return F.grid_sample(u, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     def _hand(self, b: int, size: torch.Size, grid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
