@@ -9,7 +9,10 @@ of processes. Here the global batch of step ``t`` is the concatenation of ``data
 each stream is a pure function of (seed, dataset, stream index): shard visits drawn with replacement
 (resampled, infinite), samples passed through a shuffle buffer whose draw ``n`` is seeded by ``n``. A stream's
 position is a small JSON object (visit, offset in it, the ids in its buffer) that checkpoints store; restoring it
-re-reads at most the shards its buffer still holds samples of. Reading the tars is webdataset's
+re-reads at most the shards its buffer still holds samples of. Stream ``c`` of ``S`` visits only every ``S``-th shard
+from its ``c``-th (:func:`stream_shards`; all of them when there are fewer shards than streams), as webdataset's
+``split_by_worker`` gives each worker its own shards: a loader worker then decodes only its streams' share of the
+data (with the decoded cache, half the decoding with two workers) instead of every sample once per worker. Reading the tars is webdataset's
 (``tarfile_samples``; the URL schemes accepted, checked before any is opened: :mod:`.shard_urls`). Which dataset
 a step draws from is a seeded choice by mixture weight, the same on every process.
 """
@@ -198,6 +201,12 @@ def decode_file(processor: Modality, data: bytes, suffix: str) -> Any:
 
 
 # ---- the per-step schedule and the rank's loader --------------------------------------------------------------
+def stream_shards(urls: list[str], stream: int, streams: int) -> list[str]:
+    """The shards stream ``stream`` of ``streams`` visits: every ``streams``-th from its own, so that streams (and the
+    loader workers owning them) read disjoint shards; every shard when there are fewer shards than streams."""
+    return urls[stream::streams] if len(urls) >= streams else urls
+
+
 def dataset_for_step(seed: int, step: int, weights: list[float]) -> int:
     """Index of the dataset step ``step`` draws its whole global batch from (the same on every process)."""
     return random.Random(f"{seed}/schedule/{step}").choices(range(len(weights)), weights=weights)[0]
@@ -236,7 +245,8 @@ class StepShards(IterableDataset):
         for d, ds in enumerate(datasets):
             for c in mine:
                 saved = self.state.get(stream_id(ds, c))
-                streams[d, c] = SampleStream(self.urls[d], f"{self.seed}/{ds.name}/{c}", self.config.shuffle_buffer,
+                streams[d, c] = SampleStream(stream_shards(self.urls[d], c, self.config.streams),
+                                             f"{self.seed}/{ds.name}/{c}", self.config.shuffle_buffer,
                                              StreamState(**saved) if saved else None)
         weights = [ds.weight for ds in datasets]
         step = self.start_step

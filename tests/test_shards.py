@@ -180,6 +180,30 @@ def test_stream_resamples_shards_forever_and_shuffles(tmp_path):
     assert [next(again)["__key__"] for _ in range(10)] == [next(stream)["__key__"] for _ in range(10)]
 
 
+def shards_read_by_stream(loader: PairLoader, steps: int, streams: int) -> list[set[str]]:
+    """The shard files each stream's samples came from, over ``steps`` batches (a stream's rows are contiguous)."""
+    seen: list[set[str]] = [set() for _ in range(streams)]
+    for _ in range(steps):
+        keys = next(loader).keys
+        per = len(keys) // streams
+        for i, key in enumerate(keys):
+            seen[i // per].add(key.split(":")[0])
+    return seen
+
+
+def test_streams_read_disjoint_shards_so_each_worker_decodes_its_own_share(tmp_path, processors):
+    index = make_pair_shards(tmp_path, n=32, maxcount=4)  # 8 shards
+    seen = shards_read_by_stream(PairLoader(data_config(index), processors, seed=0), steps=40, streams=4)
+    assert all(len(s) == 2 for s in seen)  # every stream reaches both of its shards …
+    assert len(set().union(*seen)) == 8  # … and no shard belongs to two streams
+
+
+def test_streams_share_every_shard_when_there_are_fewer_shards_than_streams(tmp_path, processors):
+    index = make_pair_shards(tmp_path, n=12, maxcount=4)  # 3 shards, 4 streams
+    seen = shards_read_by_stream(PairLoader(data_config(index), processors, seed=0), steps=40, streams=4)
+    assert all(len(s) == 3 for s in seen)
+
+
 def test_corrupt_png_is_counted_and_skipped(tmp_path, processors):
     index = make_pair_shards(tmp_path, n=16, corrupt=3)
     loader = PairLoader(data_config(index, streams=1, batch=4, buffer=2), processors, seed=0)
