@@ -160,6 +160,26 @@ class PointDropout:
 
 
 @dataclass
+class Thin:
+    """Keep a random share uniform in [1 − ``max_ratio``, 1] of each cloud's points and put copies of kept points,
+    drawn at random, in the other slots: a sparser scan of the shape, fed to the model as a sparse cloud is after
+    preprocessing (its points repeated up to N). Unlike :class:`PointDropout`, which stacks the dropped points on
+    one point, the copies spread over the shape, so the sampler sees an evenly thinner cloud."""
+
+    max_ratio: float = 0.75
+
+    def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, n = clouds.shape[:2]
+        keep = (n - (uniform((b, 1), generator, clouds.device) * self.max_ratio * n).floor()).clamp(min=1)  # [B, 1]
+        order = uniform((b, n), generator, clouds.device).argsort(dim=1)          # [B, N] a random ranking
+        rank = order.argsort(dim=1)                                               # [B, N] each point's rank
+        source = (uniform((b, n), generator, clouds.device) * keep).floor().long()  # [B, N] a kept rank
+        kept = rank < keep
+        index = torch.where(kept, torch.arange(n, device=clouds.device).expand(b, n), order.gather(1, source))
+        return clouds.gather(1, index[..., None].expand_as(clouds))
+
+
+@dataclass
 class Compose:
     """Apply ``transforms`` in order, all drawing from the one generator."""
 

@@ -28,7 +28,7 @@ from omniembed.errors import ConfigError
 from omniembed.modalities.audio_augment import SpecAugment
 from omniembed.modalities.image_augment import RandomAffine
 from omniembed.modalities.point_augment import (Compose, Jitter, PointDropout, RandomScale, RotateUp, SlabDepth,
-                                                SlabFaces)
+                                                SlabFaces, Thin)
 from omniembed.modalities.random_draws import check_range
 from omniembed.modalities.scan_augment import ScanAugment
 
@@ -40,8 +40,8 @@ class PointAugment:
     """The cloud's thinnest axis scaled by a factor in ``depth`` (``[1, 1]``: off), its points moved onto the slab's
     two faces for a ``faces`` share of clouds (0: off), a tilt of up to ``tilt`` radians
     about each of the two other axes (0: none), rotation about ``up_axis`` (up to ``max_angle`` radians; 0 for
-    none), per-axis scale in ``scale``, jitter of std ``jitter`` clipped to ±``jitter_clip``, and dropout of up to
-    ``dropout`` of the points, in that order."""
+    none), per-axis scale in ``scale``, jitter of std ``jitter`` clipped to ±``jitter_clip``, thinning by up to
+    ``thin`` of the points (0: off) and dropout of up to ``dropout`` of the points, in that order."""
 
     up_axis: int = 1
     max_angle: float = math.pi
@@ -52,19 +52,22 @@ class PointAugment:
     depth: list[float] = field(default_factory=lambda: [1.0, 1.0])
     tilt: float = 0.0
     faces: float = 0.0
+    thin: float = 0.0
     normals: bool = False
 
     def __post_init__(self) -> None:
         check_range("PointAugment", "scale", self.scale)
         check_range("PointAugment", "depth", self.depth)
-        if not 0 <= self.faces <= 1:
-            raise ValueError(f"PointAugment: faces is a probability in [0, 1], got {self.faces}")
+        for name in ("faces", "thin"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"PointAugment: {name} is a share in [0, 1], got {getattr(self, name)}")
         first = [SlabDepth(self.depth[0], self.depth[1], self.normals)] if self.depth != [1, 1] else []
         first += [SlabFaces(self.faces, self.normals)] if self.faces else []
         first += [RotateUp(axis, self.tilt, self.normals) for axis in range(3) if axis != self.up_axis and self.tilt]
         self.chain = Compose([*first, RotateUp(self.up_axis, self.max_angle, self.normals),
                               RandomScale(self.scale[0], self.scale[1], normals=self.normals),
-                              Jitter(self.jitter, self.jitter_clip), PointDropout(self.dropout)])
+                              Jitter(self.jitter, self.jitter_clip),
+                              *([Thin(self.thin)] if self.thin else []), PointDropout(self.dropout)])
 
     def __call__(self, clouds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """[B, N, 3 + E] → [B, N, 3 + E]."""

@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from omniembed.modalities.point_augment import (Compose, Jitter, PointDropout, RandomScale, RotateUp, SlabDepth,
-                                                SlabFaces,
-                                                default_point_augment)
+                                                SlabFaces, Thin, default_point_augment)
 
 
 def clouds_with_normals(b: int = 4, n: int = 200) -> torch.Tensor:
@@ -75,6 +74,24 @@ def test_dropout_replaces_a_bounded_share_of_points_by_the_first_point():
     share = changed.float().mean(dim=1)
     assert share.max() <= 0.56 and share.min() < share.max()
     torch.testing.assert_close(PointDropout(max_ratio=0.0)(clouds, gen()), clouds)
+
+
+def test_thinning_keeps_a_bounded_share_and_fills_the_rest_with_copies_spread_over_the_kept_points():
+    clouds = clouds_with_normals(b=8, n=1000)
+    out = Thin(max_ratio=0.75)(clouds, gen())
+    assert out.shape == clouds.shape
+    for cloud, thinned in zip(clouds, out):
+        kept = (thinned == cloud).all(dim=-1)                        # points left in their own slot
+        assert 0.24 <= kept.float().mean() <= 1.0
+        # every other slot holds a copy (all channels) of a kept point, and the copies are of many points, not one
+        copies = thinned[~kept]
+        match = (copies[:, None, :] == cloud[kept][None, :, :]).all(dim=-1)  # [copies, kept]
+        assert match.any(dim=1).all()
+        if len(copies) > 50:
+            assert match.float().argmax(dim=1).unique().numel() > len(copies) // 4
+    share = (out == clouds).all(dim=-1).float().mean(dim=1)
+    assert share.min() < share.max()
+    torch.testing.assert_close(Thin(max_ratio=0.0)(clouds, gen()), clouds)
 
 
 def test_compose_applies_its_transforms_in_order_from_one_generator():
