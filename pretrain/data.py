@@ -9,12 +9,13 @@ of processes. Here the global batch of step ``t`` is the concatenation of ``data
 each stream is a pure function of (seed, dataset, stream index): shard visits drawn with replacement
 (resampled, infinite), samples passed through a shuffle buffer whose draw ``n`` is seeded by ``n``. A stream's
 position is a small JSON object (visit, offset in it, the ids in its buffer) that checkpoints store; restoring it
-re-reads at most the shards its buffer still holds samples of. Stream ``c`` of ``S`` visits only every ``S``-th shard
-from its ``c``-th (:func:`stream_shards`; all of them when there are fewer shards than streams), as webdataset's
-``split_by_worker`` gives each worker its own shards: a loader worker then decodes only its streams' share of the
-data (with the decoded cache, half the decoding with two workers) instead of every sample once per worker. Reading the tars is webdataset's
-(``tarfile_samples``; the URL schemes accepted, checked before any is opened: :mod:`.shard_urls`). Which dataset
-a step draws from is a seeded choice by mixture weight, the same on every process.
+re-reads at most the shards its buffer still holds samples of. Stream ``c`` of ``S`` visits only every ``S``-th
+shard from its ``c``-th (:func:`stream_shards`; all of them when there are fewer shards than streams), as
+webdataset's ``split_by_worker`` gives each worker its own shards: a loader worker then decodes only its streams'
+share of the data (with the decoded cache, half the decoding with two workers) instead of every sample once per
+worker. Reading the tars is webdataset's (``tarfile_samples``; the URL schemes accepted, checked before any is
+opened: :mod:`.shard_urls`). Which dataset a step draws from is a seeded choice by mixture weight, the same on
+every process.
 """
 
 from __future__ import annotations
