@@ -43,6 +43,7 @@ class DecordFrames:
 
 def open_with_decord(path: Path) -> VideoFile:
     """Open ``path`` with decord and read its frame timestamps (metadata only; no frame is decoded)."""
+    _decord()  # PyAV loaded first (see there)
     decord = require("decord", "the decord video decoder (video.decoder: decord)")
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
@@ -82,7 +83,11 @@ def resolve_decoder(decoder: str) -> str:
 
 @cache
 def _decord() -> ModuleType | None:
-    # cached: a failed import scans sys.path again on every call, and auto asks once per file
+    # cached: a failed import scans sys.path again on every call, and auto asks once per file.
+    # PyAV first: decord's wheel bundles an older FFmpeg whose libraries, loaded before PyAV's, shadow them (PyAV's
+    # libvpx encoder then fails to open: EINVAL)
+    import av  # noqa: F401
+
     return optional("decord")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -183,6 +184,27 @@ def test_decord_and_pyav_give_the_same_frames_and_start_times(videos):
         np.testing.assert_allclose(by_pyav.timestamps[:, 0], by_decord.timestamps[:, 0], atol=1e-6)
         every = list(range(30))
         np.testing.assert_array_equal(by_pyav.frames(every), by_decord.frames(every))
+
+
+def test_choosing_decord_leaves_pyav_able_to_encode_webm(tmp_path):
+    pytest.importorskip("decord")
+    script = f"""
+import fractions, numpy as np
+from omniembed.modalities.video_io import resolve_decoder
+assert resolve_decoder("auto") == "decord"
+import av
+with av.open({str(tmp_path / "a.webm")!r}, "w", format="webm") as container:
+    stream = container.add_stream("libvpx", rate=10)
+    stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+    frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+    frame.pts, frame.time_base = 0, fractions.Fraction(1, 10)
+    for packet in [*stream.encode(frame), *stream.encode()]:
+        container.mux(packet)
+"""
+    # a fresh process: which FFmpeg libraries are loaded first is decided once per process
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "a.webm").stat().st_size > 0
 
 
 def test_pyav_seeks_to_the_keyframe_before_each_wanted_frame(tmp_path):
