@@ -13,9 +13,10 @@ re-reads at most the shards its buffer still holds samples of. Stream ``c`` of `
 shard from its ``c``-th (:func:`stream_shards`; all of them when there are fewer shards than streams), as
 webdataset's ``split_by_worker`` gives each worker its own shards: a loader worker then decodes only its streams'
 share of the data (with the decoded cache, half the decoding with two workers) instead of every sample once per
-worker. Reading the tars is webdataset's (``tarfile_samples``; the URL schemes accepted, checked before any is
-opened: :mod:`.shard_urls`). Which dataset a step draws from is a seeded choice by mixture weight, the same on
-every process.
+worker; a shard a worker holds decoded is then replayed from memory instead of read again (:mod:`.shard_replay`).
+Reading the tars is webdataset's (``tarfile_samples``; the URL schemes accepted, checked before any is opened:
+:mod:`.shard_urls`). Which dataset a step draws from is a seeded choice by mixture weight, the same on every
+process.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -36,6 +37,7 @@ from omniembed.registry import Modality, modality_for_suffix
 
 from .config import DataConfig, DatasetConfig
 from .decoded_cache import DecodedCache
+from .shard_replay import ShardReplay
 from .shard_urls import expand_shards
 from .tensor_pack import pack, unpack
 
@@ -77,8 +79,10 @@ class SampleStream:
 
     MAX_EMPTY_VISITS = 64
 
-    def __init__(self, urls: list[str], seed: str, buffer_size: int, state: StreamState | None = None):
+    def __init__(self, urls: list[str], seed: str, buffer_size: int, state: StreamState | None = None,
+                 read: Callable[[str, Counter], Iterator[dict[str, Any]]] = read_shard):
         self.urls = urls
+        self.read = read
         self.seed = seed
         self.buffer_size = max(1, buffer_size)
         self.counts: Counter = Counter()
@@ -106,7 +110,7 @@ class SampleStream:
         empty = 0
         while True:
             if self._reader is None:
-                self._reader = read_shard(self.shard(self._visit), self.counts)
+                self._reader = self.read(self.shard(self._visit), self.counts)
             sample = next(self._reader, None)
             if sample is not None:
                 self._offset += 1
@@ -158,6 +162,7 @@ class PairDecoder:
         self.processors = {m: processors[m] for m in modalities}
         self.keys = keys
         self.cache = cache
+        self._members: dict[tuple[str, ...], dict[str, tuple[str, str] | None]] = {}
 
     def extension_of(self, modality: str, sample: dict[str, Any]) -> tuple[str, str] | None:
         """(sample key, file suffix) of ``modality``'s member, or None when the sample has none."""
@@ -170,19 +175,39 @@ class PairDecoder:
                 return ext, found[1]
         return None
 
+    def members(self, sample: dict[str, Any]) -> dict[str, tuple[str, str] | None]:
+        """{modality: :meth:`extension_of`} for every modality decoded; worked out once per set of member names (a
+        dataset's samples share a few), as the registry look-ups cost ~12 ms a step of the OmniDigits binding."""
+        names = tuple(k for k in sample if not k.startswith("__"))
+        if names not in self._members:
+            self._members[names] = {m: self.extension_of(m, sample) for m in self.processors}
+        return self._members[names]
+
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any] | None:
         """The decoded inputs, or None when the sample lacks a modality (counted as incomplete)."""
-        members = {m: self.extension_of(m, sample) for m in self.processors}
+        members = self.members(sample)
         if any(member is None for member in members.values()):
             return None
         return {m: self._decode(m, sample, ext, suffix) for m, (ext, suffix) in members.items()}
 
+    def needs_bytes(self, sample: dict[str, Any]) -> bool:
+        """Whether decoding ``sample`` reads a member's bytes: False when it lacks a modality (incomplete) or has
+        every one in the cache."""
+        members = self.members(sample)
+        if any(member is None for member in members.values()):
+            return False
+        keys = [self._cache_key(m, sample, ext) for m, (ext, _) in members.items()]
+        return self.cache is None or None in keys or not all(key in self.cache for key in keys)
+
     def _decode(self, modality: str, sample: dict[str, Any], ext: str, suffix: str) -> Any:
         decode = partial(decode_file, self.processors[modality], sample[ext], suffix)
-        if self.cache is None or "__url__" not in sample:
-            return decode()
+        key = self._cache_key(modality, sample, ext)
+        return decode() if self.cache is None or key is None else self.cache.get_or_decode(key, decode)
+
+    @staticmethod
+    def _cache_key(modality: str, sample: dict[str, Any], ext: str) -> tuple | None:
         # the modality too: datasets' ``keys`` may read one member as different modalities
-        return self.cache.get_or_decode((sample["__url__"], sample["__key__"], ext, modality), decode)
+        return (sample["__url__"], sample["__key__"], ext, modality) if "__url__" in sample else None
 
 
 def suffix_modality(ext: str) -> tuple[str, str] | None:
@@ -244,11 +269,12 @@ class StepShards(IterableDataset):
         decoders = [PairDecoder(self.processors, modalities_of(ds), ds.keys, cache) for ds in datasets]
         streams = {}
         for d, ds in enumerate(datasets):
+            read = read_shard if cache is None else ShardReplay(read_shard, decoders[d])
             for c in mine:
                 saved = self.state.get(stream_id(ds, c))
                 streams[d, c] = SampleStream(stream_shards(self.urls[d], c, self.config.streams),
                                              f"{self.seed}/{ds.name}/{c}", self.config.shuffle_buffer,
-                                             StreamState(**saved) if saved else None)
+                                             StreamState(**saved) if saved else None, read)
         weights = [ds.weight for ds in datasets]
         step = self.start_step
         while True:

@@ -45,6 +45,9 @@ class DecodedCache:
         self.used_bytes += size
         return _copy(value)
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -268,6 +268,48 @@ def test_decoded_cache_gives_the_same_batches_and_decodes_each_file_once(tmp_pat
     assert sorted(decoded) == [".png"] * 12 + [".txt"] * 12  # each of the 24 files once
 
 
+def test_shards_held_decoded_are_replayed_without_reading_their_tars(tmp_path, processors, monkeypatch):
+    index = make_pair_shards(tmp_path, n=12, maxcount=4)
+    opened = []
+    real = pretrain_data.read_shard
+    monkeypatch.setattr(pretrain_data, "read_shard", lambda url, counts: opened.append(url) or real(url, counts))
+    plain, _ = global_batches(data_config(index, streams=1), processors, world=1, steps=12)  # 96 samples: 8 passes
+    visits = len(opened)
+    opened.clear()
+    replayed, loaders = global_batches(data_config(index, streams=1, cache_mb=1), processors, world=1, steps=12)
+    for a, b in zip(plain, replayed):
+        assert torch.equal(a, b)
+    # a shard's tar is read again only while samples of its last reading still wait in the shuffle buffer, undecoded
+    assert visits >= 24 and len(set(opened)) == 3 and len(opened) <= 6
+    assert loaders[0].skipped()["read"] == 96 + 4  # replayed samples count as read: the 96 and 4 left buffered
+
+
+def test_a_shard_whose_files_do_not_all_fit_the_cache_is_read_again(tmp_path, processors, monkeypatch):
+    index = make_pair_shards(tmp_path, n=12, maxcount=12)
+    plain, _ = global_batches(data_config(index, streams=1), processors, world=1, steps=6)  # 48 samples: 4 passes
+    opened = []
+    real = pretrain_data.read_shard
+    monkeypatch.setattr(pretrain_data, "read_shard", lambda url, counts: opened.append(url) or real(url, counts))
+    image_bytes = 3 * 32 * 32 * 4
+    config = data_config(index, streams=1)
+    config.decoded_cache_mb = 1
+    monkeypatch.setattr(pretrain_data, "DecodedCache", lambda budget: DecodedCache(10 * image_bytes))
+    again, _ = global_batches(config, processors, world=1, steps=6)
+    for a, b in zip(plain, again):
+        assert torch.equal(a, b)
+    assert len(opened) >= 4
+
+
+def test_corrupt_samples_are_counted_again_on_every_pass_of_their_shard(tmp_path, processors):
+    index = make_pair_shards(tmp_path, n=12, corrupt=2, maxcount=12)
+    loader = PairLoader(data_config(index, streams=1, cache_mb=1), processors, seed=3)
+    for _ in range(5):  # 40 good samples: four passes over the shard's 10
+        next(loader)
+    counts = loader.skipped()
+    assert counts["corrupt"] == 2 * (counts["read"] // 12)
+    assert counts["read"] >= 48
+
+
 def test_decoded_cache_hands_out_copies_and_stops_growing_at_its_budget():
     cache = DecodedCache(budget_bytes=3 * 4 * 100)  # three [100] float32 tensors
     clips = AudioClips(torch.ones(1, 100), torch.tensor([100]), "a.wav")
