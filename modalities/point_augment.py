@@ -172,10 +172,11 @@ class Thin:
         b, n = clouds.shape[:2]
         keep = (n - (uniform((b, 1), generator, clouds.device) * self.max_ratio * n).floor()).clamp(min=1)  # [B, 1]
         order = uniform((b, n), generator, clouds.device).argsort(dim=1)          # [B, N] a random ranking
-        rank = order.argsort(dim=1)                                               # [B, N] each point's rank
+        positions = torch.arange(n, device=clouds.device).expand(b, n)
+        rank = torch.empty_like(order).scatter_(1, order, positions)              # [B, N] each point's rank
         source = (uniform((b, n), generator, clouds.device) * keep).floor().long()  # [B, N] a kept rank
         kept = rank < keep
-        index = torch.where(kept, torch.arange(n, device=clouds.device).expand(b, n), order.gather(1, source))
+        index = torch.where(kept, positions, order.gather(1, source))
         return clouds.gather(1, index[..., None].expand_as(clouds))
 
 

@@ -94,7 +94,8 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
     dev = resolve_device(device) or model.device
     if dev != model.device:
         model.to(dev)
-    if PRECISIONS[precision] is not None and not runs_natively(dev, PRECISIONS[precision]):
+    dtype = PRECISIONS[precision]
+    if dtype is not None and not runs_natively(dev, dtype):
         warnings.warn(f"precision={precision!r}: this CPU has no {precision} matmul instructions, so PyTorch emulates "
                       f"them and the embedding runs several times slower than precision='fp32'", RuntimeWarning,
                       stacklevel=2)
