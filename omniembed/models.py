@@ -42,18 +42,18 @@ def omni_tiny() -> ModelConfig:
 
 @register_model("omni-digits")
 def omni_digits() -> ModelConfig:
-    """The OmniDigits demo model (``omniembed demo``): a small CNN (timm ``resnet10t``) for 32-pixel images and a
-    time-delay network over spectrograms (40 mel bins at 8 kHz, the Free Spoken Digit Dataset's rate: 128 bins up
-    to 8 kHz leave half of them empty, and per-clip normalised), which learn from a few thousand samples in minutes
-    on a CPU and carry over to unseen writers and speakers; a two-layer text transformer; video as its frames
-    through the image encoder plus its audio track; a small Point-BERT."""
+    """The OmniDigits demo model (``omniembed demo``): a small CNN (timm ``resnet10t``, channels-last) for 32-pixel
+    images and a time-delay network over spectrograms (40 mel bins at 8 kHz, the Free Spoken Digit Dataset's rate:
+    128 bins up to 8 kHz leave half of them empty, and per-clip normalised), which learn from a few thousand samples
+    in minutes on a CPU and carry over to unseen writers and speakers; a two-layer text transformer; video as its
+    frames through the image encoder plus its audio track; a small Point-BERT."""
     return ModelConfig.from_dict({
         "name": "omni-digits",
         "embed_dim": 64,
         "anchor": "image",
         "modalities": {
             "image": {"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
-                      "tower": {"kind": "timm", "name": "resnet10t"}},
+                      "tower": {"kind": "timm", "name": "resnet10t", "channels_last": True}},
             "text": {"context_length": 16, "trunk": {"width": 64, "depth": 2, "heads": 4, "causal": True}},
             "audio": {"sample_rate": 8000, "n_mels": 40, "n_clips": 1, "clip_seconds": 1.0, "target_frames": 100,
                       "feature_norm": "clip", "tower": {"kind": "tdnn", "width": 128},

@@ -105,6 +105,17 @@ def test_timm_backbone_is_a_trunk_with_a_projection_head(tmp_path):
         torch.testing.assert_close(again.trunk.model.state_dict()[key], value)
 
 
+def test_timm_backbone_runs_channels_last_with_the_same_outputs_and_weights():
+    torch.manual_seed(0)
+    fast = modality(tower=TimmConfig(name="test_resnet", channels_last=True)).build_encoder(16).eval()
+    plain = modality(tower=TimmConfig(name="test_resnet")).build_encoder(16).eval()
+    plain.load_state_dict(fast.state_dict())
+    conv = next(p for p in fast.trunk.model.parameters() if p.ndim == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    images = torch.randn(3, 3, 32, 32)
+    torch.testing.assert_close(fast(images), plain(images), atol=1e-5, rtol=1e-5)
+
+
 def test_timm_weights_that_do_not_fit_are_rejected(tmp_path):
     from omniembed.io import save_tensors
 
