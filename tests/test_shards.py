@@ -291,10 +291,8 @@ def test_a_shard_whose_files_do_not_all_fit_the_cache_is_read_again(tmp_path, pr
     real = pretrain_data.read_shard
     monkeypatch.setattr(pretrain_data, "read_shard", lambda url, counts: opened.append(url) or real(url, counts))
     image_bytes = 3 * 32 * 32 * 4
-    config = data_config(index, streams=1)
-    config.decoded_cache_mb = 1
     monkeypatch.setattr(pretrain_data, "DecodedCache", lambda budget: DecodedCache(10 * image_bytes))
-    again, _ = global_batches(config, processors, world=1, steps=6)
+    again, _ = global_batches(data_config(index, streams=1, cache_mb=1), processors, world=1, steps=6)
     for a, b in zip(plain, again):
         assert torch.equal(a, b)
     assert len(opened) >= 4
