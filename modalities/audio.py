@@ -163,6 +163,10 @@ class AudioModality(Modality):
                 raise ConfigError(f"audio.{key} must be positive, got {getattr(config, key)}")
         if isinstance(config.tower, TdnnConfig):
             config.tower.validate("audio.tower")
+            if config.tower.pool == "valid" and config.feature_norm != "clip":
+                raise ConfigError("audio.tower.pool 'valid' finds padding as frames that are 0 in every mel bin, "
+                                  "which they are only with audio.feature_norm 'clip', not "
+                                  f"{config.feature_norm!r}")
         if config.patch_stem and (config.target_frames < config.patch_size or config.n_mels < config.patch_size):
             raise ConfigError(f"audio: a {config.n_mels} × {config.target_frames} spectrogram is smaller than one "
                               f"{config.patch_size}-patch")

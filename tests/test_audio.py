@@ -418,6 +418,24 @@ def test_a_tdnn_can_replace_the_spectrogram_transformer():
     assert rows.shape == (1, 16) and np.isclose(np.linalg.norm(rows), 1, atol=1e-5)
 
 
+def test_a_tdnn_pooling_valid_frames_ignores_how_much_padding_follows_the_speech():
+    from omniembed.nn.tdnn import TdnnConfig, TdnnTrunk
+    from omniembed.nn.tokens import Tokens
+
+    torch.manual_seed(0)
+    speech = torch.randn(2, 1, 8, 30)  # per-clip normalised frames: never 0 in every bin
+    short, long = (torch.nn.functional.pad(speech, (0, pad)) for pad in (10, 70))  # padding is 0 in every bin
+    pooled = {}
+    for pool in ("all", "valid"):
+        trunk = TdnnTrunk(TdnnConfig(width=16, pool=pool), n_mels=8).eval()
+        pooled[pool] = [trunk(Tokens(x)).tokens for x in (short, long)]
+    torch.testing.assert_close(pooled["valid"][0], pooled["valid"][1])
+    assert (pooled["all"][0] - pooled["all"][1]).abs().max() > 1e-2  # the share of padding moved the mean
+    with pytest.raises(ConfigError, match="audio.tower.pool 'valid'.*feature_norm 'clip', not 'global'"):
+        audio(tower=TdnnConfig(pool="valid"))
+    with pytest.raises(ConfigError, match=r"audio.tower.pool 'frames' is not one of \['all', 'valid'\]"):
+        audio(tower=TdnnConfig(pool="frames"))
+
 
 def test_only_the_patch_stem_needs_a_spectrogram_of_at_least_one_patch():
     from omniembed.nn.tdnn import TdnnConfig

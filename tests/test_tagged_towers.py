@@ -27,7 +27,8 @@ def test_a_tower_is_written_with_its_kind_and_read_back_as_its_class():
         "text": TEXT, "audio": {**AUDIO, "tower": {"kind": "tdnn", "width": 24}}}})
     assert config.modalities["audio"].tower == TdnnConfig(width=24)
     written = config.to_dict()["modalities"]["audio"]["tower"]
-    assert written == {"kind": "tdnn", "width": 24, "kernels": [5, 3, 3], "dilations": [1, 2, 3], "bn_eps": 1e-5}
+    assert written == {"kind": "tdnn", "width": 24, "kernels": [5, 3, 3], "dilations": [1, 2, 3], "bn_eps": 1e-5,
+                       "pool": "all"}
     assert "tdnn" not in config.to_dict()["modalities"]["audio"]
     assert ModelConfig.from_dict(config.to_dict()) == config
 
@@ -83,5 +84,6 @@ def test_the_untagged_spelling_the_fingerprint_hashes_is_the_layout_configs_had_
     keys = list(data)
     assert "tower" not in data and keys[keys.index("timm") + 1] == "tdnn"  # where timm/tdnn stood in AudioConfig
     assert data["timm"] is None
-    assert data["tdnn"] == {"width": 24, "kernels": [5, 3, 3], "dilations": [1, 2, 3], "bn_eps": 1e-5}
+    assert data["tdnn"] == {"width": 24, "kernels": [5, 3, 3], "dilations": [1, 2, 3], "bn_eps": 1e-5,
+                       "pool": "all"}
     assert to_dict(AudioConfig(), untagged=True)["tdnn"] is None

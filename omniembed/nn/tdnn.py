@@ -10,7 +10,7 @@ the other two, a supervised probe of this trunk (width 128) reaches 87–91 % to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -22,7 +22,13 @@ from .tokens import Tokens
 @dataclass
 class TdnnConfig:
     """Layer ``i``: Conv1d(kernel ``kernels[i]``, dilation ``dilations[i]``, "same" padding, no bias) → BatchNorm →
-    ReLU, all ``width`` channels wide; then statistics pooling (mean and max over time)."""
+    ReLU, all ``width`` channels wide; then statistics pooling (mean and max over time).
+
+    ``pool``: ``"all"`` pools over every frame, padding included, so the share of padding — how short the clip
+    is — is part of the embedding; ``"valid"`` pools over the frames that are not padding, i.e. not zero in every
+    mel bin (the padding value of per-clip normalised features, ``AudioConfig.feature_norm: clip``; a SpecAugment
+    time mask, also zero, is left out of the pool as well), which makes the embedding blind to how much silence was
+    trimmed or padded: recordings from another source are cut differently."""
 
     TAG: ClassVar[str] = "tdnn"
 
@@ -30,6 +36,7 @@ class TdnnConfig:
     kernels: list[int] = field(default_factory=lambda: [5, 3, 3])
     dilations: list[int] = field(default_factory=lambda: [1, 2, 3])
     bn_eps: float = 1e-5
+    pool: Literal["all", "valid"] = "all"
 
     def validate(self, where: str) -> None:
         """Raise :class:`ConfigError` (naming ``where``) for an empty, mismatched or non-positive layout."""
@@ -42,6 +49,8 @@ class TdnnConfig:
             raise ConfigError(f"{where}.kernels must be odd and positive (for 'same' padding), got {self.kernels}")
         if any(d <= 0 for d in self.dilations):
             raise ConfigError(f"{where}.dilations must be positive, got {self.dilations}")
+        if self.pool not in ("all", "valid"):
+            raise ConfigError(f"{where}.pool must be 'all' or 'valid', got {self.pool!r}")
 
 
 class TdnnTrunk(nn.Module):
@@ -60,7 +69,15 @@ class TdnnTrunk(nn.Module):
             channels = config.width
         self.layers = nn.Sequential(*layers)
         self.width = 2 * config.width
+        self.pool_valid = config.pool == "valid"
 
     def forward(self, x: Tokens) -> Tokens:
-        frames = self.layers(x.tokens.flatten(1, 2))  # [B, 1, M, T] → [B, M, T] → [B, width, T]
-        return Tokens(torch.cat([frames.mean(dim=-1), frames.amax(dim=-1)], dim=-1).unsqueeze(1))
+        bins = x.tokens.flatten(1, 2)  # [B, 1, M, T] → [B, M, T]
+        frames = self.layers(bins)  # [B, width, T], ≥ 0 after the ReLU
+        if not self.pool_valid:
+            return Tokens(torch.cat([frames.mean(dim=-1), frames.amax(dim=-1)], dim=-1).unsqueeze(1))
+        valid = bins.ne(0).any(dim=1, keepdim=True)  # [B, 1, T]
+        valid |= ~valid.any(dim=-1, keepdim=True)  # a clip that is all padding pools every frame
+        kept = frames * valid  # the ReLU's outputs are ≥ 0, so a zeroed frame never wins the max
+        mean = kept.sum(dim=-1) / valid.sum(dim=-1)
+        return Tokens(torch.cat([mean, kept.amax(dim=-1)], dim=-1).unsqueeze(1))
