@@ -116,15 +116,15 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
 def build_data(config: DemoConfig, directory: Path, log: Callable[[str], None],
                exclude: tuple[str, ...] = ()) -> Path:
     """OmniDigits at the configured size, ``exclude`` left out of its train split; an existing build with the same
-    settings is reused."""
-    from .datasets.omnidigits import MANIFEST_FILE, build_omnidigits, load_manifest
+    settings, made by this version of the builder, is reused."""
+    from .datasets.omnidigits import BUILD_VERSION, MANIFEST_FILE, build_omnidigits, load_manifest
 
     wanted = {"train": config.n_train, "test": config.n_test}
     if (directory / MANIFEST_FILE).is_file():
         manifest = load_manifest(directory)
         have = {split: max(counts.values(), default=0) for split, counts in manifest.counts.items()}
         if (have == wanted and manifest.seed == config.seed and config.source in ("auto", manifest.source)
-                and manifest.excluded == sorted(exclude)):
+                and manifest.excluded == sorted(exclude) and manifest.version == BUILD_VERSION):
             log(f"   reusing {directory} ({manifest.source} sources)")
             return directory
     manifest = build_omnidigits(directory, n_train=config.n_train, n_test=config.n_test, source=config.source,

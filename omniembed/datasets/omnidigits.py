@@ -66,6 +66,9 @@ IMAGES_PER_SAMPLE, RECORDINGS_PER_SAMPLE = 3, 2
 SHARED_ROOT_ENV = "OMNIEMBED_SHARED_DATA"
 """The environment variable naming the shared data root when ``shared_root`` is not given."""
 MANIFEST_FILE = "manifest.json"
+BUILD_VERSION = 2
+"""Bumped whenever a build's files change for the same arguments, so an older build is made again, not reused
+(2: synthetic speech has silent margins around it)."""
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Manifest:
     """Sources left out of the train split (leave-one-source-out)."""
     name: str = "omnidigits"
     version: int = 1
+    """The :data:`BUILD_VERSION` the build was made by (a manifest without one: 1)."""
 
 
 @dataclass
@@ -160,7 +164,8 @@ def build_omnidigits(out: str | os.PathLike, n_train: int = 2000, n_test: int = 
             source=source, seed=seed, modalities=list(modalities), counts=counts, shards=shards,
             split_rule={p.name: p.split_rule for p in (*pools.images, *pools.audio)},
             sources={k: ", ".join(names) for k, names in pools.names().items() if k != "pointcloud"},
-            skipped=[asdict(s) for s in pools.skipped], source_names=pools.names(), excluded=excluded)
+            skipped=[asdict(s) for s in pools.skipped], source_names=pools.names(), excluded=excluded,
+            version=BUILD_VERSION)
         write_json(stage / MANIFEST_FILE, asdict(manifest))
     return manifest
 

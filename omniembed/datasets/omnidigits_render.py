@@ -7,7 +7,8 @@
   8 kHz audio, PyAV; AAC was two fifths of rendering a sample). The video loader reads AAC tracks as well (tests).
 * **point cloud** — the digit's ink lifted to 3-D by the sample's recipe (:mod:`.omnidigits_lifts`); binary
   little-endian PLY of float32 x, y, z.
-* **audio** — synthetic recordings get a random gain and white noise at a random SNR; real ones are stored as is.
+* **audio** — synthetic recordings get a random margin of silence before and after the speech (they are trimmed to
+  it; a recording is not), a random gain and white noise at a random SNR over the whole; real ones are stored as is.
 
 Everything random is drawn from ``np.random.default_rng(task.seed)``, so a sample's files depend on its task only.
 """
@@ -29,6 +30,9 @@ VIDEO_SPEED = (2.5, 4.0)
 SOURCE_SUFFIX = ".src"
 """A sample's {modality: source name} (JSON), beside its ``.cls``: what ``omniembed eval`` groups scores by."""
 NOISE_SNR_DB, NOISE_GAIN = (10.0, 30.0), (0.5, 1.0)
+SILENCE_MARGIN_SECONDS = (0.0, 0.3)
+"""Range of the silence put before and, drawn apart, after a synthetic recording: a recorder starts before the
+speaker and stops after, where a synthesiser's output is trimmed to the speech."""
 
 
 @dataclass
@@ -63,7 +67,8 @@ def render_sample(task: SampleTask) -> None:
     stem = Path(task.directory) / task.key
     waves = None
     if task.waves is not None:
-        waves = [augment(w, rng) if synthetic else w for w, synthetic in zip(task.waves, task.synthetic_audio)]
+        waves = [augment(w, rng, task.sample_rate) if synthetic else w
+                 for w, synthetic in zip(task.waves, task.synthetic_audio)]
     ext = task.extensions
     if "image" in ext:
         write_png(stem.with_suffix("." + ext["image"]), task.images[0])
@@ -90,13 +95,17 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
     Image.fromarray(pixels).save(path, format="PNG")
 
 
-def augment(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """float32 ``[T]`` → the same scaled by a random gain, plus white noise at a random SNR (dB)."""
+def augment(wave: np.ndarray, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """float32 ``[T]`` at ``sample_rate`` Hz → ``[before + T + after]``: silent margins of
+    :data:`SILENCE_MARGIN_SECONDS` around the speech scaled by a random gain, plus white noise over all of it at a
+    random SNR (dB) to the speech."""
+    before, after = (int(rng.uniform(*SILENCE_MARGIN_SECONDS) * sample_rate) for _ in range(2))
     gain = rng.uniform(*NOISE_GAIN)
     snr_db = rng.uniform(*NOISE_SNR_DB)
     power = float(np.mean(wave.astype(np.float64) ** 2)) * gain ** 2
-    noise = rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), wave.shape)
-    return np.clip(gain * wave + noise, -1.0, 1.0).astype(np.float32)
+    padded = np.pad(gain * wave.astype(np.float64), (before, after))
+    noise = rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), padded.shape)
+    return np.clip(padded + noise, -1.0, 1.0).astype(np.float32)
 
 
 def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
