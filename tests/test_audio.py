@@ -435,6 +435,8 @@ def test_a_tdnn_pooling_valid_frames_ignores_how_much_padding_follows_the_speech
         audio(tower=TdnnConfig(pool="valid"))
     with pytest.raises(ConfigError, match=r"audio.tower.pool 'frames' is not one of \['all', 'valid'\]"):
         audio(tower=TdnnConfig(pool="frames"))
+    with pytest.raises(ConfigError, match=r"tdnn.pool 'frames' is not one of \['all', 'valid'\]"):
+        TdnnTrunk(TdnnConfig(pool="frames"), n_mels=8)  # built directly, without a model config
 
 
 def test_only_the_patch_stem_needs_a_spectrogram_of_at_least_one_patch():

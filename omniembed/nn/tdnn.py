@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from ..config import check_choices
 from ..errors import ConfigError
 from .tokens import Tokens
 
@@ -39,7 +40,8 @@ class TdnnConfig:
     pool: Literal["all", "valid"] = "all"
 
     def validate(self, where: str) -> None:
-        """Raise :class:`ConfigError` (naming ``where``) for an empty, mismatched or non-positive layout."""
+        """Raise :class:`ConfigError` (naming ``where``) for an empty, mismatched or non-positive layout, or a
+        ``pool`` that is not one of its choices."""
         if self.width <= 0:
             raise ConfigError(f"{where}.width must be positive, got {self.width}")
         if not self.kernels or len(self.kernels) != len(self.dilations):
@@ -49,8 +51,7 @@ class TdnnConfig:
             raise ConfigError(f"{where}.kernels must be odd and positive (for 'same' padding), got {self.kernels}")
         if any(d <= 0 for d in self.dilations):
             raise ConfigError(f"{where}.dilations must be positive, got {self.dilations}")
-        if self.pool not in ("all", "valid"):
-            raise ConfigError(f"{where}.pool must be 'all' or 'valid', got {self.pool!r}")
+        check_choices(self, where)
 
 
 class TdnnTrunk(nn.Module):
