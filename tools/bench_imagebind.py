@@ -9,7 +9,7 @@ absent), converts its state dict with :func:`omniembed.convert.from_imagebind`, 
 same inputs: the reference and OmniEmbed each in fp32 and in bf16 autocast — OmniEmbed as
 ``embed(..., precision="bf16")`` runs it, with its weights cast to bf16 once and its transformer blocks wholly
 in bf16 (:func:`omniembed.nn.precision.cast_for_inference`), and again under autocast alone on the fp32 weights —
-and a plain 2048² matmul in each precision in the same loop. It prints
+and a plain square matmul (2048² on a CPU, 8192² on a GPU) in each precision in the same loop. It prints
 best and median seconds (ratios are between bests: on a shared machine the least-disturbed run), the achieved
 FLOP rate against that matmul's, the speed ratio against the reference **at the same precision** (bf16 against the
 reference's bf16, never its fp32), the max |Δ| between the two fp32 implementations and the bf16-vs-fp32 cosine.
@@ -106,8 +106,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def matmul(dtype: torch.dtype, device: torch.device, n: int = 2048) -> tuple[Callable[[], torch.Tensor], float]:
+def matmul_size(device: torch.device) -> int:
+    """The side of the ceiling matmul: 2048 on a CPU; 8192 on a GPU, where a 2048² product is too small to fill the
+    chip and would understate its attainable rate."""
+    return 8192 if device.type == "cuda" else 2048
+
+
+def matmul(dtype: torch.dtype, device: torch.device) -> tuple[Callable[[], torch.Tensor], float]:
     """A plain square matmul in ``dtype`` and its FLOPs: the machine's attainable rate, timed beside the models."""
+    n = matmul_size(device)
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     return (lambda: a @ b), 2.0 * n ** 3
 
@@ -219,7 +226,7 @@ def _print_report(args: argparse.Namespace, device: torch.device, rates: list, r
           f"torch {torch.__version__}; torch.get_num_threads() = {torch.get_num_threads()}; batch {args.batch}; "
           f"best and median of {args.repeats} interleaved repeats")
     for m, rate in rates:
-        print(f"plain matmul 2048², timed among the {m} runs: fp32 {rate['fp32'] / 1e9:.0f} GFLOP/s, "
+        print(f"plain matmul {matmul_size(device)}², timed among the {m} runs: fp32 {rate['fp32'] / 1e9:.0f} GFLOP/s, "
               f"bf16 {rate['bf16'] / 1e9:.0f} GFLOP/s (bf16/fp32 {rate['bf16'] / rate['fp32']:.2f}×)")
     print()
     print("| modality | implementation | best s | median s | GFLOP/s | of matmul rate (same precision) "

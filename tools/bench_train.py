@@ -17,7 +17,10 @@ is taken only between those two rows. A third row times the trainer on its text 
 all-padding columns (exact under the causal mask); it runs fewer tokens, so it gets no ratio against open_clip.
 
 Steps alternate between the sides (the CPU is shared; alternation spreads any interference over both), after one
-warm-up step each; the median step time gives samples/s.
+warm-up step each; the median step time gives samples/s. Each side's FLOPs per step (forward and backward, as
+``torch.utils.flop_counter`` counts the matmuls, convolutions and attention it runs; the optimiser's elementwise
+update is not counted) over its median step time give its achieved rate, and that over a plain square matmul's in
+the step's precision (timed in the same loop) its model-FLOP utilisation against what this machine attains.
 
     python tools/bench_train.py                 # CPU, fp32, batch 8
     python tools/bench_train.py --precision bf16 --device cuda --batch 64
@@ -35,6 +38,9 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_imagebind import matmul, matmul_size  # noqa: E402
 
 CAPTIONS = ["a photo of a dog playing in the snow", "a red car parked beside an old brick building at dusk",
             "two people riding bicycles along a beach", "a bowl of soup", "a cat sleeping on a laptop keyboard",
@@ -117,6 +123,17 @@ def open_clip_side(device: torch.device, precision: str, fused: bool):
     return step, open_clip.get_tokenizer("ViT-B-16"), params
 
 
+def step_flops(step, images: torch.Tensor, tokens: torch.Tensor) -> float:
+    """FLOPs of one training step as :class:`torch.utils.flop_counter.FlopCounterMode` counts them (forward and
+    backward matmuls, convolutions and attention). The counted step is a real step: it trains the model once more."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(images, tokens)
+    return float(counter.get_total_flops())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -143,33 +160,42 @@ def main(argv: list[str] | None = None) -> int:
              comparable[1]: (ours, tokens77),
              f"OmniEmbed trainer, its collate ({trimmed.shape[1]} tokens)": (ours, trimmed)}
 
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    for name, (step, tokens) in sides.items():  # warm-up: allocator, AdamW state, autotuning
-        step(images, tokens)
+    ceiling, ceiling_flops = matmul(torch.bfloat16 if args.precision == "bf16" else torch.float32, device)
+    runs = {name: (lambda step=step, tokens=tokens: step(images, tokens)) for name, (step, tokens) in sides.items()}
+    runs["matmul"] = ceiling
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():  # warm-up: allocator, AdamW state, autotuning
+        run()
+    work = {name: step_flops(step, images, tokens) for name, (step, tokens) in sides.items()}
     for _ in range(args.steps):
-        for name, (step, tokens) in sides.items():
+        for name, run in runs.items():
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            step(images, tokens)
+            run()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - t0)
+    attainable = ceiling_flops / statistics.median(times.pop("matmul"))
 
     base = args.batch / statistics.median(times["open_clip ViT-B-16 (77 tokens)"])
     print(f"one image–text training step, batch {args.batch}, {args.precision}, {device}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU: {cpu_model()}")
     print(f"AdamW fused={fused} on both sides; gradient clipping at 1.0 on both; 77-token ids on both compared rows")
     print(f"trainable parameters: OmniEmbed {our_params / 1e6:.1f} M, open_clip {their_params / 1e6:.1f} M")
+    print(f"plain {args.precision} matmul {matmul_size(device)}² in the same loop: {attainable / 1e12:.2f} TFLOP/s "
+          "(the utilisation column's denominator)")
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"| {'side':<44} | {'median step s':>13} | {'min–max s':>13} | {'samples/s':>9} "
-          f"| {'ratio vs open_clip':>18} |")
-    print(f"|{'-' * 46}|{'-' * 15}|{'-' * 15}|{'-' * 11}|{'-' * 20}|")
+          f"| {'ratio vs open_clip':>18} | {'GFLOP/step':>10} | {'TFLOP/s':>7} | {'of matmul rate':>14} |")
+    print(f"|{'-' * 46}|{'-' * 15}|{'-' * 15}|{'-' * 11}|{'-' * 20}|{'-' * 12}|{'-' * 9}|{'-' * 16}|")
     for name, ts in times.items():
         rate = args.batch / statistics.median(ts)
         ratio = f"{rate / base:.2f}" if name in comparable else "– (fewer tokens)"
         spread = f"{min(ts):.3f}–{max(ts):.3f}"
-        print(f"| {name:<44} | {statistics.median(ts):>13.3f} | {spread:>13} | {rate:>9.3f} | {ratio:>18} |")
+        achieved = work[name] / statistics.median(ts)
+        print(f"| {name:<44} | {statistics.median(ts):>13.3f} | {spread:>13} | {rate:>9.3f} | {ratio:>18} "
+              f"| {work[name] / 1e9:>10.1f} | {achieved / 1e12:>7.3f} | {achieved / attainable:>14.0%} |")
     return 0
 
 
