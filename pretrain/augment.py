@@ -27,8 +27,8 @@ from omniembed.config import from_dict
 from omniembed.errors import ConfigError
 from omniembed.modalities.audio_augment import SpecAugment
 from omniembed.modalities.image_augment import RandomAffine
-from omniembed.modalities.point_augment import (Compose, Jitter, PointDropout, RandomScale, RotateUp, SlabDepth,
-                                                SlabFaces, Thin)
+from omniembed.modalities.point_augment import (Compose, Jitter, Outline, PointDropout, RandomScale, RotateUp,
+                                                SlabDepth, SlabFaces, Thin)
 from omniembed.modalities.random_draws import check_range
 from omniembed.modalities.scan_augment import ScanAugment
 
@@ -38,7 +38,8 @@ BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 @dataclass
 class PointAugment:
     """The cloud's thinnest axis scaled by a factor in ``depth`` (``[1, 1]``: off), its points moved onto the slab's
-    two faces for a ``faces`` share of clouds (0: off), a tilt of up to ``tilt`` radians
+    two faces for a ``faces`` share of clouds (0: off), only their outline's ``outline_keep`` share of points kept
+    for an ``outline`` share of clouds (0: off), a tilt of up to ``tilt`` radians
     about each of the two other axes (0: none), rotation about ``up_axis`` (up to ``max_angle`` radians; 0 for
     none), per-axis scale in ``scale``, jitter of std ``jitter`` clipped to ±``jitter_clip``, thinning by up to
     ``thin`` of the points (0: off) and dropout of up to ``dropout`` of the points, in that order."""
@@ -53,16 +54,21 @@ class PointAugment:
     tilt: float = 0.0
     faces: float = 0.0
     thin: float = 0.0
+    outline: float = 0.0
+    outline_keep: float = 0.6
     normals: bool = False
 
     def __post_init__(self) -> None:
         check_range("PointAugment", "scale", self.scale)
         check_range("PointAugment", "depth", self.depth)
-        for name in ("faces", "thin"):
+        for name in ("faces", "thin", "outline"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"PointAugment: {name} is a share in [0, 1], got {getattr(self, name)}")
+        if not 0 < self.outline_keep <= 1:
+            raise ValueError(f"PointAugment: outline_keep is a share in (0, 1], got {self.outline_keep}")
         first = [SlabDepth(self.depth[0], self.depth[1], self.normals)] if self.depth != [1, 1] else []
         first += [SlabFaces(self.faces, self.normals)] if self.faces else []
+        first += [Outline(self.outline, self.outline_keep)] if self.outline else []
         first += [RotateUp(axis, self.tilt, self.normals) for axis in range(3) if axis != self.up_axis and self.tilt]
         self.chain = Compose([*first, RotateUp(self.up_axis, self.max_angle, self.normals),
                               RandomScale(self.scale[0], self.scale[1], normals=self.normals),

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from omniembed.modalities.point_augment import (Compose, Jitter, PointDropout, RandomScale, RotateUp, SlabDepth,
-                                                SlabFaces, Thin, default_point_augment)
+from omniembed.modalities.point_augment import (Compose, Jitter, Outline, PointDropout, RandomScale, RotateUp,
+                                                SlabDepth, SlabFaces, Thin, default_point_augment)
 
 
 def clouds_with_normals(b: int = 4, n: int = 200) -> torch.Tensor:
@@ -153,3 +153,33 @@ def test_slab_faces_moves_the_chosen_share_of_clouds_and_sets_face_normals():
     torch.testing.assert_close(out[moved][..., 3:5], torch.zeros_like(out[moved][..., 3:5]), rtol=0, atol=0.05)
     torch.testing.assert_close(out[~moved], clouds[~moved])
     torch.testing.assert_close(out[..., 6], clouds[..., 6])
+
+
+def turned_disc(b: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``b`` filled unit discs of 512 points, 0.05 thick, turned as :func:`turned_slab`: the clouds ``[b, 512, 3]``,
+    each point's radius in its disc ``[b, 512]`` and the turn."""
+    g = gen(seed)
+    radius, angle = torch.rand(b, 512, generator=g).sqrt(), torch.rand(b, 512, generator=g) * 2 * math.pi
+    flat = torch.stack([radius * angle.cos(), radius * angle.sin(), (torch.rand(b, 512, generator=g) - 0.5) * 0.05],
+                       dim=-1)
+    turn = turned_slab(0.05, seed)[1]
+    return flat @ turn, radius, turn
+
+
+def test_outline_keeps_a_turned_disc_s_rim_and_fills_the_other_slots_with_copies_of_it():
+    clouds, radius, turn = turned_disc(2, seed=6)
+    out = Outline(p=1.0, keep=0.4)(clouds, gen())
+    assert ((out[:, :, None] - clouds[:, None]).abs().amax(dim=-1) == 0).any(dim=-1).all()  # only its own points
+    assert [len(torch.unique(o, dim=0)) for o in out] == [round(0.4 * 512)] * 2             # the kept share
+    rim = (out @ turn.T)[..., :2].norm(dim=-1)
+    # the outer 40 % of a disc's area lies beyond r = √0.6 ≈ 0.77 (mean r there 0.89; the whole disc's is 0.67)
+    assert radius.mean() < 0.7 and rim.mean() > 0.85 and (rim > 0.6).float().mean() > 0.97
+
+
+def test_outline_changes_the_chosen_share_of_clouds_only():
+    clouds = torch.cat([turned_disc(100, seed=7)[0], torch.rand(100, 512, 1)], dim=-1)  # a colour rides along
+    out = Outline(p=0.5, keep=0.6)(clouds, gen())
+    changed = (out - clouds).abs().amax(dim=(1, 2)) > 0
+    assert 0.35 < changed.float().mean() < 0.65
+    torch.testing.assert_close(out[~changed], clouds[~changed], rtol=0, atol=0)
+    assert ((out[changed][:, :, None] - clouds[changed][:, None]).abs().amax(dim=-1) == 0).any(dim=-1).all()
