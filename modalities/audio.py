@@ -56,7 +56,8 @@ from omniembed.nn.transformer import Transformer
 from omniembed.registry import Modality, register_modality
 
 from .audio_features import (BatchedFbank, clip_ranges, frame_samples, kaldi_fbank, log_mel_to_model_input, n_frames,
-                             normalise_per_clip, polyphase_resampler, resample, resampled_length, resampler_blocks)
+                             normalise_per_clip, polyphase_resampler, resample, resampled_length, resampler_blocks,
+                             voiced_span)
 from .audio_io import ArraySource, AudioSource, open_audio
 
 THUMBNAIL_SECONDS = 10.0
@@ -90,6 +91,10 @@ class AudioConfig(ModalityConfig):
     feature_norm: Literal["global", "clip"] = "global"
     """"global": ``(x − feature_mean) / feature_std`` (ImageBind); "clip": per-clip mean and variance
     normalisation of every mel bin (speaker- and channel-robust; for models trained on few speakers)."""
+    trim_db: float | None = None
+    """Cut the lead-in and tail quieter than this many dB below the loudest 25 ms frame before the clips are
+    placed (:func:`~.audio_features.voiced_span`), so how much silence a recorder caught around a sound is no part
+    of its embedding; None keeps the whole input (ImageBind)."""
     patch_size: int = 16
     patch_stride: int = 10
     stem_norm_eps: float = 1e-5
@@ -161,6 +166,9 @@ class AudioModality(Modality):
                     "patch_stride"):
             if getattr(config, key) <= 0:
                 raise ConfigError(f"audio.{key} must be positive, got {getattr(config, key)}")
+        if config.trim_db is not None and not config.trim_db > 0:
+            raise ConfigError(f"audio.trim_db must be positive (dB below the loudest frame) or null, got "
+                              f"{config.trim_db}")
         if isinstance(config.tower, TdnnConfig):
             config.tower.validate("audio.tower")
             if config.tower.pool == "valid" and config.feature_norm != "clip":
@@ -200,7 +208,9 @@ class AudioModality(Modality):
         if n_out < self.window:
             raise InputError(source.name, f"audio is {n_out / cfg.sample_rate * 1000:.1f} ms long, shorter than "
                                           f"one {self.window / cfg.sample_rate * 1000:.0f} ms filterbank frame")
-        ranges = clip_ranges(n_out, cfg.sample_rate, cfg.n_clips, cfg.clip_seconds)
+        start, stop = self._kept_span(source, n_out)
+        ranges = [(start + a, start + b) for a, b in clip_ranges(stop - start, cfg.sample_rate, cfg.n_clips,
+                                                                  cfg.clip_seconds)]
         lengths = [b - a for a, b in ranges]
         waves = torch.empty(len(ranges), max(lengths))
         for span_start, span_stop, members in _spans(ranges):
@@ -220,6 +230,17 @@ class AudioModality(Modality):
                 if view.shape[1] < waves.shape[1]:
                     waves[k, view.shape[1]:] = 0.0
         return AudioClips(waves, torch.tensor(lengths, dtype=torch.int64), source.name)
+
+    def _kept_span(self, source: AudioSource, n_out: int) -> tuple[int, int]:
+        """Model-rate samples ``[start, stop)`` the clips are placed in: all of them, or with ``trim_db`` the span
+        from the first to the last loud frame of the mono mix."""
+        if self.config.trim_db is None:
+            return 0, n_out
+        whole = self._read_resampled(source, 0, n_out)
+        if not torch.isfinite(whole).all():
+            raise InputError(source.name, "audio contains NaN or Inf samples")
+        mono = whole[0] if self.config.channel_mix == "first" or whole.shape[0] == 1 else whole.mean(dim=0)
+        return voiced_span(mono, self.config.sample_rate, self.config.trim_db)
 
     def _read_resampled(self, source: AudioSource, start: int, stop: int) -> torch.Tensor:
         """Model-rate samples ``[start, stop)`` of ``source`` as ``[C, stop - start]``, equal to slicing the whole

@@ -54,6 +54,22 @@ def clip_ranges(n_samples: int, sample_rate: int, n_clips: int, clip_seconds: fl
     return ranges
 
 
+def voiced_span(mono: torch.Tensor, sample_rate: int, trim_db: float) -> tuple[int, int]:
+    """Samples ``[start, stop)`` of ``mono [N]`` from the first to the last 25 ms frame (every 10 ms) whose energy
+    is within ``trim_db`` dB of the loudest frame's: the sound without the quieter lead-in and tail around it.
+    Silence throughout (or a signal shorter than one frame) keeps everything."""
+    window, shift = frame_samples(sample_rate)
+    if mono.shape[0] < window:
+        return 0, mono.shape[0]
+    energy = mono.unfold(0, window, shift).square().mean(dim=1)                 # [frames]
+    peak = energy.max()
+    if not peak > 0:
+        return 0, mono.shape[0]
+    loud = (energy >= peak * 10 ** (-trim_db / 10)).nonzero()[:, 0]
+    last = len(energy) - 1  # loud to the last whole frame: the samples after it stay too
+    return int(loud[0]) * shift, mono.shape[0] if loud[-1] == last else int(loud[-1]) * shift + window
+
+
 def frame_samples(sample_rate: int) -> tuple[int, int]:
     """Kaldi's (window, shift) in samples for 25 ms frames every 10 ms."""
     return int(sample_rate * FRAME_MS / 1000), int(sample_rate * SHIFT_MS / 1000)

@@ -458,3 +458,38 @@ def test_timm_and_tdnn_together_are_a_config_error():
         ModelConfig.from_dict({"modalities": {"image": {}, "audio": {"timm": {"name": "test_resnet"}, "tdnn": {}}}})
     with pytest.raises(ConfigError, match="audio.tower.kernels"):
         audio(tower=TdnnConfig(kernels=[2, 3, 3]))
+
+
+def burst(lead: float, tail: float, rate: int = 8000, seed: int = 0) -> np.ndarray:
+    """One fixed 0.4 s burst of broadband sound with ``lead`` and ``tail`` seconds of quiet room noise (``seed``'s,
+    60 dB below it) around it."""
+    sound = np.random.default_rng(99).normal(0, 0.3, int(0.4 * rate))
+    wave = np.concatenate([np.zeros(int(lead * rate)), sound, np.zeros(int(tail * rate))])
+    return (wave + np.random.default_rng(seed).normal(0, 3e-4, wave.shape)).astype(np.float32)
+
+
+def test_trim_db_places_the_clip_at_the_sound_whatever_quiet_lead_in_and_tail_surround_it():
+    trimmed = audio(sample_rate=8000, n_clips=1, clip_seconds=1.0, n_mels=40, target_frames=100, trim_db=30)
+    short, long = (trimmed.preprocess((burst(lead, tail, seed=i), 8000)) for i, (lead, tail) in
+                   enumerate([(0.05, 0.05), (0.7, 0.5)]))
+    assert abs(int(short.lengths[0]) - int(long.lengths[0])) <= 80 and short.lengths[0] < 0.5 * 8000  # ± one shift
+    features = [trimmed.collate([clips])[0, 0, 0] for clips in (short, long)]  # [n_mels, frames]
+    n = min(int(short.lengths[0]), int(long.lengths[0])) // 80 - 2
+    torch.testing.assert_close(features[0][:, :n], features[1][:, :n], rtol=0, atol=1e-2)
+    whole = audio(sample_rate=8000, n_clips=1, clip_seconds=1.0, n_mels=40, target_frames=100)
+    untrimmed = [whole.preprocess((burst(lead, tail), 8000)) for lead, tail in [(0.05, 0.05), (0.7, 0.5)]]
+    assert int(untrimmed[1].lengths[0]) == 8000  # the first second: 0.7 s of room noise, then the sound
+    apart = [whole.collate([clips])[0, 0, 0] for clips in untrimmed]
+    assert (apart[0][:, :n] - apart[1][:, :n]).abs().max() > 1.0
+
+
+def test_trim_db_keeps_silence_and_a_quiet_file_whole():
+    trimmed = audio(sample_rate=8000, n_clips=1, clip_seconds=1.0, trim_db=30)
+    assert int(trimmed.preprocess((np.zeros(4000, np.float32), 8000)).lengths[0]) == 4000
+    hum = np.full(4000, 1e-3, np.float32)  # level all through: every frame is within 30 dB of the loudest
+    assert int(trimmed.preprocess((hum, 8000)).lengths[0]) == 4000
+
+
+def test_trim_db_must_be_positive():
+    with pytest.raises(ConfigError, match="trim_db"):
+        audio(trim_db=0)
