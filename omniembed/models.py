@@ -44,7 +44,8 @@ def omni_tiny() -> ModelConfig:
 def omni_digits() -> ModelConfig:
     """The OmniDigits demo model (``omniembed demo``): a small CNN (timm ``resnet10t``, channels-last) for 32-pixel
     images and a time-delay network over spectrograms (40 mel bins at 8 kHz, the Free Spoken Digit Dataset's rate:
-    128 bins up to 8 kHz leave half of them empty, and per-clip normalised), which learn from a few thousand samples
+    128 bins up to 8 kHz leave half of them empty, per-clip normalised, of the sound with the lead-in and tail more
+    than 30 dB below its loudest frame cut off), which learn from a few thousand samples
     in minutes on a CPU and carry over to unseen writers and speakers; a two-layer text transformer; video as its
     frames through the image encoder plus its audio track; a small Point-BERT."""
     return ModelConfig.from_dict({
@@ -56,7 +57,7 @@ def omni_digits() -> ModelConfig:
                       "tower": {"kind": "timm", "name": "resnet10t", "channels_last": True}},
             "text": {"context_length": 16, "trunk": {"width": 64, "depth": 2, "heads": 4, "causal": True}},
             "audio": {"sample_rate": 8000, "n_mels": 40, "n_clips": 1, "clip_seconds": 1.0, "target_frames": 100,
-                      "feature_norm": "clip", "tower": {"kind": "tdnn", "width": 128},
+                      "feature_norm": "clip", "trim_db": 30.0, "tower": {"kind": "tdnn", "width": 128},
                       "logit_scale": {"init": 14.285714285714285, "learnable": True}},
             "video": {"n_clips": 1, "clip_seconds": 1.0, "frames_per_clip": 2},
             "pointcloud": {"n_points": 512, "n_groups": 32, "group_size": 16, "encoder_dims": 64, "stem_hidden": 32,
