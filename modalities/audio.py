@@ -208,13 +208,14 @@ class AudioModality(Modality):
         if n_out < self.window:
             raise InputError(source.name, f"audio is {n_out / cfg.sample_rate * 1000:.1f} ms long, shorter than "
                                           f"one {self.window / cfg.sample_rate * 1000:.0f} ms filterbank frame")
-        start, stop = self._kept_span(source, n_out)
+        start, stop, whole = self._kept_span(source, n_out)
         ranges = [(start + a, start + b) for a, b in clip_ranges(stop - start, cfg.sample_rate, cfg.n_clips,
                                                                   cfg.clip_seconds)]
         lengths = [b - a for a, b in ranges]
         waves = torch.empty(len(ranges), max(lengths))
         for span_start, span_stop, members in _spans(ranges):
-            buffer = self._read_resampled(source, span_start, span_stop)  # [C, span]
+            buffer = (self._read_resampled(source, span_start, span_stop) if whole is None  # [C, span]
+                      else whole[:, span_start:span_stop])
             if not torch.isfinite(buffer.sum()) and not torch.isfinite(buffer).all():  # sum: the fast check
                 raise InputError(source.name, "audio contains NaN or Inf samples")
             for k in members:
@@ -231,16 +232,17 @@ class AudioModality(Modality):
                     waves[k, view.shape[1]:] = 0.0
         return AudioClips(waves, torch.tensor(lengths, dtype=torch.int64), source.name)
 
-    def _kept_span(self, source: AudioSource, n_out: int) -> tuple[int, int]:
+    def _kept_span(self, source: AudioSource, n_out: int) -> tuple[int, int, torch.Tensor | None]:
         """Model-rate samples ``[start, stop)`` the clips are placed in: all of them, or with ``trim_db`` the span
-        from the first to the last loud frame of the mono mix."""
+        from the first to the last loud frame of the mono mix — then with the whole resampled input ``[C, n_out]``
+        it was found in, which the clips are cut from instead of reading it again."""
         if self.config.trim_db is None:
-            return 0, n_out
+            return 0, n_out, None
         whole = self._read_resampled(source, 0, n_out)
         if not torch.isfinite(whole).all():
             raise InputError(source.name, "audio contains NaN or Inf samples")
         mono = whole[0] if self.config.channel_mix == "first" or whole.shape[0] == 1 else whole.mean(dim=0)
-        return voiced_span(mono, self.config.sample_rate, self.config.trim_db)
+        return *voiced_span(mono, self.config.sample_rate, self.config.trim_db), whole
 
     def _read_resampled(self, source: AudioSource, start: int, stop: int) -> torch.Tensor:
         """Model-rate samples ``[start, stop)`` of ``source`` as ``[C, stop - start]``, equal to slicing the whole
