@@ -187,6 +187,8 @@ def test_spec_masks_zero_whole_bands_and_spans_of_at_most_the_given_width():
     ("{image: {min_scale: 0.5}}", "data.augment.image: expected {kind: affine | scan | points"),
     ("{pointcloud: {kind: points, scale: [2]}}", "data.augment.pointcloud: PointAugment: scale must be [low, high]"),
     ("{pointcloud: {kind: points, thin: 1.5}}", "data.augment.pointcloud: PointAugment: thin is a share in [0, 1]"),
+    ("{pointcloud: {kind: points, outline: -0.1}}", "PointAugment: outline is a share in [0, 1]"),
+    ("{pointcloud: {kind: points, outline_keep: 0}}", "PointAugment: outline_keep is a share in (0, 1]"),
     ("{audio: {kind: spec, freq_warp: [1.1, 0.9]}}", "data.augment.audio: SpecAugment: freq_warp must be [low, high]"),
     ("{audio: {kind: spec, time_masks: -1}}", "data.augment.audio: SpecAugment: time_masks must be >= 0"),
 ])
