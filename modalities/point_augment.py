@@ -173,8 +173,8 @@ def outline_order(xyz: torch.Tensor) -> torch.Tensor:
 def _outline_order(xyz: torch.Tensor) -> torch.Tensor:
     _, centred, thin = thinnest_axis(xyz)
     planar = centred - (centred * thin[:, None, :]).sum(-1, keepdim=True) * thin[:, None, :]      # [B, N, 3]
-    width = OUTLINE_WIDTH * planar.square().sum(-1).mean(-1).sqrt()[:, None, None]              # [B, 1, 1]
     square = planar.square().sum(-1)                                                             # [B, N]
+    width = OUTLINE_WIDTH * square.mean(-1).sqrt()[:, None, None]                                # [B, 1, 1]
     distance2 = (square[:, :, None] + square[:, None, :] - 2 * planar @ planar.transpose(1, 2)).clamp_min(0)
     weight = torch.exp(distance2 / (-2 * width.square()))                                        # [B, N, N]
     centroid = weight @ planar / weight.sum(-1, keepdim=True)                                    # [B, N, 3]

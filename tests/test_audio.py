@@ -218,6 +218,14 @@ def test_nan_or_inf_samples_are_an_input_error(tmp_path, bad):
         audio().preprocess(samples)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_in_a_quiet_lead_in_is_an_input_error_with_trim_db(tmp_path, bad):
+    samples = np.concatenate([np.zeros(RATE // 2, np.float32), tone(1.0)])
+    samples[RATE // 10] = bad  # in the lead-in that trimming would cut
+    with pytest.raises(InputError, match=r"bad\.wav: audio contains NaN or Inf samples"):
+        audio(trim_db=30).prepare(write(tmp_path / "bad.wav", samples, subtype="FLOAT"))
+
+
 def test_corrupt_file_and_unknown_codec_are_unreadable(tmp_path):
     garbage = tmp_path / "garbage.mp3"
     garbage.write_bytes(b"definitely not audio " * 50)
