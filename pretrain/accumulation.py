@@ -41,13 +41,16 @@ class Objective(Protocol):
     def pairs_of(self, dataset: int) -> Sequence[PlannedPair]: ...
 
     def __call__(self, dataset: int, embeddings: dict[str, torch.Tensor], scales: dict[str, torch.Tensor],
-                 biases: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+                 biases: dict[str, torch.Tensor], groups: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
 
 
 def backward_step(module: nn.Module, objective: Objective, micro_batches: list[dict[str, Any]], dataset: int,
-                  autocast: contextlib.AbstractContextManager) -> dict[str, torch.Tensor]:
+                  autocast: contextlib.AbstractContextManager, groups: torch.Tensor | None = None
+                  ) -> dict[str, torch.Tensor]:
     """Accumulate into ``.grad`` the gradient of the loss of the union of ``micro_batches`` (each
-    {modality: collated inputs}, in row order); returns the loss's detached metrics.
+    {modality: collated inputs}, in row order); returns the loss's detached metrics. ``groups``: [B] the whole
+    batch's row groups (the loss's positives), or None.
 
     ``module(inputs, pairs)`` → ({modality: unit embeddings [b, E]}, {other: logit scale []}, {"a-b": bias []}),
     as :class:`~omniembed.pretrain.trainer.TrainingModule` (possibly wrapped in DDP or FSDP2).
@@ -56,7 +59,7 @@ def backward_step(module: nn.Module, objective: Objective, micro_batches: list[d
     if len(micro_batches) == 1:
         with autocast:
             embeddings, scales, biases = module(micro_batches[0], pairs)
-        loss, metrics = objective(dataset, embeddings, scales, biases)
+        loss, metrics = objective(dataset, embeddings, scales, biases, groups)
         loss.backward()
         return metrics
 
@@ -81,7 +84,7 @@ def backward_step(module: nn.Module, objective: Objective, micro_batches: list[d
                 biases = {k: v.detach() for k, v in biases.items()}
             embeddings = {m: torch.cat([live[m] if i == j and m in live else part[m] for i, part in enumerate(cached)])
                           for m in cached[0]}
-            loss, metrics = objective(dataset, embeddings, scales, biases)
+            loss, metrics = objective(dataset, embeddings, scales, biases, groups)
             loss.backward()
     after.restore()
     return metrics

@@ -74,7 +74,10 @@ class DatasetConfig:
     ``[[image, pointcloud], [text, pointcloud]]``). ``weight``: probability (normalised over datasets) that a step
     draws its batch from this dataset. ``keys``: modality → file extension in the samples, where the suffix
     registry would be ambiguous. ``batch_size``: a global batch for this dataset instead of ``data.batch_size``.
-    ``loss_weights``: per-pair multipliers, in ``pairs`` order.
+    ``loss_weights``: per-pair multipliers, in ``pairs`` order. ``group_key``: a member naming each sample's group
+    (``cls``: its class, as text); the loss then counts every pair of one group as a positive (see
+    :mod:`omniembed.pretrain.losses`), and a sample without the member counts as incomplete. Default: only a
+    sample's own partner is its positive.
     """
 
     name: str = ""
@@ -84,9 +87,13 @@ class DatasetConfig:
     keys: dict[str, str] = field(default_factory=dict)
     batch_size: int | None = None
     loss_weights: list[float] | None = None
+    group_key: str | None = None
 
     def __post_init__(self) -> None:
         check_positive(self, "weight", "batch_size")
+        if self.group_key is not None and (not self.group_key or self.group_key.startswith("__")):
+            raise ConfigError(f"dataset {self.name}: group_key must name a sample member such as 'cls', got "
+                              f"{self.group_key!r}")
 
 
 @dataclass

@@ -21,6 +21,7 @@ process.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -158,10 +159,11 @@ class PairDecoder:
     """
 
     def __init__(self, processors: dict[str, Modality], modalities: list[str], keys: dict[str, str],
-                 cache: DecodedCache | None = None):
+                 cache: DecodedCache | None = None, group_key: str | None = None):
         self.processors = {m: processors[m] for m in modalities}
         self.keys = keys
         self.cache = cache
+        self.group_key = group_key
         self._members: dict[tuple[str, ...], dict[str, tuple[str, str] | None]] = {}
 
     def extension_of(self, modality: str, sample: dict[str, Any]) -> tuple[str, str] | None:
@@ -184,20 +186,33 @@ class PairDecoder:
         return self._members[names]
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any] | None:
-        """The decoded inputs, or None when the sample lacks a modality (counted as incomplete)."""
+        """The decoded inputs, or None when the sample lacks a modality or its ``group_key`` member (counted as
+        incomplete)."""
         members = self.members(sample)
-        if any(member is None for member in members.values()):
+        if self._incomplete(sample, members):
             return None
         return {m: self._decode(m, sample, ext, suffix) for m, (ext, suffix) in members.items()}
 
+    def group(self, sample: dict[str, Any]) -> int:
+        """The sample's group (:func:`group_id` of its ``group_key`` member), for a complete sample."""
+        key = self._cache_key(GROUP, sample, self.group_key)
+        decode = partial(group_id, sample[self.group_key], sample_name(sample))
+        return decode() if self.cache is None or key is None else self.cache.get_or_decode(key, decode)
+
     def needs_bytes(self, sample: dict[str, Any]) -> bool:
-        """Whether decoding ``sample`` reads a member's bytes: False when it lacks a modality (incomplete) or has
-        every one in the cache."""
+        """Whether decoding ``sample`` reads a member's bytes: False when it is incomplete or has every decoded
+        member (and its group) in the cache."""
         members = self.members(sample)
-        if any(member is None for member in members.values()):
+        if self._incomplete(sample, members):
             return False
         keys = [self._cache_key(m, sample, ext) for m, (ext, _) in members.items()]
+        if self.group_key is not None:
+            keys.append(self._cache_key(GROUP, sample, self.group_key))
         return self.cache is None or None in keys or not all(key in self.cache for key in keys)
+
+    def _incomplete(self, sample: dict[str, Any], members: dict[str, tuple[str, str] | None]) -> bool:
+        return (any(member is None for member in members.values())
+                or (self.group_key is not None and self.group_key not in sample))
 
     def _decode(self, modality: str, sample: dict[str, Any], ext: str, suffix: str) -> Any:
         decode = partial(decode_file, self.processors[modality], sample[ext], suffix)
@@ -208,6 +223,25 @@ class PairDecoder:
     def _cache_key(modality: str, sample: dict[str, Any], ext: str) -> tuple | None:
         # the modality too: datasets' ``keys`` may read one member as different modalities
         return (sample["__url__"], sample["__key__"], ext, modality) if "__url__" in sample else None
+
+
+GROUP = "__group__"
+"""The decoded cache's name for a sample's group, beside its modalities'."""
+
+
+def group_id(value: bytes | str, name: str) -> int:
+    """A group member's value (``.cls``: ``b"7"``; any text) → a signed 64-bit id, the same in every process: the
+    integer itself when the text is one, else the first 8 bytes of its BLAKE2b digest."""
+    text = (value.decode("utf-8") if isinstance(value, bytes) else str(value)).strip()
+    if not text:
+        raise ValueError(f"{name}: its group member is empty")
+    try:
+        number = int(text)
+    except ValueError:
+        return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+    if not -(1 << 63) <= number < 1 << 63:
+        raise ValueError(f"{name}: group {text} is outside the signed 64-bit range")
+    return number
 
 
 def suffix_modality(ext: str) -> tuple[str, str] | None:
@@ -266,7 +300,8 @@ class StepShards(IterableDataset):
         mine = streams_of(self.rank, self.world, worker, workers, self.config.streams)
         datasets = self.config.datasets
         cache = DecodedCache(self.config.decoded_cache_mb << 20) if self.config.decoded_cache_mb else None
-        decoders = [PairDecoder(self.processors, modalities_of(ds), ds.keys, cache) for ds in datasets]
+        decoders = [PairDecoder(self.processors, modalities_of(ds), ds.keys, cache, ds.group_key)
+                    for ds in datasets]
         streams = {}
         for d, ds in enumerate(datasets):
             read = read_shard if cache is None else ShardReplay(read_shard, decoders[d])
@@ -282,26 +317,34 @@ class StepShards(IterableDataset):
             per_stream = (datasets[d].batch_size or self.config.batch_size) // self.config.streams
             samples: dict[str, list] = {m: [] for m in decoders[d].processors}
             keys: list[str] = []
+            groups: list[int] = []
             try:
                 for c in mine:
-                    for key, inputs in self._take(streams[d, c], decoders[d], per_stream):
+                    for key, inputs, group in self._take(streams[d, c], decoders[d], per_stream):
                         keys.append(key)
+                        groups.append(group)
                         for m, x in inputs.items():
                             samples[m].append(x)
             except DataError as exc:  # sent as data: raised in a worker, it would reach the user as a traceback
                 yield {"step": step, "error": str(exc)}
                 return
             yield {"step": step, "dataset": d, "samples": pack(samples), "keys": keys,
+                   "groups": groups if datasets[d].group_key is not None else None,
                    "state": {stream_id(datasets[e], c): vars(s.state()) for (e, c), s in streams.items()}}
             step += 1
 
-    def _take(self, stream: SampleStream, decode: PairDecoder, n: int) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``n`` decoded samples of ``stream`` as (``shard name:key``, inputs), skipping (and counting) bad ones."""
+    def _take(self, stream: SampleStream, decode: PairDecoder, n: int
+              ) -> Iterator[tuple[str, dict[str, Any], int | None]]:
+        """``n`` decoded samples of ``stream`` as (``shard name:key``, inputs, group or None), skipping (and
+        counting) bad ones."""
         got = 0
         while got < n:
             sample = next(stream)
+            group = None
             try:
                 inputs = decode(sample)
+                if inputs is not None and decode.group_key is not None:
+                    group = decode.group(sample)
             except DECODE_ERRORS:
                 stream.counts["corrupt"] += 1
                 inputs = None
@@ -315,7 +358,7 @@ class StepShards(IterableDataset):
                                     f"or incomplete (limit data.max_skip_fraction={self.config.max_skip_fraction})")
                 continue
             got += 1
-            yield sample_name(sample), inputs
+            yield sample_name(sample), inputs, group
 
 
 def _as_is(item: Any) -> Any:
@@ -339,13 +382,15 @@ def modalities_of(ds: DatasetConfig) -> list[str]:
 class Batch:
     """One process's batch of one step, all from dataset ``dataset``: ``micro_batches`` is the batch's rows in
     order, in one or more equal parts, each collated {modality: batch} (gradient accumulation scores them as one);
-    ``keys`` names its samples in batch order (:func:`sample_name`)."""
+    ``keys`` names its samples in batch order (:func:`sample_name`); ``groups`` [size] int64 their groups, when the
+    dataset has a ``group_key``."""
 
     step: int
     dataset: int
     micro_batches: list[dict[str, Any]]
     size: int
     keys: list[str] = field(default_factory=list)
+    groups: torch.Tensor | None = None
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -404,7 +449,10 @@ class PairLoader:
         part = size // self.micro_batches
         micro = [{m: self.processors[m].collate(xs[i * part:(i + 1) * part]) for m, xs in samples.items()}
                  for i in range(self.micro_batches)]
-        return Batch(parts[0]["step"], parts[0]["dataset"], micro, size, [k for p in parts for k in p["keys"]])
+        groups = (None if parts[0]["groups"] is None
+                  else torch.tensor([g for p in parts for g in p["groups"]], dtype=torch.int64))
+        return Batch(parts[0]["step"], parts[0]["dataset"], micro, size, [k for p in parts for k in p["keys"]],
+                     groups)
 
     def state_dict(self) -> dict[str, dict]:
         return dict(self._state)

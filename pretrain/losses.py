@@ -1,7 +1,10 @@
 """Contrastive losses between two batches of unit embeddings: symmetric InfoNCE (CLIP) and sigmoid (SigLIP).
 
 Both losses score a batch of pairs (a[i], b[i]) — rows of ``a`` [B, E] and ``b`` [B, E], L2-normalised — by
-``logit_scale · a @ b.T`` and take the diagonal as the positives. The logit scale (inverse temperature) is a scalar
+``logit_scale · a @ b.T`` and take the diagonal as the positives. Given ``groups`` [B] (int64, a dataset's
+``group_key``: the class of each pair, say), every pair (a[i], b[j]) of one group is a positive instead, as UniCL
+(Yang et al., 2022) scores image–label data: a row's target is spread evenly over its group's columns, and rows of
+one class are no longer pushed apart as if they were negatives. Distinct groups give the diagonal losses exactly. The logit scale (inverse temperature) is a scalar
 tensor, learnable (:class:`LogitScale`, CLIP: init 1/0.07, at most 100) or fixed (ImageBind's audio: 20).
 
 Distributed (``torch.distributed`` initialised, world size W > 1): every process calls the loss alike with the same
@@ -104,7 +107,8 @@ def gather_rows(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
 class _Gathered:
     """rows_a, rows_b [R, E]: the rows this process scores; all_a, all_b [N, E]: every process's rows.
 
-    ``first``: the index in ``all_*`` of ``rows_*[0]``, the offset of the labels.
+    ``first``: the index in ``all_*`` of ``rows_*[0]``, the offset of the labels. ``all_groups`` [N]: every row's
+    group, or None when each row's only positive is its partner.
     """
 
     rows_a: torch.Tensor
@@ -112,6 +116,7 @@ class _Gathered:
     all_a: torch.Tensor
     all_b: torch.Tensor
     first: int
+    all_groups: torch.Tensor | None = None
 
     @property
     def labels(self) -> torch.Tensor:
@@ -121,6 +126,15 @@ class _Gathered:
     @property
     def scores_all_rows(self) -> bool:
         return len(self.rows_a) == len(self.all_a)
+
+    def positives(self) -> torch.Tensor:
+        """[R, N] bool: the columns that are positives of each scored row (its partner, or its group's)."""
+        if self.all_groups is None:
+            out = torch.zeros(len(self.rows_a), len(self.all_a), dtype=torch.bool, device=self.rows_a.device)
+            out[torch.arange(len(self.rows_a), device=out.device), self.labels] = True
+            return out
+        mine = self.all_groups[self.first:self.first + len(self.rows_a)]
+        return mine[:, None] == self.all_groups[None, :]
 
 
 class _GatheredPairLoss(nn.Module):
@@ -134,33 +148,45 @@ class _GatheredPairLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"local_loss={self.local_loss}, gather_with_grad={self.gather_with_grad}"
 
-    def _gather(self, a: torch.Tensor, b: torch.Tensor) -> _Gathered:
+    def _gather(self, a: torch.Tensor, b: torch.Tensor, groups: torch.Tensor | None) -> _Gathered:
         _check_pair(a, b)
+        if groups is not None and groups.shape != (len(a),):
+            raise ConfigError(f"contrastive loss: groups must be [B] = [{len(a)}], got {tuple(groups.shape)}")
         all_a, all_b = gather_rows(a, self.gather_with_grad), gather_rows(b, self.gather_with_grad)
+        all_groups = None if groups is None else gather_rows(groups.to(a.device), with_grad=False)
         if self.local_loss and len(all_a) > len(a):
-            return _Gathered(a, b, all_a, all_b, first=dist.get_rank() * len(a))
-        return _Gathered(all_a, all_b, all_a, all_b, first=0)
+            return _Gathered(a, b, all_a, all_b, dist.get_rank() * len(a), all_groups)
+        return _Gathered(all_a, all_b, all_a, all_b, 0, all_groups)
 
 
 class ContrastiveLoss(_GatheredPairLoss):
     """Symmetric InfoNCE: (CE(a → b) + CE(b → a)) / 2 over ``logit_scale · a @ b.T``, the diagonal positive.
 
-    a, b: [B, E] unit rows; logit_scale: scalar tensor [] (or a float for a fixed one). Returns a scalar [].
-    See the module docstring for what ``local_loss`` and ``gather_with_grad`` change under torch.distributed.
+    a, b: [B, E] unit rows; logit_scale: scalar tensor [] (or a float for a fixed one); groups: [B] int64 or
+    None (see the module docstring). Returns a scalar []. See the module docstring for what ``local_loss`` and
+    ``gather_with_grad`` change under torch.distributed.
     """
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
-        return self.detailed(a, b, logit_scale).loss
+    def forward(self, a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float,
+                groups: torch.Tensor | None = None) -> torch.Tensor:
+        return self.detailed(a, b, logit_scale, groups).loss
 
-    def detailed(self, a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float) -> PairLossOutput:
+    def detailed(self, a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float,
+                 groups: torch.Tensor | None = None) -> PairLossOutput:
         """The loss with its top-1 accuracies and scale, for logging."""
-        g = self._gather(a, b)
+        g = self._gather(a, b, groups)
         scale = _as_scalar(logit_scale, a, "logit_scale")
         logits_ab = scale * g.rows_a @ g.all_b.T  # [R, N]
         logits_ba = logits_ab.T if g.scores_all_rows else scale * g.rows_b @ g.all_a.T
-        labels = g.labels
-        loss = (F.cross_entropy(logits_ab, labels) + F.cross_entropy(logits_ba, labels)) / 2
-        return PairLossOutput(loss, _top1(logits_ab, labels), _top1(logits_ba, labels), scale.detach())
+        if groups is None:
+            labels = g.labels
+            loss = (F.cross_entropy(logits_ab, labels) + F.cross_entropy(logits_ba, labels)) / 2
+            return PairLossOutput(loss, _top1(logits_ab, labels), _top1(logits_ba, labels), scale.detach())
+        positives = g.positives()  # [R, N], symmetric in a and b: a row's group is its partner's
+        targets = positives.to(logits_ab.dtype)
+        targets = targets / targets.sum(dim=1, keepdim=True)
+        loss = (F.cross_entropy(logits_ab, targets) + F.cross_entropy(logits_ba, targets)) / 2
+        return PairLossOutput(loss, _top1_in(logits_ab, positives), _top1_in(logits_ba, positives), scale.detach())
 
 
 class SigLIPLoss(_GatheredPairLoss):
@@ -168,31 +194,31 @@ class SigLIPLoss(_GatheredPairLoss):
 
     a, b: [B, E] unit rows; logit_scale, logit_bias: scalar tensors [] (or floats; no bias when None). The paper
     learns both, from :data:`SIGLIP_SCALE_INIT` and :data:`SIGLIP_BIAS_INIT`. R is the number of scored rows (B·W,
-    or B with ``local_loss``, where rows of ``a`` are scored against all of ``b``). The distributed version gathers
-    with all-gather rather than open_clip's ring of neighbour exchanges; ``a`` is gathered too, for ``accuracy_ba``.
-    Returns a scalar [].
+    or B with ``local_loss``, where rows of ``a`` are scored against all of ``b``). With ``groups`` [B], z = +1 on
+    every pair of one group. The distributed version gathers with all-gather rather than open_clip's ring of
+    neighbour exchanges; ``a`` is gathered too, for ``accuracy_ba``. Returns a scalar [].
     """
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float,
-                logit_bias: torch.Tensor | float | None = None) -> torch.Tensor:
-        return self.detailed(a, b, logit_scale, logit_bias).loss
+                logit_bias: torch.Tensor | float | None = None, groups: torch.Tensor | None = None) -> torch.Tensor:
+        return self.detailed(a, b, logit_scale, logit_bias, groups).loss
 
     def detailed(self, a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float,
-                 logit_bias: torch.Tensor | float | None = None) -> PairLossOutput:
+                 logit_bias: torch.Tensor | float | None = None, groups: torch.Tensor | None = None
+                 ) -> PairLossOutput:
         """The loss with its top-1 accuracies, scale and bias, for logging."""
-        g = self._gather(a, b)
+        g = self._gather(a, b, groups)
         scale = _as_scalar(logit_scale, a, "logit_scale")
         bias = None if logit_bias is None else _as_scalar(logit_bias, a, "logit_bias", positive=False)
         logits = scale * g.rows_a @ g.all_b.T  # [R, N]
         if bias is not None:
             logits = logits + bias
-        labels = g.labels
-        signs = torch.full_like(logits, -1.0)
-        signs[torch.arange(len(labels), device=labels.device), labels] = 1.0
-        loss = -F.logsigmoid(signs * logits).sum() / len(labels)
+        positives = g.positives()
+        signs = positives.to(logits.dtype) * 2 - 1
+        loss = -F.logsigmoid(signs * logits).sum() / len(logits)
         with torch.no_grad():
             logits_ba = logits.T if g.scores_all_rows else scale * g.rows_b @ g.all_a.T
-        return PairLossOutput(loss, _top1(logits, labels), _top1(logits_ba, labels), scale.detach(),
+        return PairLossOutput(loss, _top1_in(logits, positives), _top1_in(logits_ba, positives), scale.detach(),
                               None if bias is None else bias.detach())
 
 
@@ -217,3 +243,9 @@ def _as_scalar(value: torch.Tensor | float, like: torch.Tensor, name: str, posit
 def _top1(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Share of rows of ``logits`` [R, N] whose argmax is the row's label [R]; a scalar []."""
     return (logits.argmax(dim=1) == labels).float().mean()
+
+
+@torch.no_grad()
+def _top1_in(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Share of rows of ``logits`` [R, N] whose argmax is one of the row's positives ([R, N] bool); a scalar []."""
+    return positives.gather(1, logits.argmax(dim=1, keepdim=True)).float().mean()

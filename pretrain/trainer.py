@@ -90,8 +90,9 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         batch = next(loader)
         micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step, part)
                  for part, inputs in enumerate(batch.micro_batches)]
+        groups = None if batch.groups is None else batch.groups.to(info.device)
         metrics, grad_norm = train_step(module, objective, optimizer, micro, batch.dataset, autocast,
-                                        config.optim.grad_clip)
+                                        config.optim.grad_clip, groups)
         scheduler.step()
         step += 1
         guard.check(step, metrics["loss"], grad_norm, batch.keys)
@@ -115,11 +116,12 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
 
 def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.optim.Optimizer,
                micro_batches: list[dict[str, Any]], dataset: int, autocast: torch.autocast,
-               grad_clip: float | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Forward the towers of one dataset's batch (in micro-batches: :mod:`.accumulation`), score its pairs,
-    backward, clip, AdamW step."""
+               grad_clip: float | None, groups: torch.Tensor | None = None
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Forward the towers of one dataset's batch (in micro-batches: :mod:`.accumulation`), score its pairs (with
+    ``groups`` [B]: every pair of one group a positive), backward, clip, AdamW step."""
     optimizer.zero_grad(set_to_none=True)
-    metrics = backward_step(module, objective, micro_batches, dataset, autocast)
+    metrics = backward_step(module, objective, micro_batches, dataset, autocast, groups)
     grad_norm = clip_gradients(module, grad_clip)
     if finite(grad_norm):  # a NaN/Inf update would ruin every weight for good; the loop's guard reports it
         optimizer.step()
@@ -237,14 +239,16 @@ class PairObjective:
         return self.plan.pairs_of(dataset)
 
     def __call__(self, dataset: int, embeddings: dict[str, torch.Tensor], scales: dict[str, torch.Tensor],
-                 biases: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The loss to backpropagate, and detached scalars to log (per pair: loss, top-1, scale, temperature)."""
+                 biases: dict[str, torch.Tensor], groups: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to backpropagate, and detached scalars to log (per pair: loss, top-1, scale, temperature).
+        ``groups`` [B]: the rows' groups (the dataset's ``group_key``), or None."""
         total = torch.zeros((), device=next(iter(embeddings.values())).device)
         metrics: dict[str, torch.Tensor] = {}
         for pair in self.plan.pairs_of(dataset):
-            extra = (biases[pair.name].float(),) if pair.name in biases else ()
+            extra = {"logit_bias": biases[pair.name].float()} if pair.name in biases else {}
             out = self.loss.detailed(embeddings[pair.a].float(), embeddings[pair.b].float(),
-                                     scales[pair.scale].float(), *extra)
+                                     scales[pair.scale].float(), groups=groups, **extra)
             total = total + pair.weight * out.loss
             metrics.update(out.metrics(pair.name))
         metrics["loss"] = total.detach()

@@ -152,6 +152,54 @@ def test_siglip_scale_and_bias_gradients_match_analytic_derivative():
     torch.testing.assert_close(scale.log_scale.grad, (dl * 10.0 * sims).sum())
 
 
+# ---- groups of pairs as positives ------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [ContrastiveLoss, SigLIPLoss])
+def test_distinct_groups_give_the_partner_only_loss_exactly(cls):
+    a, b = unit_pair(6, 4)
+    torch.testing.assert_close(cls()(a, b, 9.0, groups=torch.arange(6) * 7), cls()(a, b, 9.0), rtol=0, atol=0)
+
+
+def test_grouped_infonce_spreads_each_rows_target_over_its_group():
+    a, b = unit_pair(5, 4)
+    groups = torch.tensor([3, 1, 3, 3, 1])
+    same = (groups[:, None] == groups[None, :]).double()
+    targets = same / same.sum(dim=1, keepdim=True)  # row 0: 1/3 on columns 0, 2, 3
+    logits = 12.0 * a @ b.T
+    expected = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    torch.testing.assert_close(ContrastiveLoss()(a, b, 12.0, groups=groups), expected)
+
+
+def test_grouped_siglip_counts_every_pair_of_a_group_as_positive():
+    a, b = unit_pair(4, 3)
+    groups = torch.tensor([0, 0, 5, 5])
+    signs = 2 * (groups[:, None] == groups[None, :]).double() - 1
+    logits = 8.0 * a @ b.T - 3.0
+    expected = -F.logsigmoid(signs * logits).sum() / 4
+    torch.testing.assert_close(SigLIPLoss()(a, b, 8.0, -3.0, groups=groups), expected)
+
+
+def test_grouped_top1_counts_a_hit_on_any_row_of_the_group():
+    # B's rows 0 and 1 swapped: no row's best match is its partner, each is its group-mate
+    out = ContrastiveLoss().detailed(A, B.flip(0), 10.0, groups=torch.tensor([4, 4]))
+    assert out.accuracy_ab.item() == 1.0 and out.accuracy_ba.item() == 1.0
+    assert ContrastiveLoss().detailed(A, B.flip(0), 10.0).accuracy_ab.item() == 0.0
+
+
+def test_one_group_for_a_whole_batch_leaves_no_gradient_to_push_rows_apart():
+    # every column a positive: the target is uniform, so InfoNCE only asks for equal scores, already met by equal rows
+    a = F.normalize(torch.ones(3, 2, dtype=torch.float64), dim=-1).requires_grad_(True)
+    loss = ContrastiveLoss()(a, a.detach().clone(), 10.0, groups=torch.zeros(3, dtype=torch.int64))
+    loss.backward()
+    assert loss.item() == pytest.approx(math.log(3))
+    assert a.grad.abs().max().item() < 1e-12
+
+
+def test_groups_of_the_wrong_shape_raise_config_error():
+    a, b = unit_pair(3, 2)
+    with pytest.raises(ConfigError, match=r"groups must be \[B\] = \[3\]"):
+        ContrastiveLoss()(a, b, 5.0, groups=torch.zeros(4, dtype=torch.int64))
+
+
 # ---- diagnostics and errors ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", [ContrastiveLoss, SigLIPLoss])
 def test_detailed_output_reports_top1_both_ways_and_temperature(cls):

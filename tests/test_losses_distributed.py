@@ -1,4 +1,5 @@
-"""Both losses across 2 gloo processes (CPU, 127.0.0.1) against one process holding the global batch of 2 × 3 pairs.
+"""Both losses across 2 gloo processes (CPU, 127.0.0.1) against one process holding the global batch of 2 × 3 pairs,
+each with its partner as its only positive and with groups of pairs as positives (``groups``, across processes).
 
 Each process projects its 3 input rows with the same two small linear towers, normalises them, takes the loss and
 backpropagates; the parent compares what each process saw with one process computing the same on all 6 rows. What
@@ -32,15 +33,17 @@ from omniembed.pretrain.losses import (
 
 WORLD, ROWS, IN_DIM, DIM = 2, 3, 5, 8
 N = WORLD * ROWS
-CASES = [(kind, local, with_grad) for kind in ("clip", "siglip") for local in (False, True)
-         for with_grad in (True, False)]
+GROUPS = torch.tensor([0, 1, 0, 2, 1, 0])
+"""The global batch's groups: each rank's rows share a group with rows of the other rank."""
+CASES = [(kind, local, with_grad, grouped) for kind in ("clip", "siglip") for local in (False, True)
+         for with_grad in (True, False) for grouped in (False, True)]
 ZEROED = "gather-flow"
 """The extra run where only rank 0 backpropagates its loss (rank 1's is multiplied by 0)."""
 
 
-def case_id(case: tuple[str, bool, bool]) -> str:
-    kind, local, with_grad = case
-    return f"{kind}-{'local' if local else 'full'}-{'grad' if with_grad else 'nograd'}"
+def case_id(case: tuple[str, bool, bool, bool]) -> str:
+    kind, local, with_grad, grouped = case
+    return f"{kind}-{'local' if local else 'full'}-{'grad' if with_grad else 'nograd'}{'-groups' if grouped else ''}"
 
 
 # ---- the computation every process (and the one-process reference) runs ---------------------------------------
@@ -52,20 +55,22 @@ def inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return x_a, x_b, proj_a, proj_b
 
 
-def run_case(kind: str, local: bool, with_grad: bool, rows: slice, weight: float = 1.0) -> dict[str, torch.Tensor]:
+def run_case(kind: str, local: bool, with_grad: bool, grouped: bool, rows: slice, weight: float = 1.0
+             ) -> dict[str, torch.Tensor]:
     """Loss, diagnostics and gradients for the input rows ``rows`` (all 6 when not distributed)."""
     x_a, x_b, proj_a, proj_b = inputs()
+    groups = GROUPS[rows] if grouped else None
     proj_a, proj_b = torch.nn.Parameter(proj_a), torch.nn.Parameter(proj_b)
     a, b = F.normalize(x_a[rows] @ proj_a, dim=-1), F.normalize(x_b[rows] @ proj_b, dim=-1)
     a.retain_grad()
     b.retain_grad()
     if kind == "clip":
         scale, bias = LogitScale(init=CLIP_SCALE_INIT).double(), None
-        out = ContrastiveLoss(local_loss=local, gather_with_grad=with_grad).detailed(a, b, scale())
+        out = ContrastiveLoss(local_loss=local, gather_with_grad=with_grad).detailed(a, b, scale(), groups)
     else:
         scale = LogitScale(init=SIGLIP_SCALE_INIT).double()
         bias = torch.nn.Parameter(torch.tensor(SIGLIP_BIAS_INIT, dtype=torch.float64))
-        out = SigLIPLoss(local_loss=local, gather_with_grad=with_grad).detailed(a, b, scale(), bias)
+        out = SigLIPLoss(local_loss=local, gather_with_grad=with_grad).detailed(a, b, scale(), bias, groups)
     (weight * out.loss).backward()
     result = {"loss": out.loss.detach(), "top1_ab": out.accuracy_ab, "top1_ba": out.accuracy_ba,
               "grad_a": a.grad, "grad_b": b.grad, "grad_proj_a": proj_a.grad, "grad_proj_b": proj_b.grad,
@@ -75,19 +80,20 @@ def run_case(kind: str, local: bool, with_grad: bool, rows: slice, weight: float
     return result
 
 
-def local_reference_grads(kind: str, scored: slice) -> tuple[torch.Tensor, torch.Tensor]:
+def local_reference_grads(kind: str, scored: slice, grouped: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One process: gradients on all 6 rows of the loss of rows ``scored`` against all columns (a direct formula)."""
     x_a, x_b, proj_a, proj_b = inputs()
     a = F.normalize(x_a @ proj_a, dim=-1).requires_grad_(True)
     b = F.normalize(x_b @ proj_b, dim=-1).requires_grad_(True)
-    labels = torch.arange(N)[scored]
+    same = (GROUPS[:, None] == GROUPS[None, :] if grouped else torch.eye(N, dtype=torch.bool))[scored]
+    targets = same.double() / same.sum(dim=1, keepdim=True)
     s = LogitScale(init=CLIP_SCALE_INIT if kind == "clip" else SIGLIP_SCALE_INIT).double()().detach()
     if kind == "clip":
-        loss = (F.cross_entropy(s * a[scored] @ b.T, labels) + F.cross_entropy(s * b[scored] @ a.T, labels)) / 2
+        loss = (F.cross_entropy(s * a[scored] @ b.T, targets) + F.cross_entropy(s * b[scored] @ a.T, targets)) / 2
     else:
-        signs = 2 * torch.eye(N, dtype=torch.float64)[scored] - 1
+        signs = 2 * same.double() - 1
         logits = s * a[scored] @ b.T + SIGLIP_BIAS_INIT
-        loss = -F.logsigmoid(signs * logits).sum() / len(labels)
+        loss = -F.logsigmoid(signs * logits).sum() / len(targets)
     loss.backward()
     return a.grad, b.grad
 
@@ -104,7 +110,7 @@ def worker(rank: int, port: int, out_dir: str) -> None:
                             timeout=timedelta(seconds=60))
     try:
         results = {case_id(c): run_case(*c, rows=rows_of(rank)) for c in CASES}
-        results[ZEROED] = run_case("clip", True, True, rows=rows_of(rank), weight=1.0 if rank == 0 else 0.0)
+        results[ZEROED] = run_case("clip", True, True, False, rows=rows_of(rank), weight=1.0 if rank == 0 else 0.0)
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -160,7 +166,7 @@ def test_top1_accuracy_mean_over_ranks_equals_one_process(ranks, single, case):
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_feature_gradients_are_the_documented_multiple_of_one_process(ranks, single, case):
-    kind, local, with_grad = case
+    kind, local, with_grad, grouped = case
     key = case_id(case)
     for rank, r in enumerate(ranks):
         rows = rows_of(rank)
@@ -171,7 +177,7 @@ def test_feature_gradients_are_the_documented_multiple_of_one_process(ranks, sin
             close(r[key]["grad_a"], single[key]["grad_a"][rows])
             close(r[key]["grad_b"], single[key]["grad_b"][rows])
         else:  # only the rank's own loss reaches its rows
-            grad_a, grad_b = local_reference_grads(kind, rows)
+            grad_a, grad_b = local_reference_grads(kind, rows, grouped)
             close(r[key]["grad_a"], grad_a[rows])
             close(r[key]["grad_b"], grad_b[rows])
 

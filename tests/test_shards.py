@@ -4,6 +4,7 @@ packing a worker's share, the decoded-file cache."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -249,6 +250,65 @@ def test_packed_share_unpacks_to_the_same_samples_from_one_buffer_per_dtype():
     assert torch.equal(back["audio"][0].waves, clips.waves) and torch.equal(back["audio"][0].lengths, clips.lengths)
     assert torch.equal(back["image"][0], share["image"][0]) and torch.equal(back["image"][1], share["image"][1])
     assert bool(back["video"][0]["has_audio"]) and back["video"][0]["frames"].shape == (2, 3)
+
+
+# ---- groups of samples (``group_key``) ----------------------------------------------------------------------------
+def grouped_shards(tmp_path: Path, n: int = 12, maxcount: int = 4, missing: int | None = None) -> Path:
+    """Shards of ``n`` pairs, each with a ``.cls`` member naming its colour (the colour in its caption)."""
+    pairs = write_pairs(tmp_path / "pairs", n)
+    for caption in pairs.glob("*.txt"):
+        caption.with_suffix(".cls").write_text(caption.read_text().split()[1] + "\n")
+    if missing is not None:
+        (pairs / f"pair{missing:03d}.cls").unlink()
+    make_shards(samples_from_folder(pairs), tmp_path / "shards", maxcount=maxcount)
+    return tmp_path / "shards" / "shards.json"
+
+
+def grouped_config(index: Path, **kwargs) -> DataConfig:
+    config = data_config(index, **kwargs)
+    config.datasets[0].group_key = "cls"
+    return config
+
+
+def colour_of(key: str) -> str:
+    """The colour of the pair a batch key (``shard.tar:pair007``) names, as write_pairs gave it."""
+    return list(COLOURS)[int(key.rsplit("pair", 1)[1]) % len(COLOURS)]
+
+
+@pytest.mark.parametrize("cache_mb", [0, 1])
+def test_group_key_gives_each_batch_row_its_samples_group(tmp_path, processors, cache_mb):
+    index = grouped_shards(tmp_path)
+    loader = PairLoader(grouped_config(index, streams=2, cache_mb=cache_mb), processors, seed=0)
+    for _ in range(6):  # 48 rows: every shard read, then replayed from the cache
+        batch = next(loader)
+        assert batch.groups.dtype == torch.int64 and batch.groups.shape == (8,)
+        assert batch.groups.tolist() == [pretrain_data.group_id(colour_of(k), k) for k in batch.keys]
+
+
+def test_without_group_key_batches_carry_no_groups(tmp_path, processors):
+    assert next(PairLoader(data_config(grouped_shards(tmp_path)), processors, seed=0)).groups is None
+
+
+def test_sample_without_its_group_member_is_counted_as_incomplete(tmp_path, processors):
+    index = grouped_shards(tmp_path, n=6, maxcount=6, missing=2)
+    loader = PairLoader(grouped_config(index, streams=1, batch=5, buffer=1), processors, seed=0)
+    batch = next(loader)
+    assert loader.skipped()["incomplete"] == 1 and not any(k.endswith("pair002") for k in batch.keys)
+
+
+def test_group_ids_are_the_integer_itself_or_a_stable_hash_of_the_text():
+    assert pretrain_data.group_id(b" 7\n", "s") == 7 and pretrain_data.group_id("-3", "s") == -3
+    red = pretrain_data.group_id(b"red", "s")
+    assert red == pretrain_data.group_id("red\n", "s") != pretrain_data.group_id("blue", "s")
+    assert red == int.from_bytes(hashlib.blake2b(b"red", digest_size=8).digest(), "little", signed=True)
+    with pytest.raises(ValueError, match="shard.tar:k1: its group member is empty"):
+        pretrain_data.group_id(b" ", "shard.tar:k1")
+
+
+@pytest.mark.parametrize("key", ["", "__key__"])
+def test_group_key_must_name_a_member(key):
+    with pytest.raises(ConfigError, match="group_key must name a sample member"):
+        DatasetConfig(name="d", group_key=key)
 
 
 # ---- the decoded-file cache ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import yaml
 import omniembed
 from omniembed.errors import ConfigError
 from omniembed.io import load_tensors
+from omniembed.pretrain import data as pretrain_data
 from omniembed.pretrain import trainer
 from omniembed.pretrain.config import load_config
 from omniembed.pretrain import distributed
@@ -26,7 +27,7 @@ from omniembed.pretrain.lora import LoRALinear, merge_lora_state
 from omniembed.pretrain.pair_plan import PairPlan
 from omniembed.pretrain.parallel import needs_unused_search
 
-from test_shards import TINY, make_pair_shards
+from test_shards import TINY, colour_of, grouped_shards, make_pair_shards
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "pretrain" / "recipes" / "image_text_tiny.yaml"
@@ -281,6 +282,30 @@ def test_siglip_run_learns_a_bias_per_pair_and_exports_without_it(shapes, tmp_pa
     trained = load_tensors(tmp_path / "out" / "checkpoints" / "step_00000004" / "model.safetensors")
     assert "logit_bias.image-text" in trained
     assert not any("logit_bias" in k for k in omniembed.load(exported).state_dict())
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_a_dataset_group_key_reaches_the_loss_as_each_rows_group(tmp_path, monkeypatch, accum):
+    index = grouped_shards(tmp_path / "data", n=16, maxcount=8)
+    exp = tiny_experiment(index, tmp_path / "out", steps=3, accum_steps=accum)
+    exp["data"]["datasets"][0]["group_key"] = "cls"
+    seen = []
+    scored = trainer.PairObjective.__call__
+
+    def recording(self, dataset, embeddings, scales, biases, groups=None):
+        seen.append(groups)
+        return scored(self, dataset, embeddings, scales, biases, groups)
+
+    real_next = trainer.PairLoader.__next__
+    batches = []
+    monkeypatch.setattr(trainer.PairObjective, "__call__", recording)
+    monkeypatch.setattr(trainer.PairLoader, "__next__", lambda self: batches.append(real_next(self)) or batches[-1])
+    trainer.train(load_config(write_experiment(tmp_path / "exp.yaml", exp)))
+    assert len(seen) == 3 * accum  # accumulation scores the whole batch once per micro-batch
+    for i, batch in enumerate(batches):
+        expected = [pretrain_data.group_id(colour_of(k), k) for k in batch.keys]
+        for groups in seen[i * accum:(i + 1) * accum]:
+            assert groups.tolist() == expected
 
 
 class Interrupted(Exception):
