@@ -171,7 +171,7 @@ class PairDecoder:
         if modality in self.keys:
             ext = self.keys[modality]
             return (ext, "." + ext.rsplit(".", 1)[-1]) if ext in sample else None
-        for ext in sorted(k for k in sample if not k.startswith("__")):
+        for ext in sorted(k for k in sample if not k.startswith("__") and k != self.group_key):
             found = suffix_modality(ext)
             if found is not None and found[0] == modality:
                 return ext, found[1]

@@ -305,6 +305,22 @@ def test_group_ids_are_the_integer_itself_or_a_stable_hash_of_the_text():
         pretrain_data.group_id(b" ", "shard.tar:k1")
 
 
+def test_a_manifest_label_column_groups_samples_without_becoming_their_caption(tmp_path, processors):
+    pairs = write_pairs(tmp_path / "pairs", 8)
+    rows = [{"image": f"pairs/pair{i:03d}.png", "caption": (pairs / f"pair{i:03d}.txt").read_text(),
+             "label": f"shape-{i % 2}"} for i in range(8)]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert shards_command([str(tmp_path / "m.jsonl"), str(tmp_path / "shards"), "--text-columns", "caption,label"]) == 0
+    config = data_config(tmp_path / "shards" / "shards.json", streams=1, batch=8, buffer=1)
+    config.datasets[0].group_key = "label.txt"
+    batch = next(PairLoader(config, processors, seed=0))
+    by_key = {str(i): i for i in range(8)}
+    assert batch.groups.tolist() == [pretrain_data.group_id(f"shape-{by_key[k.rsplit(':', 1)[1]] % 2}", k)
+                                     for k in batch.keys]
+    captions = processors["text"].collate([processors["text"].prepare(r["caption"]) for r in rows])
+    assert sorted(map(tuple, batch.inputs["text"].tolist())) == sorted(map(tuple, captions.tolist()))
+
+
 @pytest.mark.parametrize("key", ["", "__key__"])
 def test_group_key_must_name_a_member(key):
     with pytest.raises(ConfigError, match="group_key must name a sample member"):
