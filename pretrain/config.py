@@ -182,6 +182,9 @@ class TrainConfig:
     out_dir: str = "runs/default"
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """``auto`` (bf16 autocast on GPU, fp32 on CPU), ``bf16`` or ``fp32``."""
+    flush_denormal: bool = True
+    """On the CPU, treat denormal floats as zero while training (``torch.set_flush_denormal``): arithmetic on them is
+    many times slower on x86, and they carry nothing in fp32 training."""
     parallel: Literal["ddp", "fsdp"] = "ddp"
     """``ddp`` or ``fsdp`` (FSDP2 ``fully_shard`` per transformer block and per encoder)."""
     device: str = "auto"

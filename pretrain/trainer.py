@@ -8,13 +8,14 @@ Launch with ``omniembed train RECIPE.yaml [--nproc N] [--resume] [key=value ...]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -84,34 +85,50 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
     autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
     guard = NonFiniteGuard(config.train.max_nonfinite_steps)
 
-    module.train()
-    while step < config.train.steps:
-        t0 = time.perf_counter()
-        batch = next(loader)
-        micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step, part)
-                 for part, inputs in enumerate(batch.micro_batches)]
-        groups = None if batch.groups is None else batch.groups.to(info.device)
-        metrics, grad_norm = train_step(module, objective, optimizer, micro, batch.dataset, autocast,
-                                        config.optim.grad_clip, groups)
-        scheduler.step()
-        step += 1
-        guard.check(step, metrics["loss"], grad_norm, batch.keys)
+    with denormals_flushed(config.train.flush_denormal and info.device.type == "cpu"):
+        module.train()
+        while step < config.train.steps:
+            t0 = time.perf_counter()
+            batch = next(loader)
+            micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step, part)
+                     for part, inputs in enumerate(batch.micro_batches)]
+            groups = None if batch.groups is None else batch.groups.to(info.device)
+            metrics, grad_norm = train_step(module, objective, optimizer, micro, batch.dataset, autocast,
+                                            config.optim.grad_clip, groups)
+            scheduler.step()
+            step += 1
+            guard.check(step, metrics["loss"], grad_norm, batch.keys)
 
-        log.step(step, batch, metrics, grad_norm, scheduler.get_last_lr()[0], time.perf_counter() - t0,
-                 loader.skipped())
-        if step % config.train.checkpoint_every == 0 or step == config.train.steps:
-            save_checkpoint(out, step, module, optimizer, scheduler, loader.state_dict(), info,
-                            keep=config.train.keep_checkpoints)
-        if eval_hook is not None and config.train.eval_every and step % config.train.eval_every == 0:
-            module.eval()
-            with torch.no_grad():
-                log.eval(step, eval_hook(model, step))
-            module.train()
+            log.step(step, batch, metrics, grad_norm, scheduler.get_last_lr()[0], time.perf_counter() - t0,
+                     loader.skipped())
+            if step % config.train.checkpoint_every == 0 or step == config.train.steps:
+                save_checkpoint(out, step, module, optimizer, scheduler, loader.state_dict(), info,
+                                keep=config.train.keep_checkpoints)
+            if eval_hook is not None and config.train.eval_every and step % config.train.eval_every == 0:
+                module.eval()
+                with torch.no_grad():
+                    log.eval(step, eval_hook(model, step))
+                module.train()
 
     log.close()
     exported = export_model(module, model, config, plan, out / "model", info)
     distributed.teardown()
     return exported
+
+
+@contextlib.contextmanager
+def denormals_flushed(enabled: bool) -> Iterator[None]:
+    """Treat denormal floats as zero on the CPU (FTZ/DAZ) while training, then go back to torch's default. x86
+    arithmetic on denormals is many times slower, and a model's activations and gradients can drift into that range:
+    the OmniDigits binding with class groups ran 12 % slower per step for it (150 steps: 114–116 s, 104–105 s
+    flushed or without groups). Values below 1.2e-38 carry nothing in fp32 training."""
+    if not enabled or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.optim.Optimizer,

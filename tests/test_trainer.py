@@ -382,3 +382,12 @@ def test_gradient_checkpointing_changes_memory_not_results(shapes, tmp_path):
     trainer.train(checkpointed)
     assert [r["loss"] for r in records(tmp_path / "plain" / "out")] == \
         [r["loss"] for r in records(tmp_path / "ckpt" / "out")]
+
+
+def test_training_flushes_denormals_on_the_cpu_and_restores_them_after():
+    tiny = torch.tensor([1e-40])  # a denormal float32
+    with trainer.denormals_flushed(True):
+        assert (tiny * 1.0).item() == 0.0
+    assert (tiny * 1.0).item() != 0.0
+    with trainer.denormals_flushed(False):
+        assert (tiny * 1.0).item() != 0.0
