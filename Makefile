@@ -11,9 +11,12 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 # Debian packages the Python wheels need at run time: libusb for open3d, espeak-ng and flite for the offline
 # spoken-digit fallback, ffmpeg for writing mp4 test media, chromium + its driver for the search page's browser test,
-# fontconfig + font packages for the OmniDigits digits rendered from fonts (a source of their own).
+# fontconfig + print and handwriting font packages for the OmniDigits digits rendered from fonts (a source of
+# their own; the handwriting fonts bring it closer to scanned hands).
 DEB_PACKAGES := libusb-1.0-0 espeak-ng flite ffmpeg chromium chromium-driver \
-	fontconfig fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35 fonts-noto-core
+	fontconfig fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35 fonts-noto-core \
+	fonts-dkg-handwriting fonts-bwht fonts-humor-sans fonts-comic-neue fonts-breip fonts-femkeklaver \
+	fonts-ecolier-court fonts-kristi fonts-dancingscript fonts-kaushanscript
 
 .PHONY: setup system-deps test test-fast demo bench clean
 

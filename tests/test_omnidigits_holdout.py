@@ -54,6 +54,24 @@ def test_fonts_without_two_families_say_how_to_install_some():
         font_images([FontFile("/nowhere/A.ttf", "A", "Regular")])
 
 
+def test_font_list_takes_fonts_with_digits_and_latin_letters_even_without_english_punctuation(tmp_path, monkeypatch):
+    # a stand-in fc-list: records its query, lists a handwriting font fontconfig would not call English, a picture
+    # font and a face in a format PIL cannot draw
+    fake = tmp_path / "fc-list"
+    fake.write_text("#!/bin/sh\n"
+                    f"echo \"$1\" > {tmp_path / 'query'}\n"
+                    "echo '/f/Humor-Sans.ttf: Humor Sans:style=Regular'\n"
+                    "echo '/f/dkg.ttf: DkgHandwriting:style=Regular,Normal'\n"
+                    "echo '/f/D050000L.otf: D050000L:style=Regular'\n"
+                    "echo '/f/n021003l.pfb: Nimbus Roman:style=Regular'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert list_fonts() == [FontFile("/f/dkg.ttf", "DkgHandwriting", "Regular"),
+                            FontFile("/f/Humor-Sans.ttf", "Humor Sans", "Regular")]
+    query = (tmp_path / "query").read_text().strip()
+    assert "charset=30-39 41-5a 61-7a" in query and "lang" not in query
+
+
 def ring_digit() -> np.ndarray:
     """A filled ring, like a zero: uint8 [28, 28]."""
     image = Image.new("L", (28, 28), 0)
