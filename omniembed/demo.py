@@ -51,21 +51,10 @@ class DemoConfig:
     The scan augmentation (stretched and 6 px scans included) needs more than 500: with 500 (seed 0) image
     zero-shot was 91.8 % and the emergent clouds 79.8 %, with 800 97.4 % and 87.8 %."""
     steps: int = 700
-    """Binding steps (audio, video, point cloud to the frozen image tower), ~0.45 s each with AVX512, and with
-    AVX2 only since each loader worker decodes only its own shards and resnet10t runs channels-last (0.57 s
-    before). The audio sources and lifting
-    recipes share them since the demo trains on every source: with five audio sources and 450 steps (seed 0) FSDD
-    audio fell to 80.7 % and the slab clouds to 79.8 %; 700 gave 85.2 % and 84.0–85.1 % in two runs. With the
-    800-step anchor and the speech warps, `make demo` took 8:13 on an AVX512 machine (FSDD 86.4 %, slab clouds
-    89.4 %); with flite as a sixth audio source, 12:14 on an AVX2-only one (FSDD 78.9 % of 76, slab clouds 91.0 %),
-    9:48 there with the loader's disjoint shards and FLAC video audio (FSDD 84.2 %, slab clouds 89.2 %) and 10:18
-    with the clouds thinned (FSDD 84.2 %, slab clouds 91.0 %; its anchor stage, unchanged, took 204 s against
-    187 s: runs vary by about 5 %), 9:29 with cached shards replayed from memory, resnet10t channels-last and the
-    wider speech tempo (FSDD 86.8 %, slab clouds 87.4 %), 9:42 with silent margins around synthetic speech (FSDD
-    77.6 %, slab clouds 91.9 %), and 9:44 with clouds on their slab's faces and sound trimmed to 30 dB below its
-    loudest frame (FSDD 78.9 %, slab clouds 91.0 %), 10:30 with each binding sample's class as its group of
-    positives before the trainer flushed denormal floats (FSDD 84.2 %, slab clouds 93.7 %; 150 binding steps take
-    104.8 s flushed against 114–116 s unflushed)."""
+    """Binding steps (audio, video, point cloud to the frozen image tower), ~0.45 s each on an idle 2-core CPU
+    (AVX2 only). The audio sources and lifting recipes share them since the demo trains on every source: with five
+    audio sources and 450 steps (seed 0) FSDD audio fell to 80.7 % and the slab clouds to 79.8 %; 700 gave 85.2 %
+    and 84.0–85.1 % in two runs. The README's OmniDigits section has what `make demo` takes with them."""
     batch_size: int = 64
     seed: int = 0
     anchor_recipe: str = "omnidigits_anchor"
