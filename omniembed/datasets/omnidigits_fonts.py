@@ -7,8 +7,8 @@ fonts-humor-sans, fonts-comic-neue, fonts-breip, fonts-femkeklaver, fonts-ecolie
 fonts-dancingscript, fonts-kaushanscript) give hands, whose digits are closer to scans of handwriting (held out
 of the anchor, seed 0, MNIST on all 10,000 images: 85.1 → 89.2 % with them). Picture fonts that claim those code
 points are left out. Each (font, digit) is drawn :data:`RENDERS_PER_GLYPH` times with a seeded stroke thickening,
-slant and width change, then normalised as MNIST was: the ink's bounding box scaled to fit 20 × 20 (aspect kept) and its centre of mass put at
-the centre of a 28 × 28 canvas, white ink on black.
+slant and width change, then normalised as MNIST was: the ink's bounding box scaled to fit 20 × 20 (aspect kept)
+and its centre of mass put at the centre of a 28 × 28 canvas, white ink on black.
 
 Split by font family (every style of a family falls on one side): families in name order, every third one (the
 2nd, 5th, …) is test, so no typeface is in both splits. With fewer than two families, or no fc-list, the source
@@ -29,7 +29,8 @@ from .omnidigits_sources import ImagePool, MissingToolError, Skipped, image_pool
 
 FONT_QUERY = ":charset=30-39 41-5a 61-7a"
 """fontconfig pattern: fonts with the ten digit glyphs and the Latin letters (most symbol fonts fall out). Not
-``:lang=en``: handwriting fonts that lack some English punctuation (Humor Sans, the Because We Had To set …) fail it."""
+``:lang=en``: handwriting fonts that lack some English punctuation (Humor Sans, the Because We Had To set …) fail
+it."""
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 PICTURE_FONTS = ("D050000L",)
 """Families fontconfig lists as covering Latin text whose code points for 0-9 draw pictures (URW's clone of ITC
