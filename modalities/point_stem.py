@@ -4,6 +4,7 @@ learned centre positions and a CLS token."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from omniembed.nn.tokens import Tokens
@@ -12,24 +13,41 @@ from .point_groups import FPS_RULES, group_points
 from .point_trunk import PositionedTokens
 
 
+class PointwiseConv(nn.Conv1d):
+    """A kernel-1 ``Conv1d`` applied as one matrix product over the last axis: ``[..., in]`` → ``[..., out]``.
+
+    Its parameters are the convolution's (``weight [out, in, 1]``, ``bias [out]``), as Point-BERT and ULIP
+    checkpoints store them; points stay channels-last, so a batch of groups is one GEMM instead of a convolution
+    over thousands of 16-point sequences (on CPU the mini-PointNet's forward and backward ran ~3× faster)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight[..., 0], self.bias)
+
+
 class MiniPointNet(nn.Module):
     """Point-BERT's group encoder: shared MLP → max-pool → concat the pooled feature to every point → shared MLP
-    → max-pool. ``[B, G, K, C]`` → ``[B, G, out_dim]``; widths h, 2h | 4h, 4h (Point-BERT: h = 128).
+    → max-pool. ``[B, G, K, C]`` → ``[B, G, out_dim]``; widths h, 2h | 4h, 4h (Point-BERT: h = 128). The shared
+    MLPs run on the points channels-last (:class:`PointwiseConv`, batch norm over every point of the batch, as
+    Point-BERT's ``BatchNorm1d`` over ``[B·G, C, K]``).
     """
 
     def __init__(self, in_channels: int, hidden: int, out_dim: int):
         super().__init__()
-        self.first = nn.Sequential(nn.Conv1d(in_channels, hidden, 1), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                                   nn.Conv1d(hidden, 2 * hidden, 1))
-        self.second = nn.Sequential(nn.Conv1d(4 * hidden, 4 * hidden, 1), nn.BatchNorm1d(4 * hidden),
-                                    nn.ReLU(inplace=True), nn.Conv1d(4 * hidden, out_dim, 1))
+        self.first = nn.Sequential(PointwiseConv(in_channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                   PointwiseConv(hidden, 2 * hidden))
+        self.second = nn.Sequential(PointwiseConv(4 * hidden, 4 * hidden), nn.BatchNorm1d(4 * hidden),
+                                    nn.ReLU(inplace=True), PointwiseConv(4 * hidden, out_dim))
 
     def forward(self, groups: torch.Tensor) -> torch.Tensor:
         b, g, k, ch = groups.shape
-        x = self.first(groups.reshape(b * g, k, ch).transpose(1, 2))  # [BG, 2h, K]
-        pooled = x.amax(dim=2, keepdim=True)
-        x = self.second(torch.cat([pooled.expand(-1, -1, k), x], dim=1))  # [BG, out, K]
-        return x.amax(dim=2).view(b, g, -1)
+        x = self.first(groups.reshape(b * g * k, ch)).view(b * g, k, -1)  # [BG, K, 2h]
+        pooled = x.amax(dim=1, keepdim=True)
+        x = torch.cat([pooled.expand(-1, k, -1), x], dim=2)  # [BG, K, 4h]
+        x = self.second(x.view(b * g * k, -1)).view(b * g, k, -1)  # [BG, K, out]
+        return x.amax(dim=1).view(b, g, -1)
 
 
 class PointGroupStem(nn.Module):

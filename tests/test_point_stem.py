@@ -2,7 +2,9 @@
 
 import torch
 
-from omniembed.modalities.point_stem import MiniPointNet, PointGroupStem
+import torch.nn.functional as F
+
+from omniembed.modalities.point_stem import MiniPointNet, PointGroupStem, PointwiseConv
 
 
 def test_stem_makes_one_token_per_group_plus_cls_and_passes_gradients():
@@ -21,3 +23,19 @@ def test_mini_pointnet_ignores_the_order_of_points_in_a_group():
     groups = torch.rand(2, 5, 7, 3)
     shuffled = groups[:, :, torch.randperm(7)]
     torch.testing.assert_close(net(groups), net(shuffled))
+
+
+def test_pointwise_conv_is_the_kernel_one_convolution_it_stores_applied_channels_last():
+    conv = PointwiseConv(5, 7)
+    assert conv.weight.shape == (7, 5, 1)  # Point-BERT's Conv1d layout: its checkpoints load unchanged
+    points = torch.rand(3, 11, 5)
+    expected = F.conv1d(points.transpose(1, 2), conv.weight, conv.bias).transpose(1, 2)
+    torch.testing.assert_close(conv(points), expected)
+
+
+def test_mini_pointnet_normalises_over_every_point_of_every_group_as_point_bert_does():
+    net = MiniPointNet(in_channels=3, hidden=4, out_dim=6).train()
+    groups = torch.rand(2, 3, 5, 3) * 4 + 1
+    net(groups)
+    first = net.first[0](groups.reshape(-1, 3))  # [B·G·K, h] before the batch norm
+    torch.testing.assert_close(net.first[1].running_mean, 0.1 * first.mean(0).detach())
