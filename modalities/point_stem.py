@@ -18,7 +18,8 @@ class PointwiseConv(nn.Conv1d):
 
     Its parameters are the convolution's (``weight [out, in, 1]``, ``bias [out]``), as Point-BERT and ULIP
     checkpoints store them; points stay channels-last, so a batch of groups is one GEMM instead of a convolution
-    over thousands of 16-point sequences (on CPU the mini-PointNet's forward and backward ran ~3× faster)."""
+    over thousands of short sequences (CPU, 1 thread: the demo's cloud tower at 64 groups of 16, forward and
+    backward, 1.6× faster; Point-BERT's stem, 512 groups of 32, inference 1.3×)."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(in_channels, out_channels, 1)
