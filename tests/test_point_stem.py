@@ -1,7 +1,6 @@
 """The Point-BERT stem: one token per group plus CLS, gradients through the gathered points, order-free groups."""
 
 import torch
-
 import torch.nn.functional as F
 
 from omniembed.modalities.point_stem import MiniPointNet, PointGroupStem, PointwiseConv
