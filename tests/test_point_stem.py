@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from omniembed.modalities.point_stem import MiniPointNet, PointGroupStem, PointwiseConv
+from omniembed.modalities.point_stem import GroupContextConv, MiniPointNet, PointGroupStem, PointwiseConv
 
 
 def test_stem_makes_one_token_per_group_plus_cls_and_passes_gradients():
@@ -30,6 +30,22 @@ def test_pointwise_conv_is_the_kernel_one_convolution_it_stores_applied_channels
     points = torch.rand(3, 11, 5)
     expected = F.conv1d(points.transpose(1, 2), conv.weight, conv.bias).transpose(1, 2)
     torch.testing.assert_close(conv(points), expected)
+
+
+def test_group_context_conv_equals_the_convolution_over_pooled_and_point_features_joined():
+    conv = GroupContextConv(8, 6)
+    points, pooled = torch.rand(3, 5, 4), torch.rand(3, 1, 4)
+    joined = torch.cat([pooled.expand(-1, 5, -1), points], dim=2)  # [3, 5, 8], Point-BERT's concatenation
+    expected = F.conv1d(joined.transpose(1, 2), conv.weight, conv.bias).transpose(1, 2)
+    torch.testing.assert_close(conv(points, pooled), expected)
+
+
+def test_mini_pointnet_gives_the_same_features_with_and_without_autograd():
+    net = MiniPointNet(in_channels=3, hidden=4, out_dim=6).eval()
+    groups = torch.rand(2, 3, 5, 3, requires_grad=True)
+    with torch.no_grad():
+        expected = net(groups)
+    torch.testing.assert_close(net(groups), expected)
 
 
 def test_mini_pointnet_normalises_over_every_point_of_every_group_as_point_bert_does():
