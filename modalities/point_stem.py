@@ -37,9 +37,12 @@ class GroupContextConv(PointwiseConv):
     ``points [..., K, C]`` and ``pooled [..., 1, C]`` → ``[..., K, out]``."""
 
     def forward(self, points: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        *groups, k, c = points.shape
         weight = self.weight[..., 0]
-        c = pooled.shape[-1]
-        return F.linear(points, weight[:, c:], self.bias).add_(F.linear(pooled, weight[:, :c]))
+        # one 2-D product, then an out-of-place add: an in-place add on the view F.linear returns for 3-D input
+        # would make autograd rebuild the whole output through as_strided in the backward
+        per_point = F.linear(points.reshape(-1, c), weight[:, c:], self.bias).view(*groups, k, -1)
+        return per_point + F.linear(pooled, weight[:, :c])
 
 
 class MiniPointNet(nn.Module):
