@@ -52,9 +52,10 @@ class DemoConfig:
     zero-shot was 91.8 % and the emergent clouds 79.8 %, with 800 97.4 % and 87.8 %."""
     steps: int = 700
     """Binding steps (audio, video, point cloud to the frozen image tower), ~0.5 s each on an idle 2-core CPU
-    (AVX-512; the point-cloud tower's 64 groups take about half of it). The audio sources and lifting recipes share them since the demo trains on every source: with five
-    audio sources and 450 steps (seed 0) FSDD audio fell to 80.7 % and the slab clouds to 79.8 %; 700 gave 85.2 %
-    and 84.0–85.1 % in two runs. The README's OmniDigits section has what `make demo` takes with them."""
+    (AVX-512; the point-cloud tower's 64 groups take about half of it). The audio sources and lifting recipes share
+    them since the demo trains on every source: with five audio sources and 450 steps (seed 0) FSDD audio fell to
+    80.7 % and the slab clouds to 79.8 %; 700 gave 85.2 % and 84.0–85.1 % in two runs. The README's OmniDigits
+    section has what `make demo` takes with them."""
     batch_size: int = 64
     seed: int = 0
     anchor_recipe: str = "omnidigits_anchor"
