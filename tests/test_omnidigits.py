@@ -106,20 +106,47 @@ def test_wav_holds_the_spoken_digit_at_8khz_from_either_source(build):
 
 
 def test_synthetic_speech_gets_noisy_silent_margins_and_real_recordings_are_kept_as_they_are():
-    from omniembed.datasets.omnidigits_render import SILENCE_MARGIN_SECONDS, augment
+    from omniembed.datasets.omnidigits_render import NOISE_GAIN, NOISE_SNR_DB, SILENCE_MARGIN_SECONDS, augment
 
     rate = 8000
-    speech = (0.5 * np.sin(np.arange(4000) / 3.0)).astype(np.float32)  # half a second of a loud tone
-    longest = 2 * int(SILENCE_MARGIN_SECONDS[1] * rate)
+    speech = (0.1 * np.sin(np.arange(4000) / 3.0)).astype(np.float32)  # half a second of a tone
     befores = []
     for seed in range(20):
         wave = augment(speech, np.random.default_rng(seed), rate)
-        assert wave.dtype == np.float32 and len(speech) <= len(wave) <= len(speech) + longest
-        loud = np.flatnonzero(np.abs(wave) > 0.2)  # the tone's peaks, never the noise (≥ 10 dB below it)
-        befores.append(int(loud[0]))
-        assert len(wave) - 1 - loud[-1] <= int(SILENCE_MARGIN_SECONDS[1] * rate) + 10
-        assert 0 < np.abs(wave[: max(loud[0], 1)]).max() < 0.2  # the margin holds noise, not digital silence
+        draws = np.random.default_rng(seed)  # the margins, gain and SNR augment drew, in its order
+        before, after = (int(draws.uniform(*SILENCE_MARGIN_SECONDS) * rate) for _ in range(2))
+        gain, snr_db = draws.uniform(*NOISE_GAIN), draws.uniform(*NOISE_SNR_DB)
+        assert wave.dtype == np.float32 and len(wave) == before + len(speech) + after
+        noise = wave - np.pad(gain * speech, (before, after))  # the speech sits between the margins
+        speech_power = np.mean((gain * speech) ** 2)
+        assert np.isclose(10 * np.log10(speech_power / np.var(noise)), snr_db, atol=0.1)
+        assert (noise[:before] != 0).all() and (noise[before + len(speech):] != 0).all()  # noise, not silence
+        befores.append(before)
     assert min(befores) < 0.05 * rate and max(befores) > 0.2 * rate  # the margins are drawn, not fixed
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 2.0])
+def test_render_noise_has_unit_variance_and_its_power_falls_as_f_to_the_minus_alpha(alpha):
+    from omniembed.datasets.omnidigits_render import coloured_noise
+
+    noise = coloured_noise(1 << 16, alpha, np.random.default_rng(0))
+    assert noise.shape == (1 << 16,) and np.isclose(noise.std(), 1.0)
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    freqs = np.fft.rfftfreq(len(noise))
+    octaves = [power[(freqs >= f) & (freqs < 2 * f)].mean() for f in (0.01, 0.02, 0.04, 0.08, 0.16)]
+    slope = np.polyfit(np.log2([0.01, 0.02, 0.04, 0.08, 0.16]), np.log2(octaves), 1)[0]
+    assert abs(slope + alpha) < 0.1  # the power per octave band falls by 2^alpha per octave
+
+
+def test_coloured_render_noise_leaves_the_draws_after_it_as_white_noise_left_them():
+    from omniembed.datasets.omnidigits_render import augment
+
+    speech = (0.5 * np.sin(np.arange(4000) / 3.0)).astype(np.float32)
+    rng, white = np.random.default_rng(3), np.random.default_rng(3)
+    wave = augment(speech, rng, 8000)
+    white.uniform(size=4)  # the margins, the gain and the SNR
+    white.standard_normal(len(wave))  # white noise over all of it
+    assert rng.uniform() == white.uniform()  # the video's and the cloud's draws that follow are unchanged
 
 
 def test_video_moves_a_different_scan_and_carries_another_recording_losslessly(build):

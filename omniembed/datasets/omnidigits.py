@@ -66,9 +66,9 @@ IMAGES_PER_SAMPLE, RECORDINGS_PER_SAMPLE = 3, 2
 SHARED_ROOT_ENV = "OMNIEMBED_SHARED_DATA"
 """The environment variable naming the shared data root when ``shared_root`` is not given."""
 MANIFEST_FILE = "manifest.json"
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 """Bumped whenever a build's files change for the same arguments, so an older build is made again, not reused
-(2: synthetic speech has silent margins around it)."""
+(2: synthetic speech has silent margins around it; 3: its noise is coloured, not white)."""
 
 
 @dataclass

@@ -30,6 +30,10 @@ VIDEO_SPEED = (2.5, 4.0)
 SOURCE_SUFFIX = ".src"
 """A sample's {modality: source name} (JSON), beside its ``.cls``: what ``omniembed eval`` groups scores by."""
 NOISE_SNR_DB, NOISE_GAIN = (10.0, 30.0), (0.5, 1.0)
+NOISE_COLOUR = (0.0, 3.0)
+"""Range of the exponent α of the noise's power spectrum ∝ f^−α (0: white, 1: pink, 2: brown, 3: steeper): a
+room's and a microphone's noise lies mostly at low frequencies, where white noise would bury only the top mel
+bins."""
 SILENCE_MARGIN_SECONDS = (0.0, 0.3)
 """Range of the silence put before and, drawn apart, after a synthetic recording: a recorder starts before the
 speaker and stops after, where a synthesiser's output is trimmed to the speech."""
@@ -97,15 +101,29 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
 
 def augment(wave: np.ndarray, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     """float32 ``[T]`` at ``sample_rate`` Hz → ``[before + T + after]``: silent margins of
-    :data:`SILENCE_MARGIN_SECONDS` around the speech scaled by a random gain, plus white noise over all of it at a
-    random SNR (dB) to the speech."""
+    :data:`SILENCE_MARGIN_SECONDS` around the speech scaled by a random gain, plus noise over all of it at a
+    random SNR (dB) to the speech, its power spectrum ∝ f^−α with α drawn from :data:`NOISE_COLOUR`."""
     before, after = (int(rng.uniform(*SILENCE_MARGIN_SECONDS) * sample_rate) for _ in range(2))
     gain = rng.uniform(*NOISE_GAIN)
     snr_db = rng.uniform(*NOISE_SNR_DB)
     power = float(np.mean(wave.astype(np.float64) ** 2)) * gain ** 2
     padded = np.pad(gain * wave.astype(np.float64), (before, after))
-    noise = rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), padded.shape)
+    # α from a child generator: ``rng`` gives the same draws as for white noise, so the sample's video and cloud
+    # drawn after it stay as they were
+    noise = coloured_noise(len(padded), rng.spawn(1)[0].uniform(*NOISE_COLOUR), rng)
+    noise *= np.sqrt(power / 10 ** (snr_db / 10))
     return np.clip(padded + noise, -1.0, 1.0).astype(np.float32)
+
+
+def coloured_noise(n: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
+    """``[n]`` Gaussian noise of unit variance whose power spectrum falls as f^−``alpha``: white noise shaped in
+    the frequency domain, the DC bin given the lowest frequency's gain (its offset, which the audio modality
+    removes with each clip's mean, is part of the variance)."""
+    freqs = np.fft.rfftfreq(n)
+    freqs[0] = freqs[1] if n > 1 else 0.5
+    shaped = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * (freqs / 0.5) ** (-alpha / 2), n=n)
+    std = float(shaped.std())
+    return shaped / std if std > 0 else shaped
 
 
 def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
