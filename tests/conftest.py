@@ -32,13 +32,9 @@ def _subprocess_temp_dir(tmp_path_factory: pytest.TempPathFactory):
     """The processes tests start (spawned ranks, servers, CLI runs) keep their temp files under pytest's own temp
     dir, which pytest prunes: wandb, imported by timm when installed, makes temp dirs at import that a process
     ending without finalisers (spawned workers, a killed server) never removes."""
-    before = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("subprocess-tmp"))
-    yield
-    if before is None:
-        del os.environ["TMPDIR"]
-    else:
-        os.environ["TMPDIR"] = before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("subprocess-tmp")))
+        yield
 
 
 @pytest.fixture(scope="session")
