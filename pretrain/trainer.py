@@ -35,6 +35,7 @@ from .checkpoint import latest_checkpoint, resume_checkpoint, save_checkpoint
 from .config import ExperimentConfig, dump_yaml, load_config
 from .data import PairLoader
 from .export import export_model
+from .heap import freed_memory_kept
 from .lora import add_lora
 from .losses import SIGLIP_BIAS_INIT, ContrastiveLoss, SigLIPLoss
 from .metrics import MetricsLogger
@@ -78,14 +79,15 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_yaml(config))
         run_record = write_run_info(out, config, info, step)
-    loader = PairLoader(config.data, model.processors, config.train.seed, info.rank, info.world, step, data_state,
-                        micro_batches=config.train.accum_steps)
-    augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
-    log = MetricsLogger(out, config, info, start_step=step, trainable=trainable, run_record=run_record)
-    autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
-    guard = NonFiniteGuard(config.train.max_nonfinite_steps)
-
-    with denormals_flushed(config.train.flush_denormal and info.device.type == "cpu"):
+    # before the loader: its worker processes are forked with the allocator setting
+    with freed_memory_kept(config.train.keep_freed_memory), \
+            denormals_flushed(config.train.flush_denormal and info.device.type == "cpu"):
+        loader = PairLoader(config.data, model.processors, config.train.seed, info.rank, info.world, step, data_state,
+                            micro_batches=config.train.accum_steps)
+        augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
+        log = MetricsLogger(out, config, info, start_step=step, trainable=trainable, run_record=run_record)
+        autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
+        guard = NonFiniteGuard(config.train.max_nonfinite_steps)
         module.train()
         while step < config.train.steps:
             t0 = time.perf_counter()
@@ -110,7 +112,7 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
                     log.eval(step, eval_hook(model, step))
                 module.train()
 
-    log.close()
+        log.close()
     exported = export_model(module, model, config, plan, out / "model", info)
     distributed.teardown()
     return exported
