@@ -80,37 +80,37 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         (out / "config.yaml").write_text(dump_yaml(config))
         run_record = write_run_info(out, config, info, step)
     # before the loader: its worker processes are forked with the allocator setting
-    with freed_memory_kept(config.train.keep_freed_memory), \
-            denormals_flushed(config.train.flush_denormal and info.device.type == "cpu"):
+    with freed_memory_kept(config.train.keep_freed_memory):
         loader = PairLoader(config.data, model.processors, config.train.seed, info.rank, info.world, step, data_state,
                             micro_batches=config.train.accum_steps)
         augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
         log = MetricsLogger(out, config, info, start_step=step, trainable=trainable, run_record=run_record)
         autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
         guard = NonFiniteGuard(config.train.max_nonfinite_steps)
-        module.train()
-        while step < config.train.steps:
-            t0 = time.perf_counter()
-            batch = next(loader)
-            micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step, part)
-                     for part, inputs in enumerate(batch.micro_batches)]
-            groups = None if batch.groups is None else batch.groups.to(info.device)
-            metrics, grad_norm = train_step(module, objective, optimizer, micro, batch.dataset, autocast,
-                                            config.optim.grad_clip, groups)
-            scheduler.step()
-            step += 1
-            guard.check(step, metrics["loss"], grad_norm, batch.keys)
+        with denormals_flushed(config.train.flush_denormal and info.device.type == "cpu"):
+            module.train()
+            while step < config.train.steps:
+                t0 = time.perf_counter()
+                batch = next(loader)
+                micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step, part)
+                         for part, inputs in enumerate(batch.micro_batches)]
+                groups = None if batch.groups is None else batch.groups.to(info.device)
+                metrics, grad_norm = train_step(module, objective, optimizer, micro, batch.dataset, autocast,
+                                                config.optim.grad_clip, groups)
+                scheduler.step()
+                step += 1
+                guard.check(step, metrics["loss"], grad_norm, batch.keys)
 
-            log.step(step, batch, metrics, grad_norm, scheduler.get_last_lr()[0], time.perf_counter() - t0,
-                     loader.skipped())
-            if step % config.train.checkpoint_every == 0 or step == config.train.steps:
-                save_checkpoint(out, step, module, optimizer, scheduler, loader.state_dict(), info,
-                                keep=config.train.keep_checkpoints)
-            if eval_hook is not None and config.train.eval_every and step % config.train.eval_every == 0:
-                module.eval()
-                with torch.no_grad():
-                    log.eval(step, eval_hook(model, step))
-                module.train()
+                log.step(step, batch, metrics, grad_norm, scheduler.get_last_lr()[0], time.perf_counter() - t0,
+                         loader.skipped())
+                if step % config.train.checkpoint_every == 0 or step == config.train.steps:
+                    save_checkpoint(out, step, module, optimizer, scheduler, loader.state_dict(), info,
+                                    keep=config.train.keep_checkpoints)
+                if eval_hook is not None and config.train.eval_every and step % config.train.eval_every == 0:
+                    module.eval()
+                    with torch.no_grad():
+                        log.eval(step, eval_hook(model, step))
+                    module.train()
 
         log.close()
     exported = export_model(module, model, config, plan, out / "model", info)
