@@ -117,10 +117,6 @@ class DataConfig:
     decoded_cache_mb: int = 0
     """Keep up to this many MiB of decoded files in each loader worker, so that a sample met again (a dataset
     that fits in memory, seen for several epochs) is not decoded again (:mod:`.decoded_cache`). 0: off."""
-    assembly_threads: int = 1
-    """Torch threads the training process collates and augments each batch with when it trains on the CPU (0: all
-    of torch's). Its ops are small, and on cores shared with the loader workers a second thread mostly waits, at
-    every op, for one the workers have pushed off its core (:func:`~.trainer.torch_threads`)."""
     augment: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Training-time augmentation per modality, ``{modality: {kind: affine | points, ...}}`` (:mod:`.augment`)."""
     allow_pipe_urls: bool = False
@@ -129,7 +125,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_positive(self, "batch_size", "streams", "shuffle_buffer", "prefetch")
-        check_non_negative(self, "num_workers", "decoded_cache_mb", "assembly_threads")
+        check_non_negative(self, "num_workers", "decoded_cache_mb")
         check_fraction(self, "max_skip_fraction")
 
 

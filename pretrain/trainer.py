@@ -87,15 +87,13 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         log = MetricsLogger(out, config, info, start_step=step, trainable=trainable, run_record=run_record)
         autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
         guard = NonFiniteGuard(config.train.max_nonfinite_steps)
-        assembly_threads = config.data.assembly_threads if info.device.type == "cpu" else 0
         with denormals_flushed(config.train.flush_denormal and info.device.type == "cpu"):
             module.train()
             while step < config.train.steps:
                 t0 = time.perf_counter()
-                with torch_threads(assembly_threads):
-                    batch = next(loader)
-                    micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step, part)
-                             for part, inputs in enumerate(batch.micro_batches)]
+                batch = next(loader)
+                micro = [augment({m: to_device(x, info.device) for m, x in inputs.items()}, step, part)
+                         for part, inputs in enumerate(batch.micro_batches)]
                 groups = None if batch.groups is None else batch.groups.to(info.device)
                 metrics, grad_norm = train_step(module, objective, optimizer, micro, batch.dataset, autocast,
                                                 config.optim.grad_clip, groups)
@@ -133,26 +131,6 @@ def denormals_flushed(enabled: bool) -> Iterator[None]:
         yield
     finally:
         torch.set_flush_denormal(False)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block on ``threads`` torch threads (0: leave torch's setting), then go back to the setting before.
-
-    Collating and augmenting a batch is many small ops. Where the loader workers share the training process's
-    cores, a parallel op's second thread is often off its core, and every op then waits for it. The OmniDigits
-    binding on 2 cores (demo data and anchor, 330 steps, two runs each, alternating): collate + augment 135–139 ms a
-    step on 2 threads, 69–78 ms on 1; the training step after it grew 310–330 → 360–400 ms (back on 2 threads it meets
-    the workers' decoding that the waits used to absorb); 175–183 s in all on 2 threads, 169–177 s on 1."""
-    before = torch.get_num_threads()
-    if not threads or threads == before:
-        yield
-        return
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_step(module: nn.Module, objective: "PairObjective", optimizer: torch.optim.Optimizer,

@@ -391,31 +391,3 @@ def test_training_flushes_denormals_on_the_cpu_and_restores_them_after():
     assert (tiny * 1.0).item() != 0.0
     with trainer.denormals_flushed(False):
         assert (tiny * 1.0).item() != 0.0
-
-
-@pytest.fixture
-def two_torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.mark.parametrize("threads, expected", [(1, 1), (0, None)])
-def test_batches_are_assembled_on_data_assembly_threads_on_the_cpu(shapes, tmp_path, monkeypatch, two_torch_threads,
-                                                                   threads, expected):
-    exp = tiny_experiment(shapes, tmp_path / "out", steps=2)
-    exp["data"]["assembly_threads"] = threads
-    seen = {"collate": [], "augment": [], "step": []}
-    real_next, real_augment, real_step = trainer.PairLoader.__next__, trainer.Augmenter.__call__, trainer.train_step
-
-    def record(name, fn):
-        return lambda *args, **kwargs: seen[name].append(torch.get_num_threads()) or fn(*args, **kwargs)
-
-    monkeypatch.setattr(trainer.PairLoader, "__next__", record("collate", real_next))
-    monkeypatch.setattr(trainer.Augmenter, "__call__", record("augment", real_augment))
-    monkeypatch.setattr(trainer, "train_step", record("step", real_step))
-    trainer.train(load_config(write_experiment(tmp_path / "exp.yaml", exp)))
-    assert seen["collate"] == seen["augment"] == [expected or 2] * 2
-    assert seen["step"] == [2, 2] and torch.get_num_threads() == 2  # the step and the caller keep torch's setting
-
