@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 from typing import Iterator
 
 M_TRIM_THRESHOLD = -1
@@ -33,15 +32,14 @@ switch the dynamic rule back on)."""
 
 
 def glibc() -> ctypes.CDLL | None:
-    """The process's C library when it is glibc (it has ``gnu_get_libc_version`` and ``mallopt``), else None."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    """The process's own C library (the symbols already loaded into it) when it is glibc, which has
+    ``gnu_get_libc_version``, ``mallopt`` and ``malloc_trim``; else None."""
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)
     except OSError:
         return None
-    return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
+    names = ("gnu_get_libc_version", "mallopt", "malloc_trim")
+    return libc if all(hasattr(libc, name) for name in names) else None
 
 
 @contextlib.contextmanager
