@@ -4,12 +4,13 @@ glibc's allocator serves every block above its mmap threshold (which it raises, 
 most 32 MiB) with a fresh ``mmap`` and returns it with ``munmap`` when freed, and it trims the top of its heap back
 to the system once more than twice that lies free there. A training step allocates and frees the same large
 activations and gradients every step, so each of them comes back as new pages, and every 4 KiB page faults on its
-first write. On the CPU that costs as much as the arithmetic: the OmniDigits binding (the point-cloud tower's
-batch of 64 × 64 groups × 16 points is 32 MiB at 128 channels) made ~69,000 page faults a step and spent 46 s
-of its 382 s of CPU time over 330 steps in the kernel (9 s with the memory kept); a batch norm over [65536, 128]
-took 14.7 ms with glibc's defaults and 3.1 ms with the memory kept (2 threads). :func:`freed_memory_kept` raises both thresholds while training, so freed blocks stay in the heap and
-are reused at the next step (the process keeps its peak working set instead of returning it between steps), then
-hands the kept memory back. Other C libraries (musl) and other systems are left as they are.
+first write. On the CPU that costs as much as the arithmetic: the OmniDigits binding (the point-cloud tower's batch
+of 64 × 64 groups × 16 points is 32 MiB at 128 channels) made ~69,000 page faults a step and spent 46 s of its 382 s
+of CPU time over 330 steps in the kernel (9 s with the memory kept); a batch norm over [65536, 128] took 14.7 ms
+with glibc's defaults and 3.1 ms with the memory kept (2 threads). :func:`freed_memory_kept` raises both thresholds
+while training, so freed blocks stay in the heap and are reused at the next step (the process keeps its peak working
+set instead of returning it between steps), then hands the kept memory back. Other C libraries (musl) and other
+systems are left as they are.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def freed_memory_kept(enabled: bool = True) -> Iterator[bool]:
     if libc is None:
         yield False
         return
-    kept = bool(libc.mallopt(M_MMAP_THRESHOLD, KEPT_MMAP_THRESHOLD)) & bool(libc.mallopt(M_TRIM_THRESHOLD,
-                                                                                        KEPT_TRIM_THRESHOLD))
+    # both are set (and both restored below) whichever of them glibc refuses
+    accepted = [libc.mallopt(M_MMAP_THRESHOLD, KEPT_MMAP_THRESHOLD),
+                libc.mallopt(M_TRIM_THRESHOLD, KEPT_TRIM_THRESHOLD)]
     try:
-        yield kept
+        yield all(accepted)
     finally:
         libc.mallopt(M_MMAP_THRESHOLD, RESTORED_MMAP_THRESHOLD)
         libc.mallopt(M_TRIM_THRESHOLD, RESTORED_TRIM_THRESHOLD)

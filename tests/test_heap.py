@@ -39,6 +39,6 @@ def test_a_training_step_reuses_the_memory_the_last_one_freed():
     assert faults_per_step("kept") < faults_per_step("default") / 2
 
 
-def test_disabled_it_changes_nothing():
+def test_disabled_it_reports_the_setting_off():
     with heap.freed_memory_kept(False) as kept:
         assert not kept
