@@ -36,6 +36,7 @@ every frame is Kaldi's log floor, log(ε) ≈ −15.94 (−1.277 after normalisi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +50,8 @@ from omniembed.encoder import ModalityEncoder
 from omniembed.errors import ConfigError, EmptyInputError, InputError
 from omniembed.extras import require
 from omniembed.nn.heads import Postprocess, TokenHead
+from omniembed.nn.speech_embedding import (N_MELS as SPEECH_MELS, SAMPLE_RATE as SPEECH_RATE, WINDOW_FRAMES,
+                                          SpeechEmbeddingConfig, SpeechEmbeddingTrunk, SpeechLogMel)
 from omniembed.nn.tdnn import TdnnConfig, TdnnTrunk
 from omniembed.nn.timm_trunk import IdentityStem, TimmConfig, TimmTrunk
 from omniembed.nn.tokens import PoolingHead, Tokens, TransformerTrunk
@@ -81,9 +84,11 @@ class AudioConfig(ModalityConfig):
     (ImageBind: overlapping clips also lose their neighbour's mean); "none"."""
     resampler: Literal["polyphase", "torchaudio"] = "polyphase"
     """"polyphase": torchaudio's sinc kernel as banded GEMMs (fast); "torchaudio": ``functional.resample``."""
-    fbank: Literal["batched", "kaldi"] = "batched"
+    fbank: Literal["batched", "kaldi", "speech_embedding"] = "batched"
     """"batched": the whole batch at once in :meth:`AudioModality.collate`; "kaldi": torchaudio's Kaldi fbank
-    clip by clip (the reference; they agree to 2e-3 in model-input units, see tests)."""
+    clip by clip (the reference; they agree to 2e-3 in model-input units, see tests); "speech_embedding": the
+    log-mel of Google's speech embedding (:mod:`omniembed.nn.speech_embedding`; 16 kHz, 32 bins, its own fixed
+    scaling, so ``feature_mean``, ``feature_std`` and ``feature_norm`` do not apply), for that tower only."""
     n_mels: int = 128
     target_frames: int = 204
     feature_mean: float = -4.268
@@ -98,11 +103,14 @@ class AudioConfig(ModalityConfig):
     patch_size: int = 16
     patch_stride: int = 10
     stem_norm_eps: float = 1e-5
-    tower: TimmConfig | TdnnConfig | None = None
+    tower: TimmConfig | TdnnConfig | SpeechEmbeddingConfig | None = None
     """Another trunk instead of the patch stem and transformer: ``{kind: timm, name: ...}``, a timm CNN over the
     filterbank image ``[1, n_mels, target_frames]`` (``in_chans=1``; small CNNs learn from little data much faster
     than a ViT), or ``{kind: tdnn, ...}``, a time-delay network (1-D convolutions along time, mel bins as
-    channels): the cheapest tower that generalises to unseen speakers from a few of them. Configs written with
+    channels): the cheapest tower that generalises to unseen speakers from a few of them; or
+    ``{kind: speech_embedding, ...}``, Google's speech embedding, frozen, with a trainable head (with
+    ``fbank: speech_embedding``, ``sample_rate: 16000``, ``n_mels: 32``): real speech learnt from synthetic voices.
+    Configs written with
     ``timm:`` / ``tdnn:`` keys read as these."""
     trunk: TransformerConfig = field(default_factory=lambda: TransformerConfig(
         width=768, depth=12, heads=12, drop_path=0.1, ln_eps=1e-6, bias_kv=True))
@@ -175,11 +183,32 @@ class AudioModality(Modality):
                 raise ConfigError("audio.tower.pool 'valid' finds padding as frames that are 0 in every mel bin, "
                                   "which they are only with audio.feature_norm 'clip', not "
                                   f"{config.feature_norm!r}")
+        self._check_speech_front_end(config)
         if config.patch_stem and (config.target_frames < config.patch_size or config.n_mels < config.patch_size):
             raise ConfigError(f"audio: a {config.n_mels} × {config.target_frames} spectrogram is smaller than one "
                               f"{config.patch_size}-patch")
         self.window = frame_samples(config.sample_rate)[0]
         self._batched_fbank: BatchedFbank | None = None
+        self._speech_mel: SpeechLogMel | None = None
+
+    @staticmethod
+    def _check_speech_front_end(config: AudioConfig) -> None:
+        """The speech-embedding tower and its features come together, at the rate and size the network was
+        trained on."""
+        tower = isinstance(config.tower, SpeechEmbeddingConfig)
+        if tower != (config.fbank == "speech_embedding"):
+            raise ConfigError("audio: the speech_embedding tower needs fbank 'speech_embedding' and that fbank "
+                              f"needs the tower (tower {type(config.tower).__name__}, fbank {config.fbank!r})")
+        if not tower:
+            return
+        config.tower.validate("audio.tower")
+        wanted = {"sample_rate": SPEECH_RATE, "n_mels": SPEECH_MELS}
+        wrong = {k: getattr(config, k) for k, v in wanted.items() if getattr(config, k) != v}
+        if wrong:
+            raise ConfigError(f"audio: the speech_embedding tower needs {wanted}, got {wrong}")
+        if config.target_frames < WINDOW_FRAMES:
+            raise ConfigError(f"audio.target_frames must be >= {WINDOW_FRAMES} (one speech-embedding window) for "
+                              f"the speech_embedding tower, got {config.target_frames}")
 
     # ---- raw input → clips ---------------------------------------------------------------------------------------
     def load(self, path: Path) -> AudioSource:
@@ -273,6 +302,10 @@ class AudioModality(Modality):
     def filterbank(self, clips: list[torch.Tensor], fbank: str | None = None) -> torch.Tensor:
         """M clip waveforms ``[n_i]`` at the model rate → normalised features ``[M, 1, n_mels, target_frames]``,
         on the clips' device. ``fbank`` overrides the config's choice ("batched" / "kaldi")."""
+        if self.config.fbank == "speech_embedding":
+            if self._speech_mel is None:
+                self._speech_mel = SpeechLogMel()
+            return self._speech_mel.to(clips[0].device)(clips, self.config.target_frames)
         features = self._log_mel_input(clips, fbank)
         if self.config.feature_norm == "clip":
             frames = [min(int(n_frames(c.shape[0], self.config.sample_rate)), self.config.target_frames)
@@ -318,8 +351,7 @@ class AudioModality(Modality):
     def build_encoder(self, embed_dim: int) -> ModalityEncoder:
         cfg = self.config
         if not cfg.patch_stem:
-            trunk = (TimmTrunk(cfg.tower, in_chans=1) if isinstance(cfg.tower, TimmConfig) else
-                     TdnnTrunk(cfg.tower, cfg.n_mels))
+            trunk = TOWERS[type(cfg.tower)](cfg)
             head = TokenHead(HeadConfig(pool="cls", norm=False, bias=cfg.head.bias), trunk.width, embed_dim)
             return ModalityEncoder(IdentityStem(), trunk, PoolingHead(head), Postprocess(cfg.logit_scale),
                                    clip_ndim=3)
@@ -329,9 +361,25 @@ class AudioModality(Modality):
                                PoolingHead(TokenHead(cfg.head, cfg.trunk.width, embed_dim)),
                                Postprocess(cfg.logit_scale), clip_ndim=3)
 
+    def export_assets(self, directory: Path) -> AudioConfig:
+        """A speech-embedding tower's frozen weights are buffers in the weight file: the saved config says so, and
+        loading the model needs neither openwakeword nor the ONNX file."""
+        cfg = self.config
+        if isinstance(cfg.tower, SpeechEmbeddingConfig):
+            return dataclasses.replace(cfg, tower=dataclasses.replace(cfg.tower, weights_in_checkpoint=True))
+        return cfg
+
     @classmethod
     def tiny_config(cls) -> AudioConfig:
         return AudioConfig(trunk=TransformerConfig(width=64, depth=2, heads=4, ln_eps=1e-6, bias_kv=True))
+
+
+TOWERS: dict[type, Any] = {
+    TimmConfig: lambda cfg: TimmTrunk(cfg.tower, in_chans=1),
+    TdnnConfig: lambda cfg: TdnnTrunk(cfg.tower, cfg.n_mels),
+    SpeechEmbeddingConfig: lambda cfg: SpeechEmbeddingTrunk(cfg.tower),
+}
+"""``AudioConfig.tower``'s config type → its trunk (``AudioConfig`` → module) in place of the patch stem and ViT."""
 
 
 def _spans(ranges: list[tuple[int, int]]) -> list[tuple[int, int, list[int]]]:

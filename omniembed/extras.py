@@ -34,6 +34,7 @@ EXTRAS: dict[str, str] = {
     "fastapi_offline": "serve",
     "sklearn": "demo",
     "scipy": "demo",
+    "onnx": "speech",
 }
 """Top-level import name → the extra (``pip install 'omniembed[EXTRA]'``) that installs it."""
 

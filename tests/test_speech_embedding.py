@@ -1,0 +1,136 @@
+"""Google's speech embedding as a frozen audio front end: equal to openWakeWord's ONNX models, frozen in training,
+self-contained once saved."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+import omniembed
+from omniembed.config import from_dict
+from omniembed.errors import ConfigError
+from omniembed.modalities.audio import AudioConfig, AudioModality
+from omniembed.nn.speech_embedding import (WINDOW_FRAMES, SpeechEmbeddingConfig, SpeechEmbeddingTrunk, SpeechLogMel,
+                                           onnx_weights_path)
+from omniembed.nn.tokens import Tokens
+
+HAS_WEIGHTS = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("openwakeword") is not None
+needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="needs onnx and openwakeword 0.5.x (omniembed[speech])")
+
+SPEECH_AUDIO = {"sample_rate": 16000, "n_mels": 32, "n_clips": 1, "clip_seconds": 1.0, "target_frames": 100,
+                "fbank": "speech_embedding", "tower": {"kind": "speech_embedding", "width": 16}}
+
+
+def _voice(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A vowel-like test signal: a 140 Hz pulse train's harmonics under two formants, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    wave = sum(np.sin(2 * np.pi * 140 * k * t) / k * (1.5 if 4 <= k <= 6 or 15 <= k <= 17 else 0.3)
+               for k in range(1, 25))
+    return (0.1 * wave * np.hanning(t.size) + rng.normal(0, 0.003, t.size)).astype(np.float32)
+
+
+def _speech_model():
+    return omniembed.create({"embed_dim": 16, "anchor": "audio", "modalities": {"audio": SPEECH_AUDIO}}, seed=0)
+
+
+@needs_weights
+def test_features_and_vectors_equal_openwakewords_onnx_models():
+    from onnx.reference import ReferenceEvaluator
+
+    path = onnx_weights_path("openwakeword")
+    wave = np.pad(_voice(0.8), (1000, 0))[: 512 + 160 * 99]
+    wave = np.pad(wave, (0, 512 + 160 * 99 - wave.size))
+    wave = (wave * 0.1 / np.sqrt(np.mean(wave.astype(np.float64) ** 2))).astype(np.float32)  # the level it sets
+    mel = ReferenceEvaluator(str(path.parent / "melspectrogram.onnx"))
+    reference = mel.run(None, {"input": (wave * 32767)[None]})[0].squeeze() / 10 + 2          # [100, 32]
+    ours = SpeechLogMel()([torch.from_numpy(wave)], 100)
+    assert ours.shape == (1, 1, 32, 100)
+    np.testing.assert_allclose(ours[0, 0].numpy(), reference.T, atol=5e-5)
+
+    windows = np.stack([reference[i:i + WINDOW_FRAMES] for i in range(0, 100 - WINDOW_FRAMES + 1, 8)])
+    vectors = ReferenceEvaluator(str(path)).run(None, {"input_1": windows[..., None].astype(np.float32)})[0]
+    trunk = SpeechEmbeddingTrunk(SpeechEmbeddingConfig(width=0))
+    got = trunk.embed_windows(torch.from_numpy(windows).unsqueeze(1).float())
+    np.testing.assert_allclose(got.numpy(), vectors.reshape(len(windows), 96), atol=1e-4 * np.abs(vectors).max())
+
+
+def test_a_clip_is_levelled_and_centred_in_the_frames():
+    mel = SpeechLogMel()
+    short = _voice(0.3)                                          # 30 of the 100 frames
+    a, louder = mel([torch.from_numpy(short), torch.from_numpy(4 * short)], 100)
+    torch.testing.assert_close(a, louder, atol=1e-4, rtol=0)
+    assert a.shape == (1, 32, 100)
+    energy = a[0].sum(dim=0)                                     # [100]
+    floor = energy.min()
+    assert torch.allclose(energy[:30], floor) and torch.allclose(energy[-30:], floor)
+    assert energy[40:60].min() > floor + 50
+    length = 512 + 160 * 99
+    long = _voice(2.0)
+    middle = long[(long.size - length) // 2:][:length]
+    torch.testing.assert_close(mel([torch.from_numpy(long)], 100), mel([torch.from_numpy(middle)], 100))
+
+
+def test_trunk_pools_mean_and_max_over_the_windows():
+    trunk = SpeechEmbeddingTrunk(SpeechEmbeddingConfig(width=8, weights_in_checkpoint=True))
+    feats = torch.randn(3, 1, 32, 100)
+    out = trunk(Tokens(feats)).tokens
+    assert out.shape == (3, 1, 16) and trunk.width == 16
+    windows = feats[0, 0].T.unfold(0, WINDOW_FRAMES, 8).permute(0, 2, 1).unsqueeze(1)          # [4, 1, 76, 32]
+    vectors = trunk.project(trunk.embed_windows(windows.contiguous()))
+    torch.testing.assert_close(out[0, 0], torch.cat([vectors.mean(0), vectors.amax(0)]))
+    with pytest.raises(ValueError, match="T ≥ 76"):
+        trunk(Tokens(torch.randn(1, 1, 32, 50)))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"fbank": "batched"}, "needs fbank 'speech_embedding'"),
+    ({"tower": None}, "needs fbank 'speech_embedding'"),
+    ({"sample_rate": 8000}, "sample_rate"),
+    ({"n_mels": 40}, "n_mels"),
+    ({"target_frames": 60}, "target_frames must be >= 76"),
+])
+def test_the_tower_and_its_features_come_together(change, message):
+    data = {**SPEECH_AUDIO, "tower": {**SPEECH_AUDIO["tower"], "weights_in_checkpoint": True}, **change}
+    with pytest.raises(ConfigError, match=message):
+        AudioModality(from_dict(AudioConfig, data, "audio"))
+
+
+def test_missing_openwakeword_names_the_extra(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openwakeword" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"omniembed\[speech\]"):
+        onnx_weights_path("openwakeword")
+    with pytest.raises(ConfigError, match="is not a file"):
+        onnx_weights_path("/nonexistent/embedding_model.onnx")
+
+
+@needs_weights
+def test_saved_model_loads_without_the_package_and_embeds_the_same(tmp_path, monkeypatch):
+    model = _speech_model()
+    clips = [(_voice(0.6, seed), 16000) for seed in range(3)]
+    before = model.embed(clips, modality="audio")
+    model.save(tmp_path / "m")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openwakeword" else real(name, *a))
+    loaded = omniembed.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.embed(clips, modality="audio"), before)
+
+
+@needs_weights
+def test_training_moves_the_head_and_never_the_frozen_network():
+    encoder = _speech_model().encoder("audio")
+    trainable = {n for n, p in encoder.named_parameters() if p.requires_grad}
+    assert trainable and all("project" in n or "head" in n or "scale" in n for n in trainable)
+    frozen = {n: b.clone() for n, b in encoder.named_buffers() if "conv" in n}
+    assert len(frozen) == 39  # 20 weights, 19 biases
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.1)
+    features = SpeechLogMel()([torch.from_numpy(_voice(0.8, s)) for s in range(4)], 100)[:, None]   # [4, 1, 1, 32, T]
+    encoder(features).sum().backward()
+    optimizer.step()
+    for name, value in encoder.named_buffers():
+        if name in frozen:
+            torch.testing.assert_close(value, frozen[name])
