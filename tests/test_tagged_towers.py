@@ -35,10 +35,11 @@ def test_a_tower_is_written_with_its_kind_and_read_back_as_its_class():
 
 def test_a_tower_kind_outside_the_modality_s_alternatives_names_the_key_and_the_kinds():
     with pytest.raises(ConfigError, match=r"^modalities\.audio\.tower\.kind 'hf_tower' is not one of "
-                                          r"\['timm', 'tdnn'\]$"):
+                                          r"\['timm', 'tdnn', 'speech_embedding'\]$"):
         ModelConfig.from_dict({"modalities": {"audio": {"tower": {"kind": "hf_tower", "path": "x"}}},
                                "anchor": "audio"})
-    with pytest.raises(ConfigError, match=r"modalities\.audio\.tower: needs 'kind', one of \['timm', 'tdnn'\]"):
+    with pytest.raises(ConfigError, match=r"modalities\.audio\.tower: needs 'kind', one of "
+                                          r"\['timm', 'tdnn', 'speech_embedding'\]"):
         ModelConfig.from_dict({"modalities": {"audio": {"tower": {"width": 8}}}, "anchor": "audio"})
 
 
