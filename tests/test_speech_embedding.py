@@ -86,12 +86,26 @@ def test_trunk_pools_mean_and_max_over_the_windows():
         trunk(Tokens(torch.randn(1, 1, 32, 50)))
 
 
+def test_one_pass_over_the_clip_equals_the_windows_one_by_one():
+    trunk = SpeechEmbeddingTrunk(SpeechEmbeddingConfig(width=0, weights_in_checkpoint=True))
+    for i, (weight, bias) in enumerate((getattr(trunk, f"conv{i}_weight"), getattr(trunk, f"conv{i}_bias", None))
+                                       for i in range(20)):
+        weight.normal_(0, 0.3)
+        if bias is not None:
+            bias.normal_(0, 0.1)
+    frames = torch.randn(2, 1, 130, 32)                          # windows start every 8 frames: 0 … 48
+    windows = frames[:, 0].unfold(1, WINDOW_FRAMES, 8).permute(0, 1, 3, 2).reshape(-1, 1, WINDOW_FRAMES, 32)
+    one_by_one = trunk.embed_windows(windows.contiguous()).reshape(2, 7, 96)
+    torch.testing.assert_close(trunk.embed_sequence(frames), one_by_one, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"fbank": "batched"}, "needs fbank 'speech_embedding'"),
     ({"tower": None}, "needs fbank 'speech_embedding'"),
     ({"sample_rate": 8000}, "sample_rate"),
     ({"n_mels": 40}, "n_mels"),
     ({"target_frames": 60}, "target_frames must be >= 76"),
+    ({"tower": {"kind": "speech_embedding", "step": 12}}, "multiple of 8"),
 ])
 def test_the_tower_and_its_features_come_together(change, message):
     data = {**SPEECH_AUDIO, "tower": {**SPEECH_AUDIO["tower"], "weights_in_checkpoint": True}, **change}

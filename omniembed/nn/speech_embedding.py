@@ -14,8 +14,9 @@ zero-shot on them and this front end under the same binding 95.5 % (README, "Out
   60–3800 Hz, 10·log10 (floor 1e-10), each clip floored 80 dB below its loudest cell, then ``x / 10 + 2`` —
   computed here, equal to openWakeWord's ``melspectrogram.onnx`` to float rounding (tests).
 * **trunk** (:class:`SpeechEmbeddingTrunk`) — the frozen convolutions over windows of :data:`WINDOW_FRAMES`
-  frames every ``step`` frames (``[W, 96]`` per clip), then a trainable LayerNorm, Linear + ReLU of ``width`` per
-  window (0: the LayerNorm alone) and mean ‖ max over the windows.
+  frames every ``step`` frames (``[W, 96]`` per clip; one pass over the clip computes the windows' overlap once:
+  4 windows of a 130-frame clip cost ~1/3 of running them one by one), then a trainable LayerNorm, Linear + ReLU
+  of ``width`` per window (0: the LayerNorm alone) and mean ‖ max over the windows.
 
 The frozen weights are read from ``embedding_model.onnx`` inside the installed ``openwakeword`` package (0.5.x
 ships it; ``pip install 'omniembed[speech]'``) or from a given path, and travel in an exported model's weights
@@ -52,6 +53,9 @@ RMS_LEVEL = 0.1
 recorded louder or quieter would otherwise differ in every cell."""
 WINDOW_FRAMES = 76
 """Frames one embedding sees (0.775 s)."""
+STRIDE = 8
+"""The network's stride in time (three 2× max-pools): run over a longer sequence, its convolutions (none padded in
+time) give the embedding of every window that starts a multiple of 8 frames in, at once."""
 EMBED_DIM = 96
 LEAK, FLOOR = 0.2, -0.4
 """Each convolution is followed by LeakyReLU(0.2) and max(·, −0.4)."""
@@ -74,7 +78,7 @@ ONNX_FILE = "embedding_model.onnx"
 class SpeechEmbeddingConfig:
     """The frozen front end's ``weights`` ("openwakeword": the installed package's file, or a path to an
     ``embedding_model.onnx``), the trainable per-window layer's ``width`` (0: pool the 96-d vectors directly) and
-    the ``step`` in frames between windows. ``weights_in_checkpoint``: set when a model is saved, the frozen weights
+    the ``step`` in frames between windows (a multiple of 8). ``weights_in_checkpoint``: set when a model is saved, the frozen weights
     then come from its weight file."""
 
     TAG: ClassVar[str] = "speech_embedding"
@@ -87,8 +91,9 @@ class SpeechEmbeddingConfig:
     def validate(self, where: str) -> None:
         if self.width < 0:
             raise ConfigError(f"{where}.width must be >= 0, got {self.width}")
-        if self.step <= 0:
-            raise ConfigError(f"{where}.step must be positive, got {self.step}")
+        if self.step <= 0 or self.step % STRIDE:
+            raise ConfigError(f"{where}.step must be a positive multiple of {STRIDE} (the network's stride in time), "
+                              f"got {self.step}")
 
 
 def onnx_weights_path(weights: str) -> Path:
@@ -159,8 +164,13 @@ class SpeechEmbeddingTrunk(nn.Module):
         self.width = 2 * (config.width or EMBED_DIM)
 
     def embed_windows(self, windows: torch.Tensor) -> torch.Tensor:
-        """``[N, 1, 76, 32]`` (time, mel) → ``[N, 96]``: the frozen network."""
-        x = windows
+        """``[N, 1, 76, 32]`` (time, mel) → ``[N, 96]``: the frozen network on single windows."""
+        return self.embed_sequence(windows)[:, 0]
+
+    def embed_sequence(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[N, 1, T, 32]`` (time, mel), T ≥ 76 → ``[N, (T − 76) // 8 + 1, 96]``: the embedding of every window
+        starting at a multiple of :data:`STRIDE` frames, in one pass (the windows' overlap is computed once)."""
+        x = frames
         last = len(LAYERS) - 1
         for i, (_, (kh, kw)) in enumerate(LAYERS):
             weight = getattr(self, f"conv{i}_weight").to(x.dtype)
@@ -171,7 +181,7 @@ class SpeechEmbeddingTrunk(nn.Module):
             x = F.leaky_relu(x, LEAK).clamp(min=FLOOR)
             if i in POOLS:
                 x = F.max_pool2d(x, POOLS[i])
-        return x.flatten(1)
+        return x.squeeze(3).transpose(1, 2)  # [N, 96, P, 1] → [N, P, 96]
 
     def forward(self, x: Tokens) -> Tokens:
         feats = x.tokens.flatten(1, 2)  # [B, 1, 32, T] → [B, 32, T]
@@ -179,10 +189,8 @@ class SpeechEmbeddingTrunk(nn.Module):
         if mels != N_MELS or frames < WINDOW_FRAMES:
             raise ValueError(f"speech embedding: expected [B, 1, {N_MELS}, T ≥ {WINDOW_FRAMES}] features, got "
                              f"{tuple(x.tokens.shape)}")
-        windows = feats.unfold(2, WINDOW_FRAMES, self.step)          # [B, 32, W, 76]
-        n = windows.shape[2]
-        windows = windows.permute(0, 2, 3, 1).reshape(b * n, 1, WINDOW_FRAMES, N_MELS)
-        vectors = self.project(self.embed_windows(windows).unflatten(0, (b, n)))  # [B, W, F]
+        every = self.embed_sequence(feats.transpose(1, 2).unsqueeze(1))   # [B, (T − 76) // 8 + 1, 96]
+        vectors = self.project(every[:, :: self.step // STRIDE])          # [B, W, F]
         return Tokens(torch.cat([vectors.mean(dim=1), vectors.amax(dim=1)], dim=-1).unsqueeze(1))
 
 
