@@ -301,7 +301,8 @@ class AudioModality(Modality):
 
     def filterbank(self, clips: list[torch.Tensor], fbank: str | None = None) -> torch.Tensor:
         """M clip waveforms ``[n_i]`` at the model rate → normalised features ``[M, 1, n_mels, target_frames]``,
-        on the clips' device. ``fbank`` overrides the config's choice ("batched" / "kaldi")."""
+        on the clips' device. ``fbank`` overrides the config's choice ("batched" / "kaldi"); the speech-embedding
+        features have no alternative and ignore it."""
         if self.config.fbank == "speech_embedding":
             if self._speech_mel is None:
                 self._speech_mel = SpeechLogMel()

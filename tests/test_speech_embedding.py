@@ -33,6 +33,13 @@ def _voice(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
     return (0.1 * wave * np.hanning(t.size) + rng.normal(0, 0.003, t.size)).astype(np.float32)
 
 
+def _hide_openwakeword(monkeypatch) -> None:
+    """Make the installed openwakeword package unfindable, as on a machine without the extra."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "openwakeword" else real(name, *a))
+
+
 def _speech_model():
     return omniembed.create({"embed_dim": 16, "anchor": "audio", "modalities": {"audio": SPEECH_AUDIO}}, seed=0)
 
@@ -88,11 +95,8 @@ def test_trunk_pools_mean_and_max_over_the_windows():
 
 def test_one_pass_over_the_clip_equals_the_windows_one_by_one():
     trunk = SpeechEmbeddingTrunk(SpeechEmbeddingConfig(width=0, weights_in_checkpoint=True))
-    for i, (weight, bias) in enumerate((getattr(trunk, f"conv{i}_weight"), getattr(trunk, f"conv{i}_bias", None))
-                                       for i in range(20)):
-        weight.normal_(0, 0.3)
-        if bias is not None:
-            bias.normal_(0, 0.1)
+    for name, buffer in trunk.named_buffers():                    # random weights: zeros would hide a misalignment
+        buffer.normal_(0, 0.3 if name.endswith("weight") else 0.1)
     frames = torch.randn(2, 1, 130, 32)                          # windows start every 8 frames: 0 … 48
     windows = frames[:, 0].unfold(1, WINDOW_FRAMES, 8).permute(0, 1, 3, 2).reshape(-1, 1, WINDOW_FRAMES, 32)
     one_by_one = trunk.embed_windows(windows.contiguous()).reshape(2, 7, 96)
@@ -114,8 +118,7 @@ def test_the_tower_and_its_features_come_together(change, message):
 
 
 def test_missing_openwakeword_names_the_extra(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openwakeword" else real(name, *a))
+    _hide_openwakeword(monkeypatch)
     with pytest.raises(ConfigError, match=r"omniembed\[speech\]"):
         onnx_weights_path("openwakeword")
     with pytest.raises(ConfigError, match="is not a file"):
@@ -128,8 +131,7 @@ def test_saved_model_loads_without_the_package_and_embeds_the_same(tmp_path, mon
     clips = [(_voice(0.6, seed), 16000) for seed in range(3)]
     before = model.embed(clips, modality="audio")
     model.save(tmp_path / "m")
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openwakeword" else real(name, *a))
+    _hide_openwakeword(monkeypatch)
     loaded = omniembed.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.embed(clips, modality="audio"), before)
 

@@ -78,8 +78,8 @@ ONNX_FILE = "embedding_model.onnx"
 class SpeechEmbeddingConfig:
     """The frozen front end's ``weights`` ("openwakeword": the installed package's file, or a path to an
     ``embedding_model.onnx``), the trainable per-window layer's ``width`` (0: pool the 96-d vectors directly) and
-    the ``step`` in frames between windows (a multiple of 8). ``weights_in_checkpoint``: set when a model is saved, the frozen weights
-    then come from its weight file."""
+    the ``step`` in frames between windows (a multiple of 8). ``weights_in_checkpoint``: set when a model is saved,
+    the frozen weights then come from its weight file."""
 
     TAG: ClassVar[str] = "speech_embedding"
 
@@ -172,7 +172,7 @@ class SpeechEmbeddingTrunk(nn.Module):
         starting at a multiple of :data:`STRIDE` frames, in one pass (the windows' overlap is computed once)."""
         x = frames
         last = len(LAYERS) - 1
-        for i, (_, (kh, kw)) in enumerate(LAYERS):
+        for i, (_, (_, kw)) in enumerate(LAYERS):
             weight = getattr(self, f"conv{i}_weight").to(x.dtype)
             bias = None if i == last else getattr(self, f"conv{i}_bias").to(x.dtype)
             x = F.conv2d(x, weight, bias, padding=(0, 1 if kw == 3 else 0))
