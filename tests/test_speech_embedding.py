@@ -4,6 +4,7 @@ self-contained once saved."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 
 import numpy as np
 import pytest
@@ -11,11 +12,14 @@ import torch
 
 import omniembed
 from omniembed.config import from_dict
+from omniembed.nn import speech_embedding
 from omniembed.errors import ConfigError
 from omniembed.modalities.audio import AudioConfig, AudioModality
 from omniembed.nn.speech_embedding import (WINDOW_FRAMES, SpeechEmbeddingConfig, SpeechEmbeddingTrunk, SpeechLogMel,
                                            onnx_weights_path)
 from omniembed.nn.tokens import Tokens
+
+from local_server import LocalFileServer, closed_port_url
 
 HAS_WEIGHTS = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("openwakeword") is not None
 needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="needs onnx and openwakeword 0.5.x (omniembed[speech])")
@@ -117,12 +121,47 @@ def test_the_tower_and_its_features_come_together(change, message):
         AudioModality(from_dict(AudioConfig, data, "audio"))
 
 
-def test_missing_openwakeword_names_the_extra(monkeypatch):
+def test_without_the_package_or_a_network_the_error_names_the_extra_and_where_to_put_the_file(monkeypatch, tmp_path):
     _hide_openwakeword(monkeypatch)
-    with pytest.raises(ConfigError, match=r"omniembed\[speech\]"):
+    monkeypatch.setenv("OMNIEMBED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(speech_embedding, "RELEASE_URL", closed_port_url("embedding_model.onnx"))
+    with pytest.raises(ConfigError, match=r"omniembed\[speech\].*put http://127\.0\.0\.1.* at .*cache/downloads"):
         onnx_weights_path("openwakeword")
     with pytest.raises(ConfigError, match="is not a file"):
         onnx_weights_path("/nonexistent/embedding_model.onnx")
+
+
+@needs_weights
+def test_without_the_package_the_released_file_is_downloaded_once_and_gives_the_same_network(monkeypatch, tmp_path):
+    bundled = onnx_weights_path("openwakeword")
+    root = tmp_path / "www"
+    root.mkdir()
+    shutil.copy(bundled, root / "embedding_model.onnx")
+    _hide_openwakeword(monkeypatch)
+    monkeypatch.setenv("OMNIEMBED_CACHE", str(tmp_path / "cache"))
+    with LocalFileServer(root) as server:
+        monkeypatch.setattr(speech_embedding, "RELEASE_URL", server.url("embedding_model.onnx"))
+        first = SpeechEmbeddingTrunk(SpeechEmbeddingConfig())
+        again = SpeechEmbeddingTrunk(SpeechEmbeddingConfig())
+        assert len(server.requests) == 1
+    expected = SpeechEmbeddingTrunk(SpeechEmbeddingConfig(weights=str(bundled)))
+    for name, buffer in expected.named_buffers():
+        assert torch.equal(dict(first.named_buffers())[name], buffer)
+        assert torch.equal(dict(again.named_buffers())[name], buffer)
+
+
+@needs_weights
+def test_a_downloaded_file_that_is_not_the_network_is_deleted_and_named(monkeypatch, tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "embedding_model.onnx").write_bytes(b"<html>not found</html>")
+    _hide_openwakeword(monkeypatch)
+    monkeypatch.setenv("OMNIEMBED_CACHE", str(tmp_path / "cache"))
+    with LocalFileServer(root) as server:
+        monkeypatch.setattr(speech_embedding, "RELEASE_URL", server.url("embedding_model.onnx"))
+        with pytest.raises(ConfigError, match="not a readable ONNX model.*the download was deleted"):
+            onnx_weights_path("openwakeword")
+    assert not list((tmp_path / "cache" / "downloads").glob("*.onnx"))
 
 
 @needs_weights
@@ -134,6 +173,27 @@ def test_saved_model_loads_without_the_package_and_embeds_the_same(tmp_path, mon
     _hide_openwakeword(monkeypatch)
     loaded = omniembed.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.embed(clips, modality="audio"), before)
+
+
+@needs_weights
+def test_bfloat16_convolutions_stay_within_a_percent_of_float32_and_hand_back_float32():
+    frames = torch.randn(3, 1, 100, 32)
+    exact = SpeechEmbeddingTrunk(SpeechEmbeddingConfig()).embed_sequence(frames)
+    fast = SpeechEmbeddingTrunk(SpeechEmbeddingConfig(precision="bfloat16")).embed_sequence(frames)
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape
+    assert (fast - exact).abs().max() <= 0.02 * exact.abs().max()
+
+
+def test_auto_precision_takes_bfloat16_only_where_the_cpu_runs_it_natively(monkeypatch):
+    trunk = SpeechEmbeddingTrunk(SpeechEmbeddingConfig(precision="auto", weights_in_checkpoint=True))
+    frames = torch.zeros(1, 1, WINDOW_FRAMES, 32)
+    for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(speech_embedding, "runs_natively", lambda device, wanted, native=native: native)
+        assert trunk.compute_dtype(frames) == dtype
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert trunk.compute_dtype(frames) == torch.bfloat16
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        SpeechEmbeddingTrunk(SpeechEmbeddingConfig(precision="fp8", weights_in_checkpoint=True))
 
 
 @needs_weights
