@@ -11,8 +11,9 @@ The recipe is ImageBind's (``load_and_transform_audio_data`` + its audio encoder
 * **encoder** — Conv2d patches (kernel 16, stride 10 → 12 × 19 = 228) → LayerNorm → CLS + positions →
   transformer with bias key/value tokens → LayerNorm, CLS, Linear → unit vector; the clips' vectors are averaged
   (:class:`~omniembed.encoder.ModalityEncoder`). Logit scale fixed at 20. Two switches replace the stem and
-  transformer: ``timm`` (a 2-D CNN over the filterbank image) and ``tdnn`` (1-D convolutions along time, the mel
-  bins as channels: :mod:`omniembed.nn.tdnn`, the demo model's choice).
+  transformer: ``timm`` (a 2-D CNN over the filterbank image), ``tdnn`` (1-D convolutions along time, the mel
+  bins as channels: :mod:`omniembed.nn.tdnn`) and ``speech_embedding`` (Google's speech embedding, frozen, under
+  a small trainable head: :mod:`omniembed.nn.speech_embedding`, the demo model's choice).
 
 Defaults differ from ImageBind in two places, each a switch: ``channel_mix="mean"`` mixes all channels to mono
 (ImageBind: ``"first"``, channel 0 only) and ``mean_removal="clip"`` subtracts each clip's own mean (ImageBind:

@@ -53,10 +53,9 @@ class DemoConfig:
     steps: int = 900
     """Binding steps (audio, video, point cloud to the frozen image tower), ~0.4 s each on an idle 2-core CPU
     (AVX-512; the point-cloud tower's 64 groups take about half of a full step). The recipe's datasets share them:
-    audio is in ~700, video in ~350, point clouds in all 900 (``pretrain/recipes/omnidigits.yaml``). The audio
-    sources and lifting recipes share them since the demo trains on every source: with five audio sources and 450
-    steps (seed 0) FSDD audio fell to 80.7 % and the slab clouds to 79.8 %; 700 gave 85.2 % and 84.0–85.1 % in two
-    runs. The README's OmniDigits section has what `make demo` takes with them."""
+    audio is in ~450, video in ~225, point clouds in all 900 (``pretrain/recipes/omnidigits.yaml``); the audio
+    tower's pretrained speech front end learns no more in 700 (its comments have the figures). The README's
+    OmniDigits section has what `make demo` takes with them."""
     batch_size: int = 64
     seed: int = 0
     anchor_recipe: str = "omnidigits_anchor"
