@@ -13,9 +13,12 @@ SOURCES = {"omniembed": REPO / "omniembed", "omniembed.modalities": REPO / "moda
 """Installed package → source folder (pyproject's package-dir)."""
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    # the download cache and its checked, resumable downloads need only io and errors: the pretrained sources and
+    # a tower's frozen weights (the speech front end's, downloaded without its package) both fetch through them
     ("core", ("omniembed.errors", "omniembed.config", "omniembed.nn", "omniembed.encoder", "omniembed.registry",
               "omniembed.model_config", "omniembed.io", "omniembed.weights", "omniembed.devices", "omniembed.extras",
-              "omniembed.provenance", "omniembed.walk")),
+              "omniembed.provenance", "omniembed.walk", "omniembed.pretrained.cache", "omniembed.pretrained.download",
+              "omniembed.pretrained.errors")),
     ("modalities", ("omniembed.modalities",)),
     ("model", ("omniembed.model", "omniembed.model_card", "omniembed.embedding", "omniembed.inputs",
                "omniembed.models", "omniembed.publish")),
