@@ -176,10 +176,10 @@ def test_saved_model_loads_without_the_package_and_embeds_the_same(tmp_path, mon
 
 
 @needs_weights
-def test_bfloat16_convolutions_stay_within_a_percent_of_float32_and_hand_back_float32():
+def test_bf16_convolutions_stay_within_a_percent_of_fp32_and_hand_back_float32():
     frames = torch.randn(3, 1, 100, 32)
     exact = SpeechEmbeddingTrunk(SpeechEmbeddingConfig()).embed_sequence(frames)
-    fast = SpeechEmbeddingTrunk(SpeechEmbeddingConfig(precision="bfloat16")).embed_sequence(frames)
+    fast = SpeechEmbeddingTrunk(SpeechEmbeddingConfig(precision="bf16")).embed_sequence(frames)
     assert fast.dtype == torch.float32 and fast.shape == exact.shape
     assert (fast - exact).abs().max() <= 0.02 * exact.abs().max()
 
@@ -192,7 +192,7 @@ def test_auto_precision_takes_bfloat16_only_where_the_cpu_runs_it_natively(monke
         assert trunk.compute_dtype(frames) == dtype
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert trunk.compute_dtype(frames) == torch.bfloat16
-    with pytest.raises(ConfigError, match="precision must be one of"):
+    with pytest.raises(ConfigError, match=r"audio.tower.precision 'fp8' is not one of \['fp32', 'bf16', 'auto'\]"):
         SpeechEmbeddingTrunk(SpeechEmbeddingConfig(precision="fp8", weights_in_checkpoint=True))
 
 

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
+from ..config import check_choices
 from ..errors import ConfigError
 from ..extras import require
 from .native_dtypes import runs_natively
@@ -73,7 +74,8 @@ LAYERS: tuple[tuple[int, tuple[int, int]], ...] = (
 )
 POOLS = {2: (2, 2), 6: (1, 2), 10: (2, 2), 14: (1, 2), 18: (2, 2)}
 ONNX_FILE = "embedding_model.onnx"
-PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": None}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+"""``precision`` → the frozen convolutions' dtype ("auto" chooses one of them per device)."""
 RELEASE_URL = "https://github.com/dscripka/openWakeWord/releases/download/v0.5.1/embedding_model.onnx"
 """The same network as openWakeWord publishes it beside its release 0.5.1: used when no installed openwakeword
 package carries the file (its tflite-runtime dependency has no wheels past Python 3.11). No digest is published;
@@ -93,17 +95,16 @@ class SpeechEmbeddingConfig:
     weights: str = "openwakeword"
     width: int = 256
     step: int = 8
-    precision: Literal["float32", "bfloat16", "auto"] = "float32"
-    """The frozen convolutions' dtype. "auto": bfloat16 where the device runs it in hardware (a GPU; a CPU with
-    oneDNN's bf16 instructions, see :func:`~omniembed.nn.native_dtypes.runs_natively`), else float32. bfloat16
-    takes a 64-clip batch of 130 frames from 0.21 to 0.094 s on 2 AVX-512 cores; its vectors differ from
-    float32's by up to ~1 % of their largest entry (tests), and the LayerNorm after them absorbs that (bound
-    alone on OmniDigits with FSDD held out, the whole binding under bf16: held-out FSDD 95.1 % against 95.5 %)."""
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    """The frozen convolutions' dtype (the names of ``train.precision``). "auto": bf16 where the device runs it in
+    hardware (a GPU; a CPU with oneDNN's bf16 instructions, see :func:`~omniembed.nn.native_dtypes.runs_natively`),
+    else fp32. bf16 takes a 64-clip batch of 130 frames from 0.21 to 0.094 s on 2 AVX-512 cores; its vectors differ
+    from fp32's by up to ~1 % of their largest entry (tests), and the LayerNorm after them absorbs that (bound alone
+    on OmniDigits with FSDD held out, the whole binding under bf16: held-out FSDD 95.1 % against 95.5 %)."""
     weights_in_checkpoint: bool = False
 
     def validate(self, where: str) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"{where}.precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+        check_choices(self, where)
         if self.width < 0:
             raise ConfigError(f"{where}.width must be >= 0, got {self.width}")
         if self.step <= 0 or self.step % STRIDE:
@@ -217,10 +218,9 @@ class SpeechEmbeddingTrunk(nn.Module):
         """The frozen convolutions' dtype for ``frames`` (under autocast, the autocast dtype)."""
         if torch.is_autocast_enabled(frames.device.type):
             return torch.get_autocast_dtype(frames.device.type)
-        chosen = PRECISIONS[self.precision]
-        if chosen is None:
+        if self.precision == "auto":
             return torch.bfloat16 if runs_natively(frames.device, torch.bfloat16) else torch.float32
-        return chosen
+        return DTYPES[self.precision]
 
     def embed_sequence(self, frames: torch.Tensor) -> torch.Tensor:
         """``[N, 1, T, 32]`` (time, mel), T ≥ 76 → ``[N, (T − 76) // 8 + 1, 96]`` in ``frames``' dtype: the
