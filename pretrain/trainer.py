@@ -307,15 +307,15 @@ def use_bf16(config: ExperimentConfig, info: distributed.DistInfo) -> bool:
 
 def clip_gradients(module: nn.Module, max_norm: float | None) -> torch.Tensor:
     """Clip the global gradient norm to ``max_norm`` (None: only measure it); returns the norm before clipping."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    sharded = [g for g in grads if hasattr(g, "full_tensor")]  # FSDP2 DTensors; the rest is replicated
-    plain = [g for g in grads if not hasattr(g, "full_tensor")]
-    norms = [torch.nn.utils.get_total_norm(group) for group in (sharded, plain) if group]
+    params = [p for p in module.parameters() if p.grad is not None]
+    sharded = [p for p in params if hasattr(p.grad, "full_tensor")]  # FSDP2 DTensors; the rest is replicated
+    plain = [p for p in params if not hasattr(p.grad, "full_tensor")]
+    norms = [torch.nn.utils.get_total_norm([p.grad for p in group]) for group in (sharded, plain) if group]
     norms = [n.full_tensor() if hasattr(n, "full_tensor") else n for n in norms]
     total = torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
     if max_norm:
         for group in (sharded, plain):
-            if group:
+            if group:  # the parameters, not their gradients: it scales each one's .grad
                 torch.nn.utils.clip_grads_with_norm_(group, max_norm, total)
     return total
 

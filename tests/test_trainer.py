@@ -391,3 +391,22 @@ def test_training_flushes_denormals_on_the_cpu_and_restores_them_after():
     assert (tiny * 1.0).item() != 0.0
     with trainer.denormals_flushed(False):
         assert (tiny * 1.0).item() != 0.0
+
+
+
+def test_clipping_scales_the_gradients_down_to_the_bound_and_reports_the_norm_before():
+    model = torch.nn.ModuleDict({name: torch.nn.Linear(2, 1, bias=False) for name in ("audio", "cloud")})
+    model["audio"].weight.grad = torch.tensor([[30.0, 40.0]])  # norm 50
+    model["cloud"].weight.grad = torch.tensor([[0.6, 0.8]])  # norm 1
+    norm = trainer.clip_gradients(model, 1.0)
+    assert norm.item() == pytest.approx(math.hypot(50.0, 1.0))
+    assert torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()])).item() == \
+        pytest.approx(1.0, rel=1e-5)
+    assert model["cloud"].weight.grad[0].tolist() == pytest.approx([0.6 / norm.item(), 0.8 / norm.item()])
+
+
+def test_without_a_bound_the_norm_is_measured_and_the_gradients_kept():
+    model = torch.nn.Linear(2, 1, bias=False)
+    model.weight.grad = torch.tensor([[3.0, 4.0]])
+    assert trainer.clip_gradients(model, None).item() == pytest.approx(5.0)
+    assert model.weight.grad[0].tolist() == [3.0, 4.0]
