@@ -393,7 +393,6 @@ def test_training_flushes_denormals_on_the_cpu_and_restores_them_after():
         assert (tiny * 1.0).item() != 0.0
 
 
-
 def test_clipping_scales_the_gradients_down_to_the_bound_and_reports_the_norm_before():
     model = torch.nn.ModuleDict({name: torch.nn.Linear(2, 1, bias=False) for name in ("audio", "cloud")})
     model["audio"].weight.grad = torch.tensor([[30.0, 40.0]])  # norm 50
