@@ -59,6 +59,8 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
     trainable = configure_trainable(model, config, plan)
     module = TrainingModule(model, config, plan).to(info.device)
     module = wrap_parallel(module, config, info, plan)
+    if config.train.compile:
+        compile_towers(model)
     optimizer = build_optimizer(module, config)
     scheduler = cosine_schedule(optimizer, config.optim.warmup_steps, config.train.steps, config.optim.min_lr_ratio)
     objective = PairObjective(config, plan)
@@ -215,6 +217,13 @@ def configure_trainable(model: OmniEmbedModel, config: ExperimentConfig, plan: P
     if not any(counts.values()):
         raise ConfigError("nothing to train: every tower is frozen (see model.frozen and model.anchor_lora)")
     return counts
+
+
+def compile_towers(model: OmniEmbedModel) -> None:
+    """``torch.compile`` every encoder in place (``nn.Module.compile``): the parameters keep their names, so data
+    parallelism (whose hooks fire on the compiled backward), checkpoints and export see the same module."""
+    for encoder in model.encoders.values():
+        encoder.compile()
 
 
 class TrainingModule(nn.Module):

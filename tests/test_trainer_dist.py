@@ -1,8 +1,8 @@
 """Acceptance on CPU: ``torchrun --nproc_per_node 2`` (gloo) on tiny image–caption shards holding truncated PNGs.
 
 One uninterrupted 2-process DDP run of 30 steps (global batch 8 = 2 processes × 4) is the reference for: equality
-with the 1-process run of batch 8, loss falling, corrupt samples skipped, FSDP2 giving the same run, and a run
-SIGKILLed after its step-10 checkpoint and resumed reaching bit-identical final weights.
+with the 1-process run of batch 8, loss falling, corrupt samples skipped, FSDP2 (eager or compiled) giving the same
+run, and a run SIGKILLed after its step-10 checkpoint and resumed reaching bit-identical final weights.
 """
 
 from __future__ import annotations
@@ -98,6 +98,18 @@ def test_fsdp2_run_equals_the_ddp_run(run):
     assert len(fsdp) == 30 and max(abs(a - b) for a, b in zip(fsdp, ddp)) < 1e-5
     a, b = weights(root / "fsdp"), weights(root / "reference")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+def test_compiled_fsdp2_run_equals_the_eager_ddp_run(run):
+    """``train.compile`` under FSDP2: dynamo traces through ``fully_shard``'s hooks and the compiled backward still
+    reduces every gradient."""
+    root, config = run
+    finish(torchrun(config, "train.parallel=fsdp", "train.compile=true", f"train.out_dir={root / 'compiled'}"))
+    compiled = [r["loss"] for r in records(root / "compiled")]
+    ddp = [r["loss"] for r in records(root / "reference")]
+    assert len(compiled) == 30 and max(abs(a - b) for a, b in zip(compiled, ddp)) < 1e-5
+    a, b = weights(root / "compiled"), weights(root / "reference")
+    assert a.keys() == b.keys() and max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
 
 
 def test_killed_run_resumes_to_bit_identical_weights(run):

@@ -12,9 +12,11 @@ captions:
   text tower's logit scale, backward, gradient clipping at 1.0, AdamW) — on the same 77-token ids.
 
 Like for like: the same precision (fp32, or bf16 autocast on both), the same AdamW implementation (open_clip's
-optimizer is built with the ``fused`` setting the trainer's has), the same 77-token ids and images. The ratio
-is taken only between those two rows. A third row times the trainer on its text collate's output, which drops
-all-padding columns (exact under the causal mask); it runs fewer tokens, so it gets no ratio against open_clip.
+optimizer is built with the ``fused`` setting the trainer's has), the same 77-token ids and images, and with
+``--compile`` both models compiled (``torch.compile``: the trainer's ``train.compile``, open_clip's
+``--torchcompile``). The ratio is taken only between those two rows. A third row times the trainer on its text
+collate's output, which drops all-padding columns (exact under the causal mask); it runs fewer tokens, so it gets no
+ratio against open_clip.
 
 Steps alternate between the sides (the CPU is shared; alternation spreads any interference over both), after one
 warm-up step each; the median step time gives samples/s. Each side's FLOPs per step (forward and backward, as
@@ -24,6 +26,7 @@ the step's precision (timed in the same loop) its model-FLOP utilisation against
 
     python tools/bench_train.py                 # CPU, fp32, batch 8
     python tools/bench_train.py --precision bf16 --device cuda --batch 64
+    python tools/bench_train.py --compile       # both sides compiled (minutes of compilation first)
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -58,7 +63,18 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def omniembed_side(device: torch.device, precision: str):
+@dataclass
+class Side:
+    """One side of the comparison: its training step on (images [B, 3, 224, 224], token ids [B, L]), its tokenizer,
+    its trainable parameter count, and how it compiles its model in place."""
+
+    step: Callable[[torch.Tensor, torch.Tensor], float]
+    tokenize: Callable[[list[str]], torch.Tensor]
+    params: int
+    compile: Callable[[], None]
+
+
+def omniembed_side(device: torch.device, precision: str) -> tuple[Side, bool]:
     """A step function of the OmniEmbed trainer on a ViT-B/16 + 12×512 text model (both towers learning)."""
     from omniembed.pretrain import trainer
     from omniembed.pretrain.config import ExperimentConfig
@@ -89,10 +105,11 @@ def omniembed_side(device: torch.device, precision: str):
         return float(metrics["loss"])
 
     params = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    return step, model.processor("text").collate, params, bool(optimizer.defaults.get("fused"))
+    return Side(step, model.processor("text").collate, params, lambda: trainer.compile_towers(model)), \
+        bool(optimizer.defaults.get("fused"))
 
 
-def open_clip_side(device: torch.device, precision: str, fused: bool):
+def open_clip_side(device: torch.device, precision: str, fused: bool) -> Side:
     """open_clip's training step (as its train_one_epoch) for ViT-B-16 from random weights, AdamW ``fused`` as
     given (the trainer's setting, so that both sides run the same optimiser kernel)."""
     import open_clip
@@ -120,7 +137,7 @@ def open_clip_side(device: torch.device, precision: str, fused: bool):
         return float(loss.detach())
 
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return step, open_clip.get_tokenizer("ViT-B-16"), params
+    return Side(step, open_clip.get_tokenizer("ViT-B-16"), params, model.compile)  # its --torchcompile
 
 
 def step_flops(step, images: torch.Tensor, tokens: torch.Tensor) -> float:
@@ -143,30 +160,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for both sides (default: torch's); on a machine shared with other jobs "
                              "1 thread is the least disturbed (no OpenMP barrier waits on a descheduled thread)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile both models (OmniEmbed's train.compile, open_clip's --torchcompile); "
+                             "the first step of each side compiles it (minutes on a CPU)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
 
-    ours, collate, our_params, fused = omniembed_side(device, args.precision)
-    theirs, tokenize, their_params = open_clip_side(device, args.precision, fused)
+    ours, fused = omniembed_side(device, args.precision)
+    theirs = open_clip_side(device, args.precision, fused)
     captions = [CAPTIONS[i % len(CAPTIONS)] for i in range(args.batch)]
     images = torch.randn(args.batch, 3, 224, 224, device=device)
-    tokens77 = tokenize(captions).to(device)
-    trimmed = collate(captions).to(device)
+    tokens77 = theirs.tokenize(captions).to(device)
+    trimmed = ours.tokenize(captions).to(device)
     comparable = ("open_clip ViT-B-16 (77 tokens)", "OmniEmbed trainer, same 77-token ids")
-    sides = {comparable[0]: (theirs, tokens77),
-             comparable[1]: (ours, tokens77),
-             f"OmniEmbed trainer, its collate ({trimmed.shape[1]} tokens)": (ours, trimmed)}
+    sides = {comparable[0]: (theirs.step, tokens77),
+             comparable[1]: (ours.step, tokens77),
+             f"OmniEmbed trainer, its collate ({trimmed.shape[1]} tokens)": (ours.step, trimmed)}
 
     ceiling, ceiling_flops = matmul(torch.bfloat16 if args.precision == "bf16" else torch.float32, device)
     runs = {name: (lambda step=step, tokens=tokens: step(images, tokens)) for name, (step, tokens) in sides.items()}
     runs["matmul"] = ceiling
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for run in runs.values():  # warm-up: allocator, AdamW state, autotuning
+    work = {name: step_flops(step, images, tokens) for name, (step, tokens) in sides.items()}  # eager: same FLOPs
+    if args.compile:
+        ours.compile()
+        theirs.compile()
+    for name, run in runs.items():  # warm-up: allocator, AdamW state, autotuning, compilation
+        t0 = time.perf_counter()
         run()
-    work = {name: step_flops(step, images, tokens) for name, (step, tokens) in sides.items()}
+        if args.compile and name != "matmul":
+            print(f"{name}: first compiled step {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     for _ in range(args.steps):
         for name, run in runs.items():
             if device.type == "cuda":
@@ -182,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"one image–text training step, batch {args.batch}, {args.precision}, {device}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU: {cpu_model()}")
     print(f"AdamW fused={fused} on both sides; gradient clipping at 1.0 on both; 77-token ids on both compared rows")
-    print(f"trainable parameters: OmniEmbed {our_params / 1e6:.1f} M, open_clip {their_params / 1e6:.1f} M")
+    print(f"trainable parameters: OmniEmbed {ours.params / 1e6:.1f} M, open_clip {theirs.params / 1e6:.1f} M")
+    print("torch.compile (inductor) on both sides: the trainer's train.compile, open_clip's --torchcompile"
+          if args.compile else "eager on both sides")
     print(f"plain {args.precision} matmul {matmul_size(device)}² in the same loop: {attainable / 1e12:.2f} TFLOP/s "
           "(the utilisation column's denominator)")
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
