@@ -15,7 +15,7 @@ import soundfile as sf
 from PIL import Image
 
 import omniembed
-from omniembed.errors import ConfigError, InputError
+from omniembed.errors import ConfigError, InputError, MissingInputError
 from omniembed.index import Index, IndexSpec, ModelMismatchError
 from omniembed.registry import list_modalities
 
@@ -348,3 +348,53 @@ def test_a_build_that_fell_back_to_exact_search_is_extended_not_rebuilt_on_the_n
         write_image(root / f"c{i}.png", 60 + i)
     index.add([root])  # 13 rows ≥ 2 × 6: time to try the graph again
     assert builds == [6, 13]
+
+
+# ---- tuning on sample queries ----------------------------------------------------------------------------------
+QUERIES = [f"query number {i}: a picture of something {i % 7}" for i in range(24)]
+
+
+def test_sample_queries_tune_the_graph_and_tune_it_again_after_a_rebuild(tmp_path, model_dir, monkeypatch):
+    from omniembed.index import index as index_module
+
+    calls = []
+    real = index_module.tune_to_queries
+    monkeypatch.setattr(index_module, "tune_to_queries", lambda *a, **k: calls.append(len(a[3])) or real(*a, **k))
+    root = tmp_path / "photos"
+    root.mkdir()
+    photos = [write_image(root / f"a{i}.png", i) for i in range(8)]
+    index = Index.build(model_dir, tmp_path / "idx", [root], spec=IndexSpec(kind="hnsw"))
+    broken = root / "broken.png"
+    broken.write_bytes(b"not a png")
+    report = index.tune([*QUERIES, broken], target_recall=0.9)
+    assert calls == [24] and report.queries == 24 and report.target == 0.9
+    assert report.breadth == 16 and report.tune_recall == report.verify_recall == 1.0  # 8 rows: all found
+    assert [s.split(": ")[0] for s in report.skipped] == [str(broken)]
+    assert report.generation == 2 and "efSearch 16" in report.description
+    assert index.info()["tune_queries"] == 24 and index.info()["tune_target"] == 0.9
+    assert (tmp_path / "idx" / "tune_queries.npy").is_file()
+    photos[0].unlink()
+    assert index.prune().description.startswith("hnsw: 7 × 64")  # a graph cannot remove: rebuilt, tuned again
+    assert calls == [24, 24]
+    assert index.search(photos[1], k=1)[0].path == str(photos[1])
+    reopened = Index.open(tmp_path / "idx")
+    assert reopened.info()["tune_queries"] == 24
+
+
+def test_tuning_an_exact_index_changes_nothing_and_bad_requests_are_refused(tmp_path, model_dir):
+    root = tmp_path / "photos"
+    root.mkdir()
+    empty = Index.create(tmp_path / "empty", model_dir)
+    with pytest.raises(ConfigError, match="the index is empty"):
+        empty.tune(QUERIES)
+    write_image(root / "a.png", 1)
+    index = Index.build(model_dir, tmp_path / "idx", [root])
+    with pytest.raises(ConfigError, match="at least 20 queries, got 3"):
+        index.tune(QUERIES[:3])
+    with pytest.raises(ConfigError, match=r"target recall must lie in \(0, 1\]"):
+        index.tune(QUERIES, target_recall=1.5)
+    with pytest.raises(MissingInputError, match="gone.png"):
+        index.tune([*QUERIES, tmp_path / "gone.png"])
+    report = index.tune(QUERIES)
+    assert report.breadth is None and "exact search" in report.summary()
+    assert index.search(root / "a.png", k=1)[0].path == str(root / "a.png")

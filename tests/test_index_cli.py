@@ -139,3 +139,27 @@ def test_audio_thumbnail_is_a_spectrogram_with_the_tone_at_its_pitch(tmp_path, t
         rows[freq] = int(np.argmax(brightness.mean(axis=1)))
         assert (brightness[rows[freq]] > brightness.mean()).all()  # a steady tone: bright at every time
     assert rows[3000] < rows[300]  # higher pitch nearer the top
+
+
+def test_tune_takes_query_files_texts_and_vectors_and_info_reports_it(tmp_path, model_dir, capsys):
+    data_folder(tmp_path / "data")  # 5 files
+    idx = str(tmp_path / "idx")
+    assert main(["index", "build", "--model", str(model_dir), "--out", idx, "--index-type", "hnsw",
+                 str(tmp_path / "data")]) == 0
+    texts = tmp_path / "queries.txt"
+    texts.write_text("".join(f"a sound number {i}\n" for i in range(12)) + "\n")
+    vectors = tmp_path / "queries.npy"
+    np.save(vectors, np.random.default_rng(0).standard_normal((6, 64)).astype(np.float32))
+    (tmp_path / "more").mkdir()
+    broken = tmp_path / "more" / "broken.wav"
+    broken.write_bytes(b"RIFF....")
+    capsys.readouterr()
+    assert main(["index", "tune", idx, str(tmp_path / "data"), str(tmp_path / "more"), "--texts", str(texts),
+                 "--vectors", str(vectors), "--target-recall", "0.95"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("tuned on 23 queries to recall@10 0.95: recall@10 1.000 / 1.000")
+    assert "efSearch 16" in captured.out and f"skipped {broken}: " in captured.err
+    assert main(["index", "info", idx]) == 0
+    assert "tuned on   23 sample queries to recall@10 0.95" in capsys.readouterr().out
+    assert main(["index", "tune", idx, "--texts", str(texts)]) == 2
+    assert "at least 20 queries, got 12" in capsys.readouterr().err

@@ -220,3 +220,41 @@ def test_spec_round_trips_and_rejects_bad_values():
         IndexSpec(kind="annoy").validate()
     with pytest.raises(ConfigError):
         IndexSpec.from_dict({"hnsw_M": 3})
+
+
+def spread(n: int, seed: int = 0, noise: float = 0.3, shift: float = 0.0) -> np.ndarray:
+    """Unit rows [n, 64] around a 16-d subspace with ``noise`` off it, moved ``shift`` along a fixed direction."""
+    g = np.random.default_rng(seed)
+    w = np.random.default_rng(99).standard_normal((16, 64)).astype(np.float32)
+    x = g.standard_normal((n, 16), dtype=np.float32) @ w + 4 * noise * g.standard_normal((n, 64), dtype=np.float32)
+    x += 4 * shift * np.random.default_rng(7).standard_normal(64).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_queries_from_elsewhere_in_the_space_set_the_breadth_their_own_recall_needs():
+    """Rows held out of the index are easy queries; another modality's embeddings (here: rows moved off the
+    index's centre) need a wider search for the same recall, which only they can measure."""
+    rows = spread(4000)
+    ids = np.arange(4000, dtype=np.int64) + 5
+    index = build(rows, ids, IndexSpec(kind="hnsw", hnsw_m=4, ef_construction=16, target_recall=0.95), 64)
+    queries, fresh = spread(200, seed=11, noise=0.02, shift=2.0), spread(200, seed=12, noise=0.02, shift=2.0)
+    truth = exact_top(fresh, rows, ids)
+    assert recall_at(index.search(fresh, 10)[1], truth) < 0.95  # the breadth tuned on held-out rows
+    tuned_index, tuned = vectors.tune_to_queries(index, rows, ids, queries, 0.95, auto=False)
+    assert tuned_index is index and tuned.tune_recall >= 0.95 and tuned.verify_recall >= 0.95
+    assert f"efSearch {tuned.value}" in index.describe()
+    assert recall_at(index.search(fresh, 10)[1], truth) >= 0.93
+
+
+def test_auto_turns_exact_when_the_tuning_queries_reach_no_breadth(monkeypatch):
+    monkeypatch.setattr(vectors, "EF_SEARCH_STEPS", (10, 12))
+    rows = unit_random(2000, 64)
+    ids = np.arange(2000, dtype=np.int64)
+    index = build(rows, ids, IndexSpec(kind="hnsw", hnsw_m=4, ef_construction=8, ef_search=12), 64)
+    queries = unit_random(40, 64, seed=4)
+    kept, missed = vectors.tune_to_queries(index, rows, ids, queries, 0.99, auto=False)
+    assert kept.kind == "hnsw" and missed.value is None and "efSearch 12" in kept.describe()
+    exact, _ = vectors.tune_to_queries(index, rows, ids, queries, 0.99, auto=True)
+    assert exact.kind == "flat" and exact.count == 2000
+    assert "< 0.99 on the tuning queries at efSearch 12" in exact.describe()
+    np.testing.assert_array_equal(exact.search(queries, 10)[1], exact_top(queries, rows, ids))

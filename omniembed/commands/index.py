@@ -1,4 +1,5 @@
-"""``omniembed index build|add|prune|info|export``: a searchable index of folders of files (see omniembed.index)."""
+"""``omniembed index build|add|prune|tune|info|export``: a searchable index of folders of files (see
+omniembed.index)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prune = sub.add_parser("prune", help="remove the rows of files that no longer exist")
     prune.add_argument("index", help="index directory")
 
+    tune = sub.add_parser("tune", help="tune the search breadth on sample queries",
+                          description="Set the search breadth from sample queries of the kind the index will serve "
+                                      "(files of any modality, texts, or embeddings; at least 20) instead of rows "
+                                      "held out of it. The queries are kept and tune the index again after every "
+                                      "rebuild.")
+    tune.add_argument("index", help="index directory")
+    tune.add_argument("paths", nargs="*", metavar="PATH", help="query files or folders (walked recursively)")
+    tune.add_argument("--texts", metavar="FILE", help="a text file of queries, one per line")
+    tune.add_argument("--vectors", metavar="NPY", help="query embeddings [Q, D] saved with numpy")
+    tune.add_argument("--target-recall", type=float, default=None,
+                      help="recall@10 to reach (default: the index spec's target_recall)")
+    tune.add_argument("--model", default=None, help="the index's model, if not where it was built from")
+    tune.add_argument("--device", default=None, help="where the model runs (default: cpu)")
+
     info = sub.add_parser("info", help="describe an index")
     info.add_argument("index", help="index directory")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -58,7 +73,8 @@ def _add_embedding_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"build": _build, "add": _add, "prune": _prune, "info": _info, "export": _export}[args.action](args)
+    return {"build": _build, "add": _add, "prune": _prune, "tune": _tune, "info": _info,
+            "export": _export}[args.action](args)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -91,6 +107,45 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..errors import ConfigError
+    from ..index import Index
+    from ..walk import discover
+    from .common import require_paths
+
+    require_paths(args.paths + [p for p in (args.texts, args.vectors) if p])
+    index = Index.open(args.index, model=args.model, device=args.device)
+    queries = []
+    if args.paths:
+        queries += [f.path for f in discover(args.paths, index.model.modality_of).files]
+    if args.texts:
+        with open(args.texts, encoding="utf-8") as f:
+            queries += [line.strip() for line in f if line.strip()]
+    rows, skipped = index.embed_queries(queries) if queries else (np.zeros((0, index.embed_dim), np.float32), [])
+    if args.vectors:
+        rows = np.concatenate([rows, index.embed_queries(_load_rows(args.vectors))[0]])
+    if not len(rows):
+        raise ConfigError("omniembed index tune: no queries (give PATHs, --texts or --vectors)")
+    report = index.tune(rows, args.target_recall)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def _load_rows(path: str):
+    import numpy as np
+
+    from ..errors import InputError
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"not a numpy array file ({exc})") from exc
+
+
 def _info(args: argparse.Namespace) -> int:
     from ..index import Index
 
@@ -102,6 +157,8 @@ def _info(args: argparse.Namespace) -> int:
     print(f"  model      {info['model_name']} ({info['model'] or 'in-memory'}), fingerprint {info['fingerprint']}, "
           f"embed_dim {info['embed_dim']}")
     print(f"  vectors    {info['description']}")
+    if info["tune_queries"]:
+        print(f"  tuned on   {info['tune_queries']} sample queries to recall@10 {info['tune_target']}")
     for modality, n in info["by_modality"].items():
         pending = info["pending"].get(modality, 0)
         print(f"  {modality:<10} {n - pending:8d} files" + (f" (+{pending} not yet published)" if pending else ""))

@@ -8,7 +8,8 @@ by a text, a file of any modality, or a vector.
 >>> Index.open("photos.idx").add(["photos/"])   # later: only new and changed files are embedded
 
 Command line: ``omniembed index build --model M --out IDX PATH...``, ``omniembed index add IDX PATH...``,
-``omniembed index prune IDX``, ``omniembed index info IDX``, ``omniembed index export IDX out.parquet``,
+``omniembed index prune IDX``, ``omniembed index tune IDX QUERY...`` (the search breadth from sample queries),
+``omniembed index info IDX``, ``omniembed index export IDX out.parquet``,
 ``omniembed search IDX --text "…" | --query FILE [--k 10] [--modality image,audio] [--json] [--grid out.png]``.
 
 **Layout.** An index is a directory: ``index.sqlite`` holds one row per file (absolute path, modality, size,
@@ -16,7 +17,7 @@ mtime, sha256 of the content, optional label, and the vector) plus the settings 
 its fingerprint and dimension, the :class:`IndexSpec`); ``vectors.<generation>.faiss`` holds the search structure
 over the published rows (:mod:`.vectors`: exact ``IndexFlatIP`` while small, HNSW over PCA-reduced vectors with
 exact re-ranking beyond, IVF-PQ for very large sets; chosen by size, overridable, search breadth tuned to a
-target recall after each build).
+target recall after each build, on held-out rows or on sample queries given to ``Index.tune``).
 
 **Incremental.** ``add`` walks the paths (modality from the suffix, via the model's registry), skips files whose
 size and mtime — or, failing that, content hash — match their row, embeds new and changed ones in batches
@@ -45,8 +46,8 @@ embedded with the same model (check the fingerprint).
 """
 
 from .errors import IndexBusyError, IndexCorruptError, IndexNotFoundError, ModelMismatchError, RetrievalIndexError
-from .index import Index, SearchHit, Skipped, UpdateReport
+from .index import Index, SearchHit, Skipped, TuneReport, UpdateReport
 from .vectors import IndexSpec, VectorIndex, choose_kind
 
-__all__ = ["Index", "IndexSpec", "SearchHit", "Skipped", "UpdateReport", "VectorIndex", "choose_kind",
-           "RetrievalIndexError", "ModelMismatchError", "IndexNotFoundError", "IndexCorruptError", "IndexBusyError"]
+__all__ = ["Index", "IndexSpec", "SearchHit", "Skipped", "TuneReport", "UpdateReport", "VectorIndex",
+           "choose_kind", "RetrievalIndexError", "ModelMismatchError", "IndexNotFoundError", "IndexCorruptError", "IndexBusyError"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
@@ -14,17 +14,21 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, InputError, MissingInputError
 from ..extras import require
+from ..io import atomic_path
 from ..registry import list_modalities
 from ..walk import discover, special_kind
 from .errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from .store import DB_FILE, FORMAT, MetadataStore
 from .updates import LOCK_FILE, Label, Skipped, UpdateReport, embed_and_commit, merge_parts, plan, writer_lock
-from .vectors import FEATURE, IndexSpec, VectorIndex, build, choose_kind
+from .tuning import Tuned
+from .vectors import FEATURE, MIN_TUNE_QUERIES, IndexSpec, VectorIndex, build, choose_kind, tune_to_queries
 
 if TYPE_CHECKING:
     from ..model import OmniEmbedModel
 
 VECTORS_FILE = "vectors.{gen:06d}.faiss"
+TUNE_FILE = "tune_queries.npy"
+"""The sample queries :meth:`Index.tune` was given (unit rows [Q, D] float32), applied again after every rebuild."""
 SNAPSHOT_RETRIES = 5
 
 
@@ -44,6 +48,32 @@ class SearchHit:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class TuneReport:
+    """What :meth:`Index.tune` measured: recall@10 of the chosen breadth on each half of the sample queries."""
+
+    queries: int
+    target: float
+    breadth: int | None
+    """The search breadth the tuning chose; None when none reached the target or the index searches exactly."""
+    tune_recall: float
+    verify_recall: float
+    generation: int = 0
+    description: str = ""
+    skipped: list[str] = field(default_factory=list)
+    """Query files that could not be embedded, each with why."""
+
+    def summary(self) -> str:
+        if self.description.startswith("flat"):
+            found = "exact search"
+        elif self.breadth is None:
+            found = f"no breadth reached it (recall@10 {min(self.tune_recall, self.verify_recall):.3f} at the widest)"
+        else:
+            found = f"recall@10 {self.tune_recall:.3f} / {self.verify_recall:.3f} on the two halves"
+        return f"tuned on {self.queries} queries to recall@10 {self.target}: {found}; generation {self.generation}: " \
+               f"{self.description}"
 
 
 class Index:
@@ -198,6 +228,73 @@ class Index:
             self._publish(gen, report, _show_progress(None))
         return report
 
+    def tune(self, queries: Any, target_recall: float | None = None, progress: bool | None = None) -> TuneReport:
+        """Tune the search breadth on sample ``queries`` of the kind the index will serve — texts, files or unit
+        vectors [Q, D], at least 20 — instead of rows held out of it: for an index of images searched by recordings,
+        say, whose embeddings lie elsewhere in the space than the images'. Their exact top-10 is the truth; half
+        picks the smallest breadth reaching ``target_recall`` (default: the spec's), half verifies it. An automatic
+        index becomes exact where no breadth reaches it, or where the scan is as fast. The queries are kept in the
+        index (``tune_queries.npy``) and tune it again after every rebuild."""
+        target = self.spec.target_recall if target_recall is None else float(target_recall)
+        if not 0.0 < target <= 1.0:
+            raise ConfigError(f"target recall must lie in (0, 1], got {target}")
+        vectors, skipped = self.embed_queries(queries)
+        if len(vectors) < MIN_TUNE_QUERIES:
+            raise ConfigError(f"tuning needs at least {MIN_TUNE_QUERIES} queries, got {len(vectors)}")
+        report = UpdateReport()
+        with self._writing() as gen:
+            if gen == 1:
+                raise ConfigError(f"{self.directory}: the index is empty; add files before tuning it")
+            with atomic_path(self.directory / TUNE_FILE) as tmp, open(tmp, "wb") as f:
+                np.save(f, vectors)
+            with self.store.transaction() as conn:
+                self.store.set_settings(conn, {"tune_target": target})
+            self._refresh()
+            tuned = self._publish(gen, report, _show_progress(progress), retune=True)
+        exact = tuned is None or report.description.startswith("flat")
+        return TuneReport(len(vectors), target, None if exact else tuned.value,
+                          tuned.tune_recall if tuned else 1.0, tuned.verify_recall if tuned else 1.0,
+                          report.generation, report.description, skipped)
+
+    def embed_queries(self, queries: Any) -> tuple[np.ndarray, list[str]]:
+        """Queries — texts and files, or vectors [Q, D] — as unit rows [Q, D] float32 (files and texts embedded in
+        batches), and the files that could not be embedded, each with why (skipped)."""
+        if isinstance(queries, np.ndarray) or hasattr(queries, "detach"):
+            rows = np.asarray(queries.detach().cpu() if hasattr(queries, "detach") else queries, np.float32)
+            if rows.ndim != 2:
+                raise InputError("<query vectors>", f"expected rows [Q, {self.embed_dim}], got shape {rows.shape}")
+            return (np.stack([self.query_vector(row) for row in rows]) if len(rows) else rows), []
+        queries = list(queries)
+        for q in queries:
+            if not isinstance(q, (str, os.PathLike)):
+                raise InputError(f"<{type(q).__name__}>", "a tuning query is a text, a file path or a vector row")
+            if isinstance(q, os.PathLike) and not Path(q).is_file():
+                raise MissingInputError(str(q), "file not found")
+        files = [Path(q) for q in queries if isinstance(q, os.PathLike) or os.path.isfile(q)]
+        texts = [q for q in queries if isinstance(q, str) and not os.path.isfile(q)]
+        parts, failures = [], []
+        if files:
+            rows, failures = self.model.embed(files, on_error="skip")
+            parts.append(rows)
+        if texts:
+            parts.append(self.model.embed(texts, modality=self.model.prompt_modality()))
+        rows = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, self.embed_dim), np.float32)
+        return rows, [f"{f.source}: {f.reason}" for f in failures]
+
+    def _tuning_queries(self) -> tuple[np.ndarray, float] | None:
+        """The queries :meth:`tune` stored and their target, or None."""
+        path = self.directory / TUNE_FILE
+        if not path.is_file():
+            return None
+        try:
+            rows = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(str(path), f"cannot read the tuning queries ({exc}); run `omniembed index "
+                                               "tune` again or delete the file") from exc
+        if rows.ndim != 2 or rows.shape[1] != self.embed_dim:
+            raise IndexCorruptError(str(path), f"holds rows of shape {rows.shape}, not [Q, {self.embed_dim}]")
+        return rows, float(self._settings.get("tune_target", self.spec.target_recall))
+
     @contextlib.contextmanager
     def _writing(self) -> Iterator[int]:
         """Hold the writer lock; yield the generation being written (the published one + 1)."""
@@ -210,22 +307,24 @@ class Index:
         with self.store.snapshot() as conn:
             self._settings = self.store.settings(conn)
 
-    def _publish(self, gen: int, report: UpdateReport, progress: bool) -> None:
+    def _publish(self, gen: int, report: UpdateReport, progress: bool, retune: bool = False) -> Tuned | None:
         """Bring the faiss index up to the rows of generation ``gen``, write it, and make ``gen`` current.
 
         Incremental (added rows appended, retired rows removed) when the structure allows it; rebuilt from every
         live vector (SQLite holds them all) when none exists yet or the published file is missing or unreadable,
-        the kind or spec changed, the row count outgrew the last build, or an HNSW graph lost rows.
+        the kind or spec changed, the row count outgrew the last build, or an HNSW graph lost rows. After a
+        rebuild, or with ``retune``, an approximate index is tuned on the queries :meth:`tune` stored, if any
+        (returns what that tuning measured).
         """
         published = int(self._settings.get("generation", 0))
         spec, dim = self.spec, self.embed_dim
         added_ids, added = self.store.added_in(gen, dim)
         removed = self.store.removed_in(gen)
         current = self._readable_vectors() if published else None  # a copy: readers keep their cached one
-        if current is not None and not len(added_ids) and not len(removed) and \
+        if current is not None and not len(added_ids) and not len(removed) and not retune and \
                 self._settings["built_spec"] == spec.to_dict():
             report.generation, report.description = published, self._settings["description"]
-            return
+            return None
         total = sum(self.store.counts()["live"].values())
         # the kind the size called for at the last build: a build may fall back from it to exact search
         planned = self._settings.get("planned_kind", current.kind if current is not None else None)
@@ -246,6 +345,11 @@ class Index:
                     vindex.remove(removed)
                 vindex.add(added, added_ids, progress=bar.update)
                 built_count = int(self._settings["built_count"])
+        tuning = self._tuning_queries() if rebuild or retune else None
+        tuned = None
+        if tuning is not None and vindex.kind != "flat":
+            ids, vectors = self.store.live_vectors(dim)
+            vindex, tuned = tune_to_queries(vindex, vectors, ids, *tuning, auto=spec.kind == "auto")
         name = VECTORS_FILE.format(gen=gen)
         vindex.write(self.directory / name)
         description = vindex.describe()
@@ -259,6 +363,7 @@ class Index:
                 old.unlink(missing_ok=True)
         self._cache = (gen, vindex)
         report.generation, report.description = gen, description
+        return tuned
 
     # ---- reading ---------------------------------------------------------------------------------------------
     def search(self, query: Any, k: int = 10, modalities: Sequence[str] | None = None) -> list[SearchHit]:
@@ -343,12 +448,15 @@ class Index:
         self._refresh()
         s = self._settings
         counts = self.store.counts()
+        tuning = self._tuning_queries()
         files = {p.name: p.stat().st_size for p in self.directory.iterdir() if p.is_file()}
         return {"directory": str(self.directory), "model": s.get("model"), "model_name": s.get("model_name"),
                 "fingerprint": s["fingerprint"], "embed_dim": s["embed_dim"], "generation": s.get("generation", 0),
                 "kind": s.get("kind"), "description": s.get("description", "empty"),
                 "count": sum(counts["live"].values()) - sum(counts["pending"].values()),
-                "by_modality": counts["live"], "pending": counts["pending"], "files": files, "spec": s["spec"]}
+                "by_modality": counts["live"], "pending": counts["pending"], "files": files, "spec": s["spec"],
+                "tune_queries": 0 if tuning is None else len(tuning[0]),
+                "tune_target": None if tuning is None else tuning[1]}
 
     def export(self, out: str | os.PathLike) -> int:
         """Write the published rows (metadata + vectors) to a Parquet file; returns the row count."""

@@ -43,7 +43,7 @@ from ..extras import LazyModule
 from ..io import atomic_path
 from .errors import IndexCorruptError
 from .exact import exact_search
-from .tuning import exact_is_faster, held_truth, tune_breadth
+from .tuning import RECALL_K, Tuned, exact_is_faster, held_truth, tune_breadth
 
 KINDS = ("auto", "flat", "hnsw", "ivfpq")
 FEATURE = "the retrieval index (omniembed index / search, omniembed.Index)"
@@ -258,9 +258,8 @@ def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec, dim: int,
     if not index.is_trained:
         index.train(sample)
     result = VectorIndex(index, kind)
-    param, fixed = ("efSearch", spec.ef_search) if kind == "hnsw" else ("nprobe", spec.nprobe)
-    steps = EF_SEARCH_STEPS if kind == "hnsw" else tuple(
-        p for p in (1 << i for i in range(16)) if p <= faiss.extract_index_ivf(index).nlist)
+    param, steps = breadth_steps(result)
+    fixed = spec.ef_search if kind == "hnsw" else spec.nprobe
     n_queries = min(spec.tune_queries, len(vectors) // 20) if not fixed else 0
     if n_queries < MIN_TUNE_QUERIES:  # fixed, or too few rows to measure recall: widest is exhaustive at this size
         result.add(vectors, ids, progress)
@@ -277,16 +276,8 @@ def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec, dim: int,
         queries = rows[part]
         sets.append((queries, held_truth(rows, ids, held, queries)))
     tuned = tune_breadth(result, param, steps, spec.target_recall, sets[0], sets[1])
-    reason = ""
-    if spec.kind == "auto" and tuned.value is None:
-        missed = tuned.tune_recall if tuned.tune_recall < spec.target_recall else tuned.verify_recall
-        reason = (f"exact: {kind} reached recall@10 {missed:.3f} < {spec.target_recall} on held-out rows at "
-                  f"{param} {steps[-1]}")
-    elif spec.kind == "auto":
-        result.set_breadth(param, tuned.value)
-        faster, graph_ms, exact_ms = exact_is_faster(result, rows, sets[1][0])
-        if faster:
-            reason = f"exact: {exact_ms:.2f} ms per query against {kind} {param} {tuned.value}'s {graph_ms:.2f} ms"
+    reason = _exact_reason(result, tuned, spec.target_recall, rows, sets[1][0], "held-out rows") \
+        if spec.kind == "auto" else ""
     if reason:
         del result, index
         flat = _flat(vectors, ids, dim, None, reason)  # the abandoned structure reported all but the held rows
@@ -296,6 +287,56 @@ def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec, dim: int,
     result.set_breadth(param, tuned.value or steps[-1])
     result.add(vectors[held], ids[held], progress)
     return result
+
+
+def tune_to_queries(vindex: VectorIndex, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray,
+                    target: float, auto: bool) -> tuple[VectorIndex, Tuned]:
+    """Set an approximate ``vindex``'s search breadth from sample ``queries`` [Q, D] (unit rows) of the kind it will
+    serve — another modality's embeddings, say, or real queries where the rows are not — instead of rows held out
+    of it: their exact top-10 among ``vectors`` [N, D] (the rows ``vindex`` holds, labelled ``ids`` [N]) is the
+    truth; the first half picks the smallest breadth reaching ``target`` recall@10, the second verifies it.
+
+    Where no breadth passes, ``auto`` (an automatic build) turns the rows into a flat index, as a build does, and
+    also where the tuned search is no faster than the exact scan; otherwise the widest breadth stays. Returns the
+    index and what the tuning measured.
+    """
+    param, steps = breadth_steps(vindex)
+    rows = np.ascontiguousarray(vectors, dtype=np.float32)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    truth = ids[exact_search(rows, queries, min(RECALL_K, len(rows)))[1]]
+    half = len(queries) // 2
+    tuned = tune_breadth(vindex, param, steps, target, (queries[:half], truth[:half]),
+                         (queries[half:], truth[half:]))
+    reason = _exact_reason(vindex, tuned, target, rows, queries[half:], "the tuning queries") if auto else ""
+    if reason:
+        return _flat(rows, ids, vindex.dim, None, reason), tuned
+    vindex.set_breadth(param, tuned.value or steps[-1])
+    return vindex, tuned
+
+
+def breadth_steps(vindex: VectorIndex) -> tuple[str, tuple[int, ...]]:
+    """The search-breadth parameter of an approximate index (HNSW ``efSearch``, IVF ``nprobe``) and the values the
+    tuning tries, narrowest first."""
+    if vindex.kind == "hnsw":
+        return "efSearch", EF_SEARCH_STEPS
+    nlist = faiss.extract_index_ivf(vindex.index).nlist
+    return "nprobe", tuple(p for p in (1 << i for i in range(16)) if p <= nlist)
+
+
+def _exact_reason(vindex: VectorIndex, tuned: Tuned, target: float, rows: np.ndarray, timing: np.ndarray,
+                  where: str) -> str:
+    """Why an automatic build serves exact search instead of the tuned ``vindex`` ("" when it keeps it): no breadth
+    reached ``target`` on the queries ``where`` names, or the tuned search of the ``timing`` queries [Q, D] was no
+    faster than a scan of ``rows`` [N, D]."""
+    param, steps = breadth_steps(vindex)
+    if tuned.value is None:
+        missed = tuned.tune_recall if tuned.tune_recall < target else tuned.verify_recall
+        return f"exact: {vindex.kind} reached recall@10 {missed:.3f} < {target} on {where} at {param} {steps[-1]}"
+    vindex.set_breadth(param, tuned.value)
+    faster, graph_ms, exact_ms = exact_is_faster(vindex, rows, timing)
+    if faster:
+        return f"exact: {exact_ms:.2f} ms per query against {vindex.kind} {param} {tuned.value}'s {graph_ms:.2f} ms"
+    return ""
 
 
 def _flat(vectors: np.ndarray, ids: np.ndarray, dim: int, progress: Callable[[int], None] | None,
