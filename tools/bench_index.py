@@ -5,6 +5,7 @@ approximate indexes (HNSW, IVF, IVF-SQ8 with re-ranking), side by side in one ru
                                           [--random-max 100000] [--peer-max 1000000]
                                           [--peers hnsw,hnswsq,ivf,ivfsq] [--hnsw-efc 40] [--latency-queries 200]
                                           [--cache DIR] [--peer-cache DIR] [--tune-queries 500]
+                                          [--tune-target 0.95]
 
 For each size and data set it reports build time, memory, single-query top-10 latency p50/p99 and recall@10
 against exact search on 1000 queries that are not in the index:
@@ -16,8 +17,8 @@ against exact search on 1000 queries that are not in the index:
   on a second held-out set, kept only when it reaches the target recall and beats the exact scan), searched
   through ``VectorIndex.search`` as ``Index.search`` does. Build time includes training and tuning. With
   ``--tune-queries N``, N of the held-out queries are kept apart as sample queries, the same index is re-tuned on
-  them (``Index.tune``: their exact top-10 is the truth) and measured again — the build time then includes that
-  tuning — and every row is measured on the remaining queries.
+  them (``Index.tune``: their exact top-10 is the truth; ``--tune-target``: its ``target_recall``) and measured
+  again — the build time then includes that tuning — and every row is measured on the remaining queries.
 * **faiss peers**, built here in the same run up to ``--peer-max`` rows and each swept over its search breadth:
   ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); the same graph over SQ8
   codes (``IndexHNSWSQ``) re-ranked ×2 on the full vectors (``IndexRefineFlat``); ``IVF{nlist},Flat`` and
@@ -177,9 +178,10 @@ def peers(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, lat_queries:
 
 def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: set[str],
           hnsw_efc: tuple[int, ...], peer_cache: Path | None,
-          tune_set: np.ndarray | None = None) -> tuple[list[Row], str]:
+          tune_set: np.ndarray | None = None, tune_target: float | None = None) -> tuple[list[Row], str]:
     """Every row measured on ``queries``; with ``tune_set`` (sample queries kept apart from them) omniembed's index
-    is measured a second time after ``Index.tune``'s re-tuning on those queries."""
+    is measured a second time after ``Index.tune``'s re-tuning on those queries to ``tune_target`` (default: the
+    spec's target recall)."""
     t0 = time.perf_counter()
     _, truth = faiss.knn(queries, rows, K, metric=faiss.METRIC_INNER_PRODUCT)
     print(f"  exact top-{K} of {len(queries)} queries: {time.perf_counter() - t0:.1f} s", flush=True)
@@ -209,7 +211,7 @@ def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: s
     if tune_set is not None and chosen.kind != "flat":
         t0 = time.perf_counter()
         chosen, tuned = tune_to_queries(chosen, rows, np.arange(len(rows), dtype=np.int64), tune_set,
-                                        IndexSpec().target_recall, auto=True)
+                                        tune_target or IndexSpec().target_recall, auto=True)
         tune_s = time.perf_counter() - t0
         print(f"  tuned on {len(tune_set)} sample queries in {tune_s:.1f} s (recall@10 {tuned.tune_recall:.3f} / "
               f"{tuned.verify_recall:.3f} on their halves): {chosen.describe()}", flush=True)
@@ -288,6 +290,9 @@ def main() -> None:
                         help="keep this many of the held-out queries apart as sample queries, re-tune omniembed's "
                              "index on them (Index.tune) and measure it again; every row is then measured on the "
                              "remaining queries")
+    parser.add_argument("--tune-target", type=float, default=None,
+                        help="the recall@10 that re-tuning aims for (Index.tune's target_recall; default: the "
+                             "spec's)")
     args = parser.parse_args()
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -307,7 +312,8 @@ def main() -> None:
             print(f"\nn = {n:,}, dim = {rows.shape[1]}, {kind}: {label}", flush=True)
             chosen_peers = set(args.peers.split(",")) if n <= args.peer_max else set()
             results, _ = bench(rows, queries, args.latency_queries, chosen_peers,
-                               tuple(int(v) for v in args.hnsw_efc.split(",")), args.peer_cache, tune_set)
+                               tuple(int(v) for v in args.hnsw_efc.split(",")), args.peer_cache, tune_set,
+                               args.tune_target)
             print_table(results)
             if n > args.peer_max:
                 print(f"  faiss peers not built at this size (--peer-max {args.peer_max}): no comparison with them")
