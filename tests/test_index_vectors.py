@@ -3,13 +3,15 @@ IVF-PQ, recall tuning, removal, and files that keep their settings."""
 
 from __future__ import annotations
 
+import time
+
 import faiss
 import numpy as np
 import pytest
 
 from omniembed.errors import ConfigError
 from omniembed.index.errors import IndexCorruptError
-from omniembed.index import vectors
+from omniembed.index import exact, vectors
 from omniembed.index.exact import exact_search
 from omniembed.index.tuning import held_truth, recall_at, tune_breadth
 from omniembed.index.vectors import IndexSpec, VectorIndex, build, choose_kind, reduced_dim
@@ -157,6 +159,37 @@ def test_exact_search_matches_a_sort_of_all_scores_in_any_block_size(monkeypatch
     np.testing.assert_array_equal(found, expected)
     np.testing.assert_allclose(scores, np.take_along_axis(queries @ rows.T, expected, axis=1), atol=1e-6)
     assert exact_search(rows[:3], queries, 5)[1].shape == (9, 3)  # k above the row count: every row, ranked
+
+
+@pytest.mark.parametrize("scan", sorted(exact.SCANS))
+def test_each_few_query_scan_ranks_as_a_sort_of_all_scores(scan):
+    rows, queries = unit_random(300, 16), unit_random(3, 16, seed=1)
+    expected = np.argsort(-(queries @ rows.T), axis=1, kind="stable")[:, :5]
+    scores, found = exact.SCANS[scan](rows, queries, 5)
+    np.testing.assert_array_equal(found, expected)
+    assert found.dtype == np.int64 and scores.dtype == np.float32
+    np.testing.assert_allclose(scores, np.take_along_axis(queries @ rows.T, expected, axis=1), atol=1e-6)
+
+
+def test_the_faster_few_query_scan_is_timed_once_per_size_and_kept(monkeypatch):
+    calls = []
+
+    def timed(name, delay):
+        def scan(rows, queries, k):
+            calls.append(name)
+            time.sleep(delay)
+            return exact.blas_scan(rows, queries, k)
+        return scan
+
+    monkeypatch.setattr(exact, "SCANS", {"slow": timed("slow", 0.004), "quick": timed("quick", 0.0)})
+    monkeypatch.setattr(exact, "_chosen", {})
+    rows = unit_random(300, 16)
+    assert exact.few_query_scan(rows) == "quick" and calls.count("slow") == exact.CALIBRATION_TRIALS
+    exact_search(rows, rows[:2], 3)
+    exact_search(rows[:290], rows[:2], 3)  # the same size bucket (300 and 290 rows: 9 bits): no new timing
+    assert calls.count("slow") == exact.CALIBRATION_TRIALS and calls[-2:] == ["quick", "quick"]
+    exact.few_query_scan(unit_random(600, 16))  # a new size is timed afresh
+    assert calls.count("slow") == 2 * exact.CALIBRATION_TRIALS
 
 
 def test_flat_search_sees_rows_added_and_removed_after_the_build():

@@ -2,8 +2,8 @@
 
 Rows are unit vectors ``[N, D]`` (float32) labelled with int64 item ids (the SQLite row ids). Three kinds:
 
-* ``flat`` — exact cosine scores, stored as faiss ``IDMap,Flat`` and scored with one BLAS product over that storage
-  (:mod:`.exact`). Chosen while ``N · D ≤ flat_max_cells``,
+* ``flat`` — exact cosine scores, stored as faiss ``IDMap,Flat`` and scored over that storage by a BLAS product or
+  faiss's SIMD scan, whichever this machine runs faster (:mod:`.exact`). Chosen while ``N · D ≤ flat_max_cells``,
   and by an automatic build whenever the approximate structure it tried misses the recall target or is not
   faster (below).
 * ``hnsw`` — an HNSW graph over a PCA-reduced copy of the rows, whose candidates (``refine_factor × k``) are
@@ -42,11 +42,10 @@ from ..errors import ConfigError
 from ..extras import LazyModule
 from ..io import atomic_path
 from .errors import IndexCorruptError
-from .exact import exact_search
+from .exact import FEATURE, exact_search
 from .tuning import RECALL_K, Tuned, exact_is_faster, held_truth, tune_breadth
 
 KINDS = ("auto", "flat", "hnsw", "ivfpq")
-FEATURE = "the retrieval index (omniembed index / search, omniembed.Index)"
 faiss = LazyModule("faiss", FEATURE)
 
 EF_SEARCH_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -144,7 +143,7 @@ class VectorIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Queries: unit rows [Q, D] → (cosine scores [Q, k'], ids [Q, k']), k' = min(k, count), best first.
 
-        A flat index scores with one BLAS product over faiss's own storage (no copy); an IVF index may find fewer
+        A flat index scores over faiss's own storage (no copy, :mod:`.exact`); an IVF index may find fewer
         than k' rows for a query (its lists too short): those slots hold id −1.
         """
         k = min(k, self.count)
