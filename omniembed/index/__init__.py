@@ -50,4 +50,5 @@ from .index import Index, SearchHit, Skipped, TuneReport, UpdateReport
 from .vectors import IndexSpec, VectorIndex, choose_kind
 
 __all__ = ["Index", "IndexSpec", "SearchHit", "Skipped", "TuneReport", "UpdateReport", "VectorIndex",
-           "choose_kind", "RetrievalIndexError", "ModelMismatchError", "IndexNotFoundError", "IndexCorruptError", "IndexBusyError"]
+           "choose_kind", "RetrievalIndexError", "ModelMismatchError", "IndexNotFoundError", "IndexCorruptError",
+           "IndexBusyError"]

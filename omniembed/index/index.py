@@ -335,9 +335,10 @@ class Index:
                    or (len(removed) and not current.can_remove()))
         with tqdm(total=total if rebuild else len(added_ids), disable=not progress, desc="vectors",
                   unit="row") as bar:
+            live = None  # every live row [N] ids, [N, D] vectors, read once: a rebuild and its tuning share them
             if rebuild:
-                ids, vectors = self.store.live_vectors(dim)
-                vindex = build(vectors, ids, spec, dim, progress=bar.update)
+                live = self.store.live_vectors(dim)
+                vindex = build(live[1], live[0], spec, dim, progress=bar.update)
                 built_count, planned = total, choose_kind(total, dim, spec)
             else:
                 vindex = current
@@ -348,7 +349,7 @@ class Index:
         tuning = self._tuning_queries() if rebuild or retune else None
         tuned = None
         if tuning is not None and vindex.kind != "flat":
-            ids, vectors = self.store.live_vectors(dim)
+            ids, vectors = live if live is not None else self.store.live_vectors(dim)
             vindex, tuned = tune_to_queries(vindex, vectors, ids, *tuning, auto=spec.kind == "auto")
         name = VECTORS_FILE.format(gen=gen)
         vindex.write(self.directory / name)
