@@ -93,6 +93,21 @@ def test_random_rows_build_the_graph_on_full_vectors():
     assert "PCA" not in index.describe() and "efSearch 64" in index.describe()
 
 
+@pytest.mark.parametrize("rows_as, tolerance", [("fp16", 5e-4), ("fp32", 1e-5)])
+def test_graph_scores_are_the_cosines_of_the_returned_rows_to_the_storage_precision(rows_as, tolerance):
+    rows = np.random.default_rng(0).standard_normal((1500, 64)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    ids = np.arange(1500, dtype=np.int64) + 50
+    index = build(rows, ids, IndexSpec(kind="hnsw", ef_search=256, hnsw_rows=rows_as), 64)
+    assert f"over {rows_as} rows" in index.describe()
+    queries = rows[:40] + 0.1 * np.random.default_rng(1).standard_normal((40, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    scores, found = index.search(queries, 10)
+    assert recall_at(found, exact_top(queries, rows, ids)) >= 0.97
+    true = np.einsum("qd,qkd->qk", queries, rows[found - 50])
+    np.testing.assert_allclose(scores, true, atol=tolerance)
+
+
 def test_tuning_picks_the_smallest_breadth_reaching_the_target():
     rows = low_dim(3000)
     ids = np.arange(3000, dtype=np.int64)
@@ -251,6 +266,8 @@ def test_spec_round_trips_and_rejects_bad_values():
     assert IndexSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ConfigError):
         IndexSpec(kind="annoy").validate()
+    with pytest.raises(ConfigError, match="hnsw_rows 'int4'"):
+        IndexSpec(hnsw_rows="int4").validate()
     with pytest.raises(ConfigError):
         IndexSpec.from_dict({"hnsw_M": 3})
 

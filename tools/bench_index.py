@@ -3,7 +3,8 @@ approximate indexes (HNSW, IVF, IVF-SQ8 with re-ranking), side by side in one ru
 
     .venv/bin/python tools/bench_index.py [--sizes 100000,1000000] [--data real,random] [--max-real 21000]
                                           [--random-max 100000] [--peer-max 1000000]
-                                          [--peers hnsw,hnswsq,ivf,ivfsq] [--hnsw-efc 40] [--latency-queries 200]
+                                          [--peers hnsw,hnswfp16,hnswsq,ivf,ivfsq] [--hnsw-efc 40]
+                                          [--latency-queries 200]
                                           [--cache DIR] [--peer-cache DIR] [--tune-queries 500]
                                           [--tune-target 0.95]
 
@@ -20,8 +21,9 @@ against exact search on 1000 queries that are not in the index:
   them (``Index.tune``: their exact top-10 is the truth; ``--tune-target``: its ``target_recall``) and measured
   again — the build time then includes that tuning — and every row is measured on the remaining queries.
 * **faiss peers**, built here in the same run up to ``--peer-max`` rows and each swept over its search breadth:
-  ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); the same graph over SQ8
-  codes (``IndexHNSWSQ``) re-ranked ×2 on the full vectors (``IndexRefineFlat``); ``IVF{nlist},Flat`` and
+  ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); the same graph over fp16
+  rows (``IndexHNSWSQ``, what omniembed's graph stores, in faiss's insertion order), and over SQ8 codes
+  re-ranked ×2 on the full vectors (``IndexRefineFlat``); ``IVF{nlist},Flat`` and
   ``IVF{nlist},SQ8`` re-ranked ×4, nlist ≈ 4·√N (an HNSW coarse quantiser from 4096 lists), nprobe 1 … 256.
   ``--peer-cache DIR`` keeps each built peer on disk keyed by the rows (``tools/index_peers.py``), so a 1M-row
   graph is built once and later runs report the build time measured then. For
@@ -164,6 +166,9 @@ def peers(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, lat_queries:
     for efc in hnsw_efc if "hnsw" in chosen else ():
         out += sweep(f"faiss HNSWFlat M32 efC{efc}", "HNSW32,Flat", rows, queries, truth, lat_queries, "efSearch",
                      HNSW_EF, efc, cache=cache)
+    for efc in hnsw_efc if "hnswfp16" in chosen else ():
+        out += sweep(f"faiss HNSW32 fp16 rows efC{efc}", "HNSW32,SQfp16", rows, queries, truth, lat_queries,
+                     "efSearch", HNSW_EF, efc, cache=cache)
     for efc in hnsw_efc if "hnswsq" in chosen else ():
         out += sweep(f"faiss HNSW32_SQ8 efC{efc} re-rank ×{REFINE_GRAPH}", "HNSW32_SQ8,RFlat", rows, queries, truth,
                      lat_queries, "efSearch", HNSW_EF, efc, REFINE_GRAPH, cache)
@@ -277,8 +282,9 @@ def main() -> None:
                         help="where the documentation lines and their embeddings are cached")
     parser.add_argument("--random-max", type=int, default=100_000, help="largest size run on random rows")
     parser.add_argument("--peer-max", type=int, default=1_000_000, help="largest size the faiss peers are built at")
-    parser.add_argument("--peers", default="hnsw,hnswsq,ivf,ivfsq",
-                        help="faiss peers: hnsw, hnswsq (HNSW over SQ8 codes, re-ranked), ivf and/or ivfsq")
+    parser.add_argument("--peers", default="hnsw,hnswfp16,hnswsq,ivf,ivfsq",
+                        help="faiss peers: hnsw, hnswfp16 (HNSW over fp16 rows), hnswsq (HNSW over SQ8 codes, "
+                             "re-ranked), ivf and/or ivfsq")
     parser.add_argument("--peer-cache", type=Path, default=None,
                         help="keep built faiss peers here and read them back on later runs over the same rows "
                              "(tools/index_peers.py; a 1M-row graph takes tens of minutes to build)")
