@@ -10,6 +10,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import pytest
 
 spec = importlib.util.spec_from_file_location("index_peers", Path(__file__).parents[1] / "tools" / "index_peers.py")
 index_peers = importlib.util.module_from_spec(spec)
@@ -56,3 +57,16 @@ def test_the_graph_under_a_refine_and_a_coarse_quantiser_is_built_at_the_asked_b
     lists = index_peers.build_peer("IVF16_HNSW8,Flat", rows, 12).index
     ivf = faiss.extract_index_ivf(lists)
     assert faiss.downcast_index(ivf.quantizer).hnsw.efConstruction == 12 and ivf.ntotal == 2000
+
+
+def test_each_graph_peer_is_built_at_the_efconstruction_it_names_or_the_default():
+    bench_spec = importlib.util.spec_from_file_location("bench_index",
+                                                        Path(__file__).parents[1] / "tools" / "bench_index.py")
+    bench_index = importlib.util.module_from_spec(bench_spec)
+    sys.modules.setdefault("bench_index", bench_index)  # its dataclasses look their module up there
+    bench_spec.loader.exec_module(bench_index)
+    assert bench_index.parse_peers("hnsw,hnswfp16:100,ivf", "40,100") == {"hnsw": (40, 100), "hnswfp16": (100,),
+                                                                          "ivf": ()}
+    assert bench_index.parse_peers("hnsw:40/100", "40") == {"hnsw": (40, 100)}
+    with pytest.raises(SystemExit, match="unknown peer 'annoy'"):
+        bench_index.parse_peers("annoy", "40")

@@ -13,7 +13,7 @@ from omniembed.errors import ConfigError
 from omniembed.index.errors import IndexCorruptError
 from omniembed.index import exact, vectors
 from omniembed.index.exact import exact_search
-from omniembed.index.tuning import held_truth, recall_at, tune_breadth
+from omniembed.index.tuning import held_truth, reaches, recall_at, tune_breadth
 from omniembed.index.vectors import IndexSpec, VectorIndex, build, choose_kind, reduced_dim
 
 
@@ -245,6 +245,13 @@ def test_auto_keeps_the_graph_only_when_it_beats_the_exact_scan(monkeypatch):
     monkeypatch.setattr(vectors, "exact_is_faster", lambda *a: (False, 0.1, 1.0))
     kept = build(rows, ids, spec, 128)
     assert kept.kind == "hnsw" and kept.count == 1500
+
+
+def test_a_recall_reaches_the_target_only_by_one_standard_error_of_its_mean():
+    assert reaches(np.full(100, 0.97), 0.97)  # no spread, no margin
+    spread = np.array([1.0, 0.94] * 50)  # mean 0.97, standard error 0.003
+    assert not reaches(spread, 0.97) and reaches(spread, 0.966)
+    assert not reaches(np.array([1.0, 0.9, 1.0, 0.9]), 0.93)  # few queries: a wide margin (mean 0.95, SE 0.029)
 
 
 def test_breadth_must_reach_the_target_on_the_verification_queries_too():

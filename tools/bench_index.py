@@ -78,6 +78,8 @@ INTRINSIC = 32
 REAL_DIM = 384
 HNSW_EF = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 IVF_NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+PEERS = {"hnsw": True, "hnswfp16": True, "hnswsq": True, "ivf": False, "ivfsq": False}
+"""The faiss peers ``--peers`` names, each with whether it is a graph (built at each efConstruction asked for)."""
 OURS = "omniembed (chosen)"
 OURS_TUNED = "omniembed (chosen, tuned on sample queries)"
 REFINE_GRAPH = 2.0
@@ -159,17 +161,17 @@ def sweep(name: str, factory: str, rows: np.ndarray, queries: np.ndarray, truth:
 
 
 def peers(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, lat_queries: np.ndarray,
-          chosen: set[str], hnsw_efc: tuple[int, ...], cache: Path | None) -> list[Row]:
+          chosen: dict[str, tuple[int, ...]], cache: Path | None) -> list[Row]:
     nlist = 1 << round(math.log2(4 * math.sqrt(len(rows))))
     quantizer = "_HNSW32" if nlist >= 4096 else ""  # a flat coarse quantiser would scan 4k+ centroids per query
     out = []
-    for efc in hnsw_efc if "hnsw" in chosen else ():
+    for efc in chosen.get("hnsw", ()):
         out += sweep(f"faiss HNSWFlat M32 efC{efc}", "HNSW32,Flat", rows, queries, truth, lat_queries, "efSearch",
                      HNSW_EF, efc, cache=cache)
-    for efc in hnsw_efc if "hnswfp16" in chosen else ():
+    for efc in chosen.get("hnswfp16", ()):
         out += sweep(f"faiss HNSW32 fp16 rows efC{efc}", "HNSW32,SQfp16", rows, queries, truth, lat_queries,
                      "efSearch", HNSW_EF, efc, cache=cache)
-    for efc in hnsw_efc if "hnswsq" in chosen else ():
+    for efc in chosen.get("hnswsq", ()):
         out += sweep(f"faiss HNSW32_SQ8 efC{efc} re-rank ×{REFINE_GRAPH}", "HNSW32_SQ8,RFlat", rows, queries, truth,
                      lat_queries, "efSearch", HNSW_EF, efc, REFINE_GRAPH, cache)
     if "ivf" in chosen:
@@ -181,8 +183,20 @@ def peers(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, lat_queries:
     return out
 
 
-def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: set[str],
-          hnsw_efc: tuple[int, ...], peer_cache: Path | None,
+def parse_peers(text: str, default_efc: str) -> dict[str, tuple[int, ...]]:
+    """``--peers`` → {peer: efConstruction values} (() for the IVF peers): ``hnsw,hnswfp16:100,ivf`` with
+    ``default_efc`` "40" → {"hnsw": (40,), "hnswfp16": (100,), "ivf": ()}."""
+    out = {}
+    for item in text.split(","):
+        name, _, efc = item.partition(":")
+        if name not in PEERS:
+            raise SystemExit(f"--peers: unknown peer '{name}' (one of {', '.join(PEERS)})")
+        out[name] = tuple(int(v) for v in (efc or default_efc).replace("/", ",").split(",")) if PEERS[name] else ()
+    return out
+
+
+def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: dict[str, tuple[int, ...]],
+          peer_cache: Path | None,
           tune_set: np.ndarray | None = None, tune_target: float | None = None) -> tuple[list[Row], str]:
     """Every row measured on ``queries``; with ``tune_set`` (sample queries kept apart from them) omniembed's index
     is measured a second time after ``Index.tune``'s re-tuning on those queries to ``tune_target`` (default: the
@@ -224,7 +238,7 @@ def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: s
         results.append(measured(Row(OURS_TUNED, OURS_TUNED, build_s + tune_s, index_mib(chosen.index),
                                     *latencies(lambda q: chosen.search(q, K), lat_queries), recall)))
     chosen = None  # its memory back before the peers are built and measured
-    results += peers(rows, queries, truth, lat_queries, chosen_peers, hnsw_efc, peer_cache)
+    results += peers(rows, queries, truth, lat_queries, chosen_peers, peer_cache)
     return results, description
 
 
@@ -284,7 +298,8 @@ def main() -> None:
     parser.add_argument("--peer-max", type=int, default=1_000_000, help="largest size the faiss peers are built at")
     parser.add_argument("--peers", default="hnsw,hnswfp16,hnswsq,ivf,ivfsq",
                         help="faiss peers: hnsw, hnswfp16 (HNSW over fp16 rows), hnswsq (HNSW over SQ8 codes, "
-                             "re-ranked), ivf and/or ivfsq")
+                             "re-ranked), ivf and/or ivfsq; a graph peer may name its own efConstruction values, "
+                             "e.g. hnswfp16:100 or hnsw:40/100 (default: --hnsw-efc)")
     parser.add_argument("--peer-cache", type=Path, default=None,
                         help="keep built faiss peers here and read them back on later runs over the same rows "
                              "(tools/index_peers.py; a 1M-row graph takes tens of minutes to build)")
@@ -316,9 +331,8 @@ def main() -> None:
                 tune_set, queries = queries[:args.tune_queries], queries[args.tune_queries:]
                 label += f"; {len(tune_set)} of the queries kept apart as sample queries, {len(queries)} measured"
             print(f"\nn = {n:,}, dim = {rows.shape[1]}, {kind}: {label}", flush=True)
-            chosen_peers = set(args.peers.split(",")) if n <= args.peer_max else set()
-            results, _ = bench(rows, queries, args.latency_queries, chosen_peers,
-                               tuple(int(v) for v in args.hnsw_efc.split(",")), args.peer_cache, tune_set,
+            chosen_peers = parse_peers(args.peers, args.hnsw_efc) if n <= args.peer_max else {}
+            results, _ = bench(rows, queries, args.latency_queries, chosen_peers, args.peer_cache, tune_set,
                                args.tune_target)
             print_table(results)
             if n > args.peer_max:
