@@ -98,6 +98,9 @@ def test_command_line_errors_name_the_problem(tmp_path, model_dir, capsys):
     assert main(["index", "build", "--model", str(model_dir), "--out", str(tmp_path / "idx2"),
                  "--index-option", "hnsw_M=3"]) == 2
     assert "hnsw_M" in capsys.readouterr().err
+    assert main(["index", "build", "--model", str(model_dir), "--out", str(tmp_path / "idx3"),
+                 "--index-option", "hnsw_rows=int4"]) == 2
+    assert "hnsw_rows 'int4' is not one of fp32, fp16" in capsys.readouterr().err
 
 
 def test_sharded_embedding_parts_merge_into_the_same_index(tmp_path, model_dir, tiny_model, monkeypatch, capsys):
@@ -145,7 +148,7 @@ def test_tune_takes_query_files_texts_and_vectors_and_info_reports_it(tmp_path, 
     data_folder(tmp_path / "data")  # 5 files
     idx = str(tmp_path / "idx")
     assert main(["index", "build", "--model", str(model_dir), "--out", idx, "--index-type", "hnsw",
-                 str(tmp_path / "data")]) == 0
+                 "--index-option", "hnsw_rows=fp32", str(tmp_path / "data")]) == 0
     texts = tmp_path / "queries.txt"
     texts.write_text("".join(f"a sound number {i}\n" for i in range(12)) + "\n")
     vectors = tmp_path / "queries.npy"
@@ -158,7 +161,7 @@ def test_tune_takes_query_files_texts_and_vectors_and_info_reports_it(tmp_path, 
                  "--vectors", str(vectors), "--target-recall", "0.95"]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("tuned on 23 queries to recall@10 0.95: recall@10 1.000 / 1.000")
-    assert "efSearch 16" in captured.out and f"skipped {broken}: " in captured.err
+    assert "HNSW M 32 over fp32 rows, efSearch 16" in captured.out and f"skipped {broken}: " in captured.err
     assert main(["index", "info", idx]) == 0
     assert "tuned on   23 sample queries to recall@10 0.95" in capsys.readouterr().out
     assert main(["index", "tune", idx, "--texts", str(texts)]) == 2

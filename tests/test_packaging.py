@@ -134,6 +134,20 @@ def test_an_installed_package_that_fails_to_import_is_reported_with_its_extra_an
     assert (str(copy), copy.extra, copy.module) == (str(caught.value), "pointcloud", "brokenpkg")
 
 
+def test_a_lazy_module_imports_on_first_read_and_keeps_each_attribute_it_read(tmp_path, monkeypatch):
+    from omniembed.extras import LazyModule
+
+    (tmp_path / "lazypkg.py").write_text("ANSWER = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lazypkg", raising=False)
+    lazy = LazyModule("lazypkg", "a test feature")
+    assert "lazypkg" not in sys.modules
+    assert lazy.ANSWER == 42 and "lazypkg" in sys.modules
+    assert vars(lazy)["ANSWER"] == 42  # kept: the next read is a plain attribute read, no import look-up
+    with pytest.raises(AttributeError):
+        lazy.QUESTION
+
+
 # ---- every extra missing at once ----------------------------------------------------------------------------------
 BLOCKED_PROBE = """
 import json, sys

@@ -6,7 +6,7 @@ approximate indexes (HNSW, IVF, IVF-SQ8 with re-ranking), side by side in one ru
                                           [--peers hnsw,hnswfp16,hnswsq,ivf,ivfsq] [--hnsw-efc 40]
                                           [--latency-queries 200]
                                           [--cache DIR] [--peer-cache DIR] [--tune-queries 500]
-                                          [--tune-target 0.95]
+                                          [--tune-target 0.95] [--sweep-ours]
 
 For each size and data set it reports build time, memory, single-query top-10 latency p50/p99 and recall@10
 against exact search on 1000 queries that are not in the index:
@@ -19,7 +19,9 @@ against exact search on 1000 queries that are not in the index:
   through ``VectorIndex.search`` as ``Index.search`` does. Build time includes training and tuning. With
   ``--tune-queries N``, N of the held-out queries are kept apart as sample queries, the same index is re-tuned on
   them (``Index.tune``: their exact top-10 is the truth; ``--tune-target``: its ``target_recall``) and measured
-  again — the build time then includes that tuning — and every row is measured on the remaining queries.
+  again — the build time then includes that tuning — and every row is measured on the remaining queries. With
+  ``--sweep-ours`` its graph is also measured at each efSearch the HNSW peers are swept over (rows "omniembed's
+  graph efSearch N"): its whole recall–latency curve, of which the tuned breadth is one point.
 * **faiss peers**, built here in the same run up to ``--peer-max`` rows and each swept over its search breadth:
   ``IndexHNSWFlat`` M 32, efConstruction 40 (``--hnsw-efc``; efSearch 16 … 1024); the same graph over fp16
   rows (``IndexHNSWSQ``, what omniembed's graph stores, in faiss's insertion order), and over SQ8 codes
@@ -70,7 +72,7 @@ import index_peers  # noqa: E402
 from index_peers import index_mib  # noqa: E402
 
 from omniembed.index.tuning import recall_at  # noqa: E402
-from omniembed.index.vectors import IndexSpec, build, tune_to_queries  # noqa: E402
+from omniembed.index.vectors import IndexSpec, VectorIndex, build, tune_to_queries  # noqa: E402
 
 K = 10
 QUERIES = 1000
@@ -82,6 +84,7 @@ PEERS = {"hnsw": True, "hnswfp16": True, "hnswsq": True, "ivf": False, "ivfsq": 
 """The faiss peers ``--peers`` names, each with whether it is a graph (built at each efConstruction asked for)."""
 OURS = "omniembed (chosen)"
 OURS_TUNED = "omniembed (chosen, tuned on sample queries)"
+OURS_SWEPT = "omniembed's graph"
 REFINE_GRAPH = 2.0
 """faiss HNSW over SQ8 codes re-ranks 2 × k candidates on the full rows (at 200k rows ×2 already matched the recall
 of the graph over full vectors at every efSearch)."""
@@ -197,10 +200,11 @@ def parse_peers(text: str, default_efc: str) -> dict[str, tuple[int, ...]]:
 
 def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: dict[str, tuple[int, ...]],
           peer_cache: Path | None,
-          tune_set: np.ndarray | None = None, tune_target: float | None = None) -> tuple[list[Row], str]:
+          tune_set: np.ndarray | None = None, tune_target: float | None = None,
+          sweep_ours: bool = False) -> tuple[list[Row], str]:
     """Every row measured on ``queries``; with ``tune_set`` (sample queries kept apart from them) omniembed's index
     is measured a second time after ``Index.tune``'s re-tuning on those queries to ``tune_target`` (default: the
-    spec's target recall)."""
+    spec's target recall); with ``sweep_ours`` its graph is then measured at each of the peers' efSearch values."""
     t0 = time.perf_counter()
     _, truth = faiss.knn(queries, rows, K, metric=faiss.METRIC_INNER_PRODUCT)
     print(f"  exact top-{K} of {len(queries)} queries: {time.perf_counter() - t0:.1f} s", flush=True)
@@ -237,9 +241,27 @@ def bench(rows: np.ndarray, queries: np.ndarray, n_latency: int, chosen_peers: d
         recall = recall_at(chosen.search(queries, K)[1], truth)
         results.append(measured(Row(OURS_TUNED, OURS_TUNED, build_s + tune_s, index_mib(chosen.index),
                                     *latencies(lambda q: chosen.search(q, K), lat_queries), recall)))
+    if sweep_ours and chosen.kind == "hnsw":
+        results += sweep_chosen(chosen, queries, truth, lat_queries, build_s)
     chosen = None  # its memory back before the peers are built and measured
     results += peers(rows, queries, truth, lat_queries, chosen_peers, peer_cache)
     return results, description
+
+
+def sweep_chosen(chosen: VectorIndex, queries: np.ndarray, truth: np.ndarray, lat_queries: np.ndarray,
+                 build_s: float) -> list[Row]:
+    """omniembed's built graph at each of the peers' efSearch values (until the recall reaches
+    :data:`SWEEP_STOP`), searched through ``VectorIndex.search`` as ``Index.search`` does: its own recall–latency
+    curve beside the peers' (the tuned breadth is one point of it)."""
+    out, memory = [], index_mib(chosen.index)
+    for value in HNSW_EF:
+        chosen.set_breadth("efSearch", value)
+        recall = recall_at(chosen.search(queries, K)[1], truth)
+        out.append(measured(Row(f"{OURS_SWEPT} efSearch {value}", OURS_SWEPT, build_s, memory,
+                                *latencies(lambda q: chosen.search(q, K), lat_queries), recall)))
+        if recall >= SWEEP_STOP:
+            break
+    return out
 
 
 def row_line(r: Row) -> str:
@@ -261,7 +283,8 @@ def print_table(rows: list[Row]) -> None:
         print(f"  {ours.name}: recall@10 {ours.recall:.3f}, p50 {ours.p50_ms:.3f} ms; "
               f"p50 {rows[0].p50_ms / ours.p50_ms:.2f}× numpy brute force's, {rows[1].p50_ms / ours.p50_ms:.2f}× "
               "IndexFlatIP's (> 1: omniembed faster)")
-        for family in dict.fromkeys(r.family for r in rows if r.family not in ("exact", OURS, OURS_TUNED)):
+        for family in dict.fromkeys(r.family for r in rows
+                                    if r.family not in ("exact", OURS, OURS_TUNED, OURS_SWEPT)):
             swept = [r for r in rows if r.family == family]
             matched = next((r for r in swept if r.recall >= ours.recall - 1e-9), None)
             if matched is None:
@@ -307,6 +330,8 @@ def main() -> None:
                         help="efConstruction of each faiss HNSW peer built (e.g. 40,100: the faiss default family "
                              "and omniembed's build breadth, to separate graph quality from the rest)")
     parser.add_argument("--latency-queries", type=int, default=200)
+    parser.add_argument("--sweep-ours", action="store_true",
+                        help="also measure omniembed's graph at each efSearch the HNSW peers are swept over")
     parser.add_argument("--tune-queries", type=int, default=0,
                         help="keep this many of the held-out queries apart as sample queries, re-tune omniembed's "
                              "index on them (Index.tune) and measure it again; every row is then measured on the "
@@ -333,7 +358,7 @@ def main() -> None:
             print(f"\nn = {n:,}, dim = {rows.shape[1]}, {kind}: {label}", flush=True)
             chosen_peers = parse_peers(args.peers, args.hnsw_efc) if n <= args.peer_max else {}
             results, _ = bench(rows, queries, args.latency_queries, chosen_peers, args.peer_cache, tune_set,
-                               args.tune_target)
+                               args.tune_target, args.sweep_ours)
             print_table(results)
             if n > args.peer_max:
                 print(f"  faiss peers not built at this size (--peer-max {args.peer_max}): no comparison with them")

@@ -15,9 +15,10 @@ Command line: ``omniembed index build --model M --out IDX PATH...``, ``omniembed
 **Layout.** An index is a directory: ``index.sqlite`` holds one row per file (absolute path, modality, size,
 mtime, sha256 of the content, optional label, and the vector) plus the settings (the model's directory or name,
 its fingerprint and dimension, the :class:`IndexSpec`); ``vectors.<generation>.faiss`` holds the search structure
-over the published rows (:mod:`.vectors`: exact ``IndexFlatIP`` while small, HNSW over PCA-reduced vectors with
-exact re-ranking beyond, IVF-PQ for very large sets; chosen by size, overridable, search breadth tuned to a
-target recall after each build, on held-out rows or on sample queries given to ``Index.tune``).
+over the published rows (:mod:`.vectors`: exact ``IndexFlatIP`` while small, beyond it an HNSW graph over fp16
+rows stored in walk order (:mod:`.layout`; over PCA-reduced vectors with exact re-ranking where few dimensions
+hold the variance), IVF-PQ for very large sets; chosen by size, overridable, search breadth tuned to a target
+recall after each build, on held-out rows or on sample queries given to ``Index.tune``).
 
 **Incremental.** ``add`` walks the paths (modality from the suffix, via the model's registry), skips files whose
 size and mtime — or, failing that, content hash — match their row, embeds new and changed ones in batches

@@ -5,10 +5,11 @@ Queries are index rows held out of the structure while it is tuned (rows already
 easily than new queries). One set picks the breadth — the smallest step whose recall@10 reaches the target — and
 an independent set verifies it; where the verification falls short the breadth steps up until both sets reach the
 target. "Reaches" means by a margin of one standard error of the set's mean recall (the spread of the per-query
-recalls over √Q): a breadth whose recall on a few hundred queries only just touches the target is as likely to miss
-it on the next queries as to meet it (21k real MiniLM rows, target 0.97: without the margin efSearch 32 passed
-both held-out sets and scored 0.966 on 1000 unseen queries). When no step does, the tuning reports it and the build falls back to exact search rather than serve a
-lower recall than asked for (random unit vectors: an HNSW graph stops near recall 0.75).
+recalls over √Q): a breadth whose recall on a few hundred queries only just touches the target is as likely to
+miss it on the next queries as to meet it (21k real MiniLM rows, target 0.97: without the margin efSearch 32
+passed both held-out sets and scored 0.966 on 1000 unseen queries; with it, 40 and 0.975). When no step does, the
+tuning reports it and the build falls back to exact search rather than serve a lower recall than asked for
+(random unit vectors: an HNSW graph stops near recall 0.75).
 """
 
 from __future__ import annotations

@@ -79,9 +79,10 @@ class IndexSpec:
     """auto: IVF-PQ from this many rows on (HNSW keeps every full vector in memory: ~2.3 kB a row at 512-d)."""
     hnsw_m: int = 32
     hnsw_rows: str = "fp16"
-    """Row storage of the graph, a key of :data:`HNSW_ROWS`: "fp16" (half the memory traffic; on 1M MiniLM-like
-    rows 1.1× faster at equal recall, 1.25× at 100k) or "fp32" (scores exact to float rounding). Under PCA the
-    re-ranking is exact either way."""
+    """Row storage of the graph, a key of :data:`HNSW_ROWS`: "fp16" (half the memory and memory traffic: faiss's
+    graph on 100k MiniLM-like rows searched 1.35–1.4× faster at unchanged recall and built 1.3× faster,
+    ``tools/bench_index.py --peers hnsw:100,hnswfp16:100``) or "fp32" (scores exact to float rounding). Under PCA
+    the re-ranking is exact either way."""
     ef_construction: int = 100
     """HNSW build breadth (faiss's usual is 40): on 21k real MiniLM rows 100 reached recall 0.983 against 0.979 at
     efSearch 48 for 1.2× the build (``tools/bench_index.py --sizes 21000 --data real --hnsw-efc 40,100``)."""
@@ -177,11 +178,10 @@ class VectorIndex:
             distances, ids = self.index.search(queries, k)
         finally:
             faiss.omp_set_num_threads(threads)
-        if self.index.metric_type == faiss.METRIC_L2:
-            scores = 1.0 - distances / 2.0  # ‖x − q‖² = 2 − 2 cos for unit x, q
-        else:
-            scores = distances
-        return scores.astype(np.float32), ids
+        if self.index.metric_type == faiss.METRIC_L2:  # ‖x − q‖² = 2 − 2 cos for unit x, q
+            distances *= -0.5
+            distances += 1.0
+        return distances, ids
 
     def _flat_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Views (no copy) of a flat index's rows [N, D] float32 and their item ids [N] int64; dropped by every add
