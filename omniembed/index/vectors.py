@@ -80,7 +80,7 @@ class IndexSpec:
     hnsw_m: int = 32
     hnsw_rows: str = "fp16"
     """Row storage of the graph, a key of :data:`HNSW_ROWS`: "fp16" (half the memory and memory traffic: faiss's
-    graph on 100k MiniLM-like rows searched 1.35–1.4× faster at unchanged recall and built 1.3× faster,
+    graph on 100k MiniLM-like rows searched 1.2–1.4× faster at unchanged recall and built 1.4× faster,
     ``tools/bench_index.py --peers hnsw:100,hnswfp16:100``) or "fp32" (scores exact to float rounding). Under PCA
     the re-ranking is exact either way."""
     ef_construction: int = 100
