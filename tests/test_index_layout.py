@@ -61,3 +61,12 @@ def test_an_index_without_a_graph_is_left_as_it_is():
     index = filled("Flat", rows)
     assert not lay_out_graph(index)
     assert faiss.downcast_index(index).id_map.at(3) == 1021
+
+
+def test_the_walk_visits_in_the_same_order_whatever_the_chunk_it_reads_links_in(monkeypatch):
+    from omniembed.index import layout
+
+    index = filled("HNSW8,Flat", unit_rows(2000))
+    whole = walk_order(graph_of(index).hnsw, 2000)
+    monkeypatch.setattr(layout, "WALK_CHUNK", 7)
+    np.testing.assert_array_equal(walk_order(graph_of(index).hnsw, 2000), whole)

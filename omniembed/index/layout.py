@@ -18,6 +18,8 @@ from ..extras import LazyModule
 from .exact import FEATURE
 
 faiss = LazyModule("faiss", FEATURE)
+WALK_CHUNK = 65536
+"""Frontier nodes whose links one step of the walk reads at once (~32 MB of link indices at M 32)."""
 
 
 def walk_order(hnsw: faiss.HNSW, count: int) -> np.ndarray:
@@ -33,13 +35,18 @@ def walk_order(hnsw: faiss.HNSW, count: int) -> np.ndarray:
     seen[frontier] = True
     while len(frontier):
         order.append(frontier)
-        # bottom-layer links sit first in each node's slice of `links`; −1 marks an unused slot
-        met = links[offsets[frontier].astype(np.int64)[:, None] + np.arange(width)].ravel()
-        met = met[met >= 0]
-        met = met[~seen[met]]
-        _, first = np.unique(met, return_index=True)
-        frontier = met[np.sort(first)].astype(np.int64)
-        seen[frontier] = True
+        following = []
+        for start in range(0, len(frontier), WALK_CHUNK):  # bounded memory: a frontier may hold half the graph
+            nodes = frontier[start:start + WALK_CHUNK]
+            # bottom-layer links sit first in each node's slice of `links`; −1 marks an unused slot
+            met = links[offsets[nodes].astype(np.int64)[:, None] + np.arange(width)].ravel()
+            met = met[met >= 0]
+            met = met[~seen[met]]
+            _, first = np.unique(met, return_index=True)
+            met = met[np.sort(first)].astype(np.int64)
+            seen[met] = True
+            following.append(met)
+        frontier = np.concatenate(following)
     order.append(np.flatnonzero(~seen))
     return np.concatenate(order)
 
