@@ -148,18 +148,29 @@ def sweep(name: str, factory: str, rows: np.ndarray, queries: np.ndarray, truth:
     if k_factor:
         faiss.downcast_index(index).k_factor = k_factor
     print(f"  {name}: {'read from the cache' if peer.cached else 'built'} ({peer.build_s:.0f} s build)", flush=True)
-    space, out = faiss.ParameterSpace(), []
+    space = faiss.ParameterSpace()
     faiss.omp_set_num_threads(1)
     try:
-        for value in values:
-            space.set_index_parameter(index, param, value)
-            recall = recall_at(index.search(queries, K)[1], truth)
-            out.append(measured(Row(f"{name} {param} {value}", name, peer.build_s, peer.memory_mib,
-                                    *latencies(lambda q: index.search(q, K), lat_queries), recall)))
-            if recall >= SWEEP_STOP:
-                break
+        return breadth_rows(name, peer.build_s, peer.memory_mib, param, values,
+                            lambda value: space.set_index_parameter(index, param, value),
+                            lambda q: index.search(q, K), queries, truth, lat_queries)
     finally:
         faiss.omp_set_num_threads(THREADS)
+
+
+def breadth_rows(name: str, build_s: float, memory_mib: float, param: str, values: tuple[int, ...],
+                 set_breadth: Callable[[int], object], search: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                 queries: np.ndarray, truth: np.ndarray, lat_queries: np.ndarray) -> list[Row]:
+    """One row (family ``name``) per ``param`` value, each set by ``set_breadth`` before ``search`` (queries
+    [Q, D] → (scores, ids [Q, K])) is measured, until the recall reaches :data:`SWEEP_STOP`."""
+    out = []
+    for value in values:
+        set_breadth(value)
+        recall = recall_at(search(queries)[1], truth)
+        out.append(measured(Row(f"{name} {param} {value}", name, build_s, memory_mib, *latencies(search, lat_queries),
+                                recall)))
+        if recall >= SWEEP_STOP:
+            break
     return out
 
 
@@ -253,15 +264,9 @@ def sweep_chosen(chosen: VectorIndex, queries: np.ndarray, truth: np.ndarray, la
     """omniembed's built graph at each of the peers' efSearch values (until the recall reaches
     :data:`SWEEP_STOP`), searched through ``VectorIndex.search`` as ``Index.search`` does: its own recall–latency
     curve beside the peers' (the tuned breadth is one point of it)."""
-    out, memory = [], index_mib(chosen.index)
-    for value in HNSW_EF:
-        chosen.set_breadth("efSearch", value)
-        recall = recall_at(chosen.search(queries, K)[1], truth)
-        out.append(measured(Row(f"{OURS_SWEPT} efSearch {value}", OURS_SWEPT, build_s, memory,
-                                *latencies(lambda q: chosen.search(q, K), lat_queries), recall)))
-        if recall >= SWEEP_STOP:
-            break
-    return out
+    return breadth_rows(OURS_SWEPT, build_s, index_mib(chosen.index), "efSearch", HNSW_EF,
+                        lambda value: chosen.set_breadth("efSearch", value), lambda q: chosen.search(q, K), queries,
+                        truth, lat_queries)
 
 
 def row_line(r: Row) -> str:
