@@ -16,7 +16,7 @@ from PIL import Image
 
 import omniembed
 from omniembed.errors import ConfigError, InputError, MissingInputError
-from omniembed.index import Index, IndexSpec, ModelMismatchError
+from omniembed.index import Index, IndexCorruptError, IndexSpec, ModelMismatchError
 from omniembed.registry import list_modalities
 
 RATE = 16000
@@ -379,6 +379,22 @@ def test_sample_queries_tune_the_graph_and_tune_it_again_after_a_rebuild(tmp_pat
     assert index.search(photos[1], k=1)[0].path == str(photos[1])
     reopened = Index.open(tmp_path / "idx")
     assert reopened.info()["tune_queries"] == 24
+
+
+def test_a_damaged_tuning_file_is_named_by_info_and_by_a_rebuild(tmp_path, model_dir):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(8):
+        write_image(root / f"a{i}.png", i)
+    index = Index.build(model_dir, tmp_path / "idx", [root], spec=IndexSpec(kind="hnsw"))
+    index.tune(QUERIES, target_recall=0.9)
+    stored = tmp_path / "idx" / "tune_queries.npy"
+    stored.write_bytes(stored.read_bytes()[:-100])  # cut short: the header promises more rows than follow
+    with pytest.raises(IndexCorruptError, match="tune_queries.npy: cannot read the tuning queries"):
+        index.info()
+    np.save(stored, np.zeros((24, 3), np.float32))
+    with pytest.raises(IndexCorruptError, match=r"tune_queries.npy: holds rows of shape \(24, 3\), not \[Q, 64\]"):
+        Index.open(tmp_path / "idx").info()
 
 
 def test_tuning_an_exact_index_changes_nothing_and_bad_requests_are_refused(tmp_path, model_dir):

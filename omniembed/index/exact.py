@@ -25,6 +25,7 @@ from ..extras import LazyModule
 FEATURE = "the retrieval index (omniembed index / search, omniembed.Index)"
 threadpoolctl = LazyModule("threadpoolctl", FEATURE)
 faiss = LazyModule("faiss", FEATURE)
+"""faiss for the whole index package, imported at first use (one module, so one cache of its attributes)."""
 
 SCORE_CELLS = 1 << 24
 """Queries per block: at most this many query × row scores (64 MiB of float32) held at once."""

@@ -282,12 +282,13 @@ class Index:
         return rows, [f"{f.source}: {f.reason}" for f in failures]
 
     def _tuning_queries(self) -> tuple[np.ndarray, float] | None:
-        """The queries :meth:`tune` stored and their target, or None."""
+        """The queries :meth:`tune` stored and their target, or None. The rows are mapped, not read: :meth:`info`
+        only counts them."""
         path = self.directory / TUNE_FILE
         if not path.is_file():
             return None
         try:
-            rows = np.load(path, allow_pickle=False)
+            rows = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(str(path), f"cannot read the tuning queries ({exc}); run `omniembed index "
                                                "tune` again or delete the file") from exc

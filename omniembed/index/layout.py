@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..extras import LazyModule
-from .exact import FEATURE
+from .exact import faiss
 
-faiss = LazyModule("faiss", FEATURE)
 WALK_CHUNK = 65536
 """Frontier nodes whose links one step of the walk reads at once (~32 MB of link indices at M 32)."""
 

@@ -41,15 +41,13 @@ import numpy as np
 
 from ..config import from_dict, to_dict
 from ..errors import ConfigError
-from ..extras import LazyModule
 from ..io import atomic_path
 from .errors import IndexCorruptError
-from .exact import FEATURE, exact_search
+from .exact import FEATURE, exact_search, faiss
 from .layout import index_chain, lay_out_graph
 from .tuning import RECALL_K, Tuned, exact_is_faster, held_truth, tune_breadth
 
 KINDS = ("auto", "flat", "hnsw", "ivfpq")
-faiss = LazyModule("faiss", FEATURE)
 
 EF_SEARCH_STEPS = (16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768,
                    896, 1024)
