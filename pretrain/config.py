@@ -181,7 +181,8 @@ class TrainConfig:
     same loss and gradients at the activation memory of one micro-batch."""
     out_dir: str = "runs/default"
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """``auto`` (bf16 autocast on GPU, fp32 on CPU), ``bf16`` or ``fp32``."""
+    """``auto`` (bf16 autocast on a GPU that runs bf16 in hardware — NVIDIA from Ampere —, else fp32), ``bf16`` or
+    ``fp32``."""
     flush_denormal: bool = True
     """On the CPU, treat denormal floats as zero while training (``torch.set_flush_denormal``): arithmetic on them is
     many times slower on x86, and they carry nothing in fp32 training."""

@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -26,6 +27,7 @@ from omniembed.config import TAG_KEY
 from omniembed.errors import ConfigError, OmniEmbedError
 from omniembed.model import OmniEmbedModel
 from omniembed.model_config import ModelConfig
+from omniembed.nn.native_dtypes import runs_natively
 from omniembed.pretrained import is_pretrained
 
 from . import distributed
@@ -87,7 +89,11 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
                             micro_batches=config.train.accum_steps)
         augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
         log = MetricsLogger(out, config, info, start_step=step, trainable=trainable, run_record=run_record)
-        autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16(config, info))
+        bf16 = use_bf16(config, info)
+        if bf16 and info.is_main and not runs_natively(info.device, torch.bfloat16):
+            warnings.warn(f"train.precision=bf16: {info.device} has no bf16 matmul instructions, so PyTorch emulates "
+                          "them and each step runs slower than with train.precision=fp32", RuntimeWarning, stacklevel=2)
+        autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=bf16)
         guard = NonFiniteGuard(config.train.max_nonfinite_steps)
         with denormals_flushed(config.train.flush_denormal and info.device.type == "cpu"):
             module.train()
@@ -311,7 +317,10 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int,
 
 
 def use_bf16(config: ExperimentConfig, info: distributed.DistInfo) -> bool:
-    return config.train.precision == "bf16" or (config.train.precision == "auto" and info.device.type == "cuda")
+    """Whether the step runs under bf16 autocast: ``precision: bf16``, or ``auto`` on a GPU that runs bf16 matmuls
+    in hardware (an NVIDIA GPU before Ampere emulates them, slower than fp32: ``auto`` trains it in fp32)."""
+    return config.train.precision == "bf16" or (config.train.precision == "auto" and info.device.type == "cuda"
+                                                 and runs_natively(info.device, torch.bfloat16))
 
 
 def clip_gradients(module: nn.Module, max_norm: float | None) -> torch.Tensor:

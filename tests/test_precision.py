@@ -93,7 +93,14 @@ def test_bf16_embed_warns_only_where_the_cpu_emulates_bf16(monkeypatch, native):
     assert all("precision='bf16'" in str(w.message) for w in emulated)
 
 
-def test_a_gpu_runs_low_precision_natively_and_a_cpu_as_oneDNN_says(monkeypatch):
+def test_a_gpu_runs_low_precision_natively_as_its_generation_says_and_a_cpu_as_oneDNN_says(monkeypatch):
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 6))
+    assert runs_natively(torch.device("cuda", 0), torch.bfloat16)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # T4: emulated bf16
+    assert not runs_natively(torch.device("cuda", 0), torch.bfloat16)
+    assert runs_natively(torch.device("cuda", 0), torch.float16)
+    monkeypatch.setattr(torch.version, "hip", "6.4")
     assert runs_natively(torch.device("cuda", 0), torch.bfloat16)
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
     assert not runs_natively(torch.device("cpu"), torch.bfloat16)

@@ -385,6 +385,27 @@ def test_gradient_checkpointing_changes_memory_not_results(shapes, tmp_path):
         [r["loss"] for r in records(tmp_path / "ckpt" / "out")]
 
 
+@pytest.mark.parametrize("precision, device, capability, bf16", [
+    ("auto", "cpu", None, False), ("auto", "cuda", (9, 0), True), ("auto", "cuda", (8, 0), True),
+    ("auto", "cuda", (7, 5), False), ("bf16", "cuda", (7, 0), True), ("bf16", "cpu", None, True),
+    ("fp32", "cuda", (9, 0), False)])
+def test_auto_precision_trains_in_bf16_only_on_a_gpu_that_runs_it_in_hardware(monkeypatch, precision, device,
+                                                                               capability, bf16):
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    config = load_config("image_text_tiny", [f"train.precision={precision}"])
+    info = distributed.DistInfo(0, 1, 0, torch.device(device))
+    assert trainer.use_bf16(config, info) is bf16
+
+
+def test_bf16_asked_of_a_device_that_emulates_it_trains_with_a_warning(shapes, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "runs_natively", lambda device, dtype: False)
+    config = experiment(shapes, tmp_path, ["train.precision=bf16", "train.steps=2"])
+    with pytest.warns(RuntimeWarning, match="train.precision=bf16: cpu has no bf16 matmul instructions"):
+        trainer.train(config)
+    assert len(records(tmp_path / "out")) == 2
+
+
 def test_training_flushes_denormals_on_the_cpu_and_restores_them_after():
     tiny = torch.tensor([1e-40])  # a denormal float32
     with trainer.denormals_flushed(True):

@@ -8,10 +8,17 @@ CPU_NATIVE_CHECKS = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16:
 """Low dtype → the oneDNN query that says whether this CPU runs its matmuls natively (not emulated)."""
 
 
+CUDA_BF16_CAPABILITY = (8, 0)
+"""The first NVIDIA compute capability with bf16 tensor-core matmuls (Ampere); older GPUs (V100, T4) emulate bf16."""
+
+
 def runs_natively(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether ``device`` runs ``dtype`` matmuls in hardware. A GPU does (autocast's dtypes); a CPU only with the
+    """Whether ``device`` runs ``dtype`` matmuls in hardware. An NVIDIA GPU runs fp16, and bf16 from compute
+    capability 8.0 (:data:`CUDA_BF16_CAPABILITY`); a ROCm or other GPU, autocast's dtypes; a CPU only with the
     instructions oneDNN asks for (bf16: AVX512 BW/VL/DQ, AVX-NE-CONVERT or AMX; fp16: AVX512-FP16 or AMX-FP16).
     Elsewhere PyTorch emulates them: a bf16 ViT-B-width block ran 7.2× slower than fp32 on an AVX2-only EPYC."""
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.version.hip:
+        return torch.cuda.get_device_capability(device) >= CUDA_BF16_CAPABILITY
     if device.type != "cpu":
         return True
     check = getattr(torch.ops.mkldnn, CPU_NATIVE_CHECKS.get(dtype, ""), None)
