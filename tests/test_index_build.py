@@ -328,7 +328,7 @@ def test_a_build_that_fell_back_to_exact_search_is_extended_not_rebuilt_on_the_n
 
     builds = []
 
-    def exact_instead(vecs, ids, spec, dim, progress=None):  # what build() returns when the graph is not worth it
+    def exact_instead(vecs, ids, spec, dim, progress=None, held_out=True):  # build() when the graph is not worth it
         builds.append(len(vecs))
         return vectors._flat(vecs, ids, dim, progress, reason="exact: 0.10 ms per query against hnsw's 1.00 ms")
 
@@ -379,6 +379,36 @@ def test_sample_queries_tune_the_graph_and_tune_it_again_after_a_rebuild(tmp_pat
     assert index.search(photos[1], k=1)[0].path == str(photos[1])
     reopened = Index.open(tmp_path / "idx")
     assert reopened.info()["tune_queries"] == 24
+
+
+def test_sample_queries_bring_back_a_graph_its_build_abandoned_on_held_out_rows(tmp_path, model_dir, monkeypatch):
+    from omniembed.index import index as index_module
+    from omniembed.index import vectors
+
+    real_build, held = vectors.build, []
+
+    def judged_on_held_out_rows(vecs, ids, spec, dim, progress=None, held_out=True):
+        held.append(held_out)  # held-out rows of near-duplicates: no breadth reaches the target on them
+        if held_out:
+            return vectors._flat(vecs, ids, dim, progress,
+                                 reason="exact: hnsw reached recall@10 0.500 / 0.500 on the halves of held-out rows")
+        return real_build(vecs, ids, spec, dim, progress, held_out=False)
+
+    monkeypatch.setattr(index_module, "build", judged_on_held_out_rows)
+    monkeypatch.setattr(vectors, "exact_is_faster", lambda *a: (False, 0.1, 1.0))  # recall decides here
+    root = tmp_path / "photos"
+    root.mkdir()
+    photos = [write_image(root / f"a{i}.png", i) for i in range(8)]
+    index = Index.build(model_dir, tmp_path / "idx", [root], spec=IndexSpec(flat_max_cells=5 * 64))
+    assert held == [True] and index.info()["kind"] == "flat"
+    report = index.tune(QUERIES, target_recall=0.9)
+    assert held == [True, False] and index.info()["kind"] == "hnsw"
+    assert report.breadth == 16 and "efSearch 16" in report.description
+    assert index.search(photos[3], k=1)[0].path == str(photos[3])
+    for i in range(8):
+        write_image(root / f"b{i}.png", 20 + i)
+    index.add([root])  # 16 rows ≥ 2 × 8: rebuilt, and tuned on the stored queries instead of held-out rows
+    assert held == [True, False, False] and index.info()["kind"] == "hnsw"
 
 
 def test_a_damaged_tuning_file_is_named_by_info_and_by_a_rebuild(tmp_path, model_dir):

@@ -233,8 +233,10 @@ class Index:
         vectors [Q, D], at least 20 — instead of rows held out of it: for an index of images searched by recordings,
         say, whose embeddings lie elsewhere in the space than the images'. Their exact top-10 is the truth; half
         picks the smallest breadth reaching ``target_recall`` (default: the spec's), half verifies it. An automatic
-        index becomes exact where no breadth reaches it, or where the scan is as fast. The queries are kept in the
-        index (``tune_queries.npy``) and tune it again after every rebuild."""
+        index becomes exact where no breadth reaches it, or where the scan is as fast; one its build left exact
+        (judged on held-out rows) is rebuilt as the structure its size calls for and judged on the queries. The
+        queries are kept in the index (``tune_queries.npy``) and tune it again after every rebuild, in place of
+        held-out rows."""
         target = self.spec.target_recall if target_recall is None else float(target_recall)
         if not 0.0 < target <= 1.0:
             raise ConfigError(f"target recall must lie in (0, 1], got {target}")
@@ -313,9 +315,11 @@ class Index:
 
         Incremental (added rows appended, retired rows removed) when the structure allows it; rebuilt from every
         live vector (SQLite holds them all) when none exists yet or the published file is missing or unreadable,
-        the kind or spec changed, the row count outgrew the last build, or an HNSW graph lost rows. After a
-        rebuild, or with ``retune``, an approximate index is tuned on the queries :meth:`tune` stored, if any
-        (returns what that tuning measured).
+        the kind or spec changed, the row count outgrew the last build, an HNSW graph lost rows, or ``retune``
+        finds exact search where an automatic build abandoned the structure the size called for (judged on
+        held-out rows; the sample queries judge it afresh). After a rebuild, or with ``retune``, an approximate
+        index is tuned on the queries :meth:`tune` stored, if any, instead of held-out rows (returns what that
+        tuning measured).
         """
         published = int(self._settings.get("generation", 0))
         spec, dim = self.spec, self.embed_dim
@@ -329,17 +333,20 @@ class Index:
         total = sum(self.store.counts()["live"].values())
         # the kind the size called for at the last build: a build may fall back from it to exact search
         planned = self._settings.get("planned_kind", current.kind if current is not None else None)
+        abandoned = current is not None and current.kind == "flat" and planned not in (None, "flat")
         rebuild = (current is None or planned != choose_kind(total, dim, spec)
                    or self._settings.get("built_spec") != spec.to_dict()
                    or (planned != "flat"  # nothing in a planned flat index was trained or tuned on fewer rows
                        and total >= spec.rebuild_growth * max(int(self._settings.get("built_count", 0)), 1))
-                   or (len(removed) and not current.can_remove()))
+                   or (len(removed) and not current.can_remove())
+                   or (retune and abandoned))
+        tuning = self._tuning_queries() if rebuild or retune else None
         with tqdm(total=total if rebuild else len(added_ids), disable=not progress, desc="vectors",
                   unit="row") as bar:
             live = None  # every live row [N] ids, [N, D] vectors, read once: a rebuild and its tuning share them
             if rebuild:
                 live = self.store.live_vectors(dim)
-                vindex = build(live[1], live[0], spec, dim, progress=bar.update)
+                vindex = build(live[1], live[0], spec, dim, progress=bar.update, held_out=tuning is None)
                 built_count, planned = total, choose_kind(total, dim, spec)
             else:
                 vindex = current
@@ -347,7 +354,6 @@ class Index:
                     vindex.remove(removed)
                 vindex.add(added, added_ids, progress=bar.update)
                 built_count = int(self._settings["built_count"])
-        tuning = self._tuning_queries() if rebuild or retune else None
         tuned = None
         if tuning is not None and vindex.kind != "flat":
             ids, vectors = live if live is not None else self.store.live_vectors(dim)

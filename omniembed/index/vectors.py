@@ -252,12 +252,14 @@ class VectorIndex:
 
 
 def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec, dim: int,
-          progress: Callable[[int], None] | None = None) -> VectorIndex:
+          progress: Callable[[int], None] | None = None, held_out: bool = True) -> VectorIndex:
     """Train, fill and tune the index ``spec`` chooses for unit rows ``vectors`` [N, dim] labelled ``ids`` [N];
     a graph's rows are then laid out in walk order (:mod:`.layout`).
 
     An automatic choice falls back to exact search when the tuned structure misses ``target_recall`` on held-out
-    rows at every breadth, or when it searches no faster than the exact scan (:mod:`.tuning`).
+    rows at every breadth, or when it searches no faster than the exact scan (:mod:`.tuning`). Without
+    ``held_out`` — an index with sample queries of its own, which :func:`tune_to_queries` tunes and judges instead
+    — the structure holds every row at its widest breadth (or the spec's fixed one), neither tuned nor judged here.
     """
     kind = choose_kind(len(vectors), dim, spec)
     if kind == "flat":
@@ -275,7 +277,7 @@ def build(vectors: np.ndarray, ids: np.ndarray, spec: IndexSpec, dim: int,
     result = VectorIndex(index, kind)
     param, steps = breadth_steps(result)
     fixed = spec.ef_search if kind == "hnsw" else spec.nprobe
-    n_queries = min(spec.tune_queries, len(vectors) // 20) if not fixed else 0
+    n_queries = min(spec.tune_queries, len(vectors) // 20) if held_out and not fixed else 0
     if n_queries < MIN_TUNE_QUERIES:  # fixed, or too few rows to measure recall: widest is exhaustive at this size
         result.add(vectors, ids, progress)
         result.set_breadth(param, fixed or steps[-1])
@@ -347,8 +349,8 @@ def _exact_reason(vindex: VectorIndex, tuned: Tuned, target: float, rows: np.nda
     faster than a scan of ``rows`` [N, D]."""
     param, steps = breadth_steps(vindex)
     if tuned.value is None:
-        missed = tuned.tune_recall if tuned.tune_recall < target else tuned.verify_recall
-        return f"exact: {vindex.kind} reached recall@10 {missed:.3f} < {target} on {where} at {param} {steps[-1]}"
+        return (f"exact: {vindex.kind} reached recall@10 {tuned.tune_recall:.3f} / {tuned.verify_recall:.3f} on the "
+                f"halves of {where} at {param} {steps[-1]}, not {target} by a standard error's margin")
     vindex.set_breadth(param, tuned.value)
     faster, graph_ms, exact_ms = exact_is_faster(vindex, rows, timing)
     if faster:
