@@ -43,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tune = sub.add_parser("tune", help="tune the search breadth on sample queries",
                           description="Set the search breadth from sample queries of the kind the index will serve "
                                       "(files of any modality, texts, or embeddings; at least 20) instead of rows "
-                                      "held out of it. The queries are kept and tune the index again after every "
-                                      "rebuild.")
+                                      "held out of it; an index its build left exact on held-out rows gets its "
+                                      "graph back to be judged on them. The queries are kept and tune the index "
+                                      "again after every rebuild.")
     tune.add_argument("index", help="index directory")
     tune.add_argument("paths", nargs="*", metavar="PATH", help="query files or folders (walked recursively)")
     tune.add_argument("--texts", metavar="FILE", help="a text file of queries, one per line")
