@@ -61,7 +61,9 @@ def test_notebook_runs_and_draws_its_figures(path, kernel_manager_factory):
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, km=kernel_manager_factory(), timeout=CELL_TIMEOUT_S,
                             resources={"metadata": {"path": str(EXAMPLES)}})
-    client.execute()  # raises CellExecutionError, naming the cell, on the first error
+    # raises CellExecutionError, naming the cell, on the first error; the kernel is ours to stop (nbclient leaves
+    # a kernel it did not create running) and its connection file ours to delete
+    client.execute(cleanup_kc=True)
 
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
