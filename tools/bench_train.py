@@ -56,7 +56,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_imagebind import matmul, matmul_size  # noqa: E402
+from bench_imagebind import matmul, matmul_size, sync  # noqa: E402
 
 CAPTIONS = ["a photo of a dog playing in the snow", "a red car parked beside an old brick building at dusk",
             "two people riding bicycles along a beach", "a bowl of soup", "a cat sleeping on a laptop keyboard",
@@ -185,11 +185,6 @@ def step_flops(step, images: torch.Tensor, tokens: torch.Tensor) -> float:
     with counter:
         step(images, tokens)
     return float(counter.get_total_flops())
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def serve(name: str, precision: str, device_name: str, threads: int | None, batch: int, fused: bool | None,
