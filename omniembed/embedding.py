@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import warnings
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from .encoder import to_device
 from .errors import (ConfigError, EmptyInputError, InputError, MissingInputError, NonFiniteEmbeddingError,
                      OmniEmbedError, UnknownSuffixError)
 from .inputs import Kind, Text, expand_folders, kind_of, warn_if_folder_name
-from .nn.native_dtypes import runs_natively
+from .nn.native_dtypes import warn_if_emulated
 from .nn.precision import CastCache
 from .registry import modality_for_suffix, path_suffix
 
@@ -95,10 +94,8 @@ def embed(model: "OmniEmbedModel", inputs: Any, modality: str | None = None, bat
     if dev != model.device:
         model.to(dev)
     dtype = PRECISIONS[precision]
-    if dtype is not None and not runs_natively(dev, dtype):
-        warnings.warn(f"precision={precision!r}: this CPU has no {precision} matmul instructions, so PyTorch emulates "
-                      f"them and the embedding runs several times slower than precision='fp32'", RuntimeWarning,
-                      stacklevel=2)
+    if dtype is not None:
+        warn_if_emulated(dev, dtype, f"precision={precision!r}", "the embedding", "precision='fp32'")
     out: dict[str, torch.Tensor] = {}
     done = torch.zeros(len(items), dtype=torch.bool)
     show = progress if progress is not None else (sys.stderr.isatty() and len(items) > batch_size)

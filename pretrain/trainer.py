@@ -14,7 +14,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -27,7 +26,7 @@ from omniembed.config import TAG_KEY
 from omniembed.errors import ConfigError, OmniEmbedError
 from omniembed.model import OmniEmbedModel
 from omniembed.model_config import ModelConfig
-from omniembed.nn.native_dtypes import runs_natively
+from omniembed.nn.native_dtypes import runs_natively, warn_if_emulated
 from omniembed.pretrained import is_pretrained
 
 from . import distributed
@@ -90,9 +89,8 @@ def train(config: ExperimentConfig, resume: bool = False, eval_hook: EvalHook | 
         augment = Augmenter(config.data.augment, model.modalities, config.train.seed, info.rank)
         log = MetricsLogger(out, config, info, start_step=step, trainable=trainable, run_record=run_record)
         bf16 = use_bf16(config, info)
-        if bf16 and info.is_main and not runs_natively(info.device, torch.bfloat16):
-            warnings.warn(f"train.precision=bf16: {info.device} has no bf16 matmul instructions, so PyTorch emulates "
-                          "them and each step runs slower than with train.precision=fp32", RuntimeWarning, stacklevel=2)
+        if bf16 and info.is_main:
+            warn_if_emulated(info.device, torch.bfloat16, "train.precision=bf16", "each step", "train.precision=fp32")
         autocast = torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=bf16)
         guard = NonFiniteGuard(config.train.max_nonfinite_steps)
         with denormals_flushed(config.train.flush_denormal and info.device.type == "cpu"):

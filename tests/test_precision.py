@@ -80,9 +80,9 @@ def test_bf16_embed_follows_weights_changed_between_calls():
 
 @pytest.mark.parametrize("native", [False, True])
 def test_bf16_embed_warns_only_where_the_cpu_emulates_bf16(monkeypatch, native):
-    import omniembed.embedding
+    from omniembed.nn import native_dtypes
 
-    monkeypatch.setattr(omniembed.embedding, "runs_natively", lambda device, dtype: native)
+    monkeypatch.setattr(native_dtypes, "runs_natively", lambda device, dtype: native)
     model = omniembed.create("omni-tiny", seed=0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -399,7 +399,9 @@ def test_auto_precision_trains_in_bf16_only_on_a_gpu_that_runs_it_in_hardware(mo
 
 
 def test_bf16_asked_of_a_device_that_emulates_it_trains_with_a_warning(shapes, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer, "runs_natively", lambda device, dtype: False)
+    from omniembed.nn import native_dtypes
+
+    monkeypatch.setattr(native_dtypes, "runs_natively", lambda device, dtype: False)
     config = experiment(shapes, tmp_path, ["train.precision=bf16", "train.steps=2"])
     with pytest.warns(RuntimeWarning, match="train.precision=bf16: cpu has no bf16 matmul instructions"):
         trainer.train(config)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 CPU_NATIVE_CHECKS = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}
 """Low dtype → the oneDNN query that says whether this CPU runs its matmuls natively (not emulated)."""
+SHORT_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 CUDA_BF16_CAPABILITY = (8, 0)
@@ -23,3 +26,13 @@ def runs_natively(device: torch.device, dtype: torch.dtype) -> bool:
         return True
     check = getattr(torch.ops.mkldnn, CPU_NATIVE_CHECKS.get(dtype, ""), None)
     return bool(check is not None and check())
+
+
+def warn_if_emulated(device: torch.device, dtype: torch.dtype, setting: str, work: str, fallback: str,
+                     stacklevel: int = 2) -> None:
+    """A RuntimeWarning, at the caller's caller (``stacklevel`` as :func:`warnings.warn` counts from the caller),
+    where ``setting`` asks ``device`` for ``dtype`` matmuls it only emulates: ``work`` then runs slower than with
+    ``fallback``."""
+    if not runs_natively(device, dtype):
+        warnings.warn(f"{setting}: {device} has no {SHORT_NAMES[dtype]} matmul instructions, so PyTorch emulates them "
+                      f"and {work} runs slower than with {fallback}", RuntimeWarning, stacklevel=stacklevel + 1)

@@ -97,7 +97,8 @@ class SpeechEmbeddingConfig:
     step: int = 8
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """The frozen convolutions' dtype (the names of ``train.precision``). "auto": bf16 where the device runs it in
-    hardware (a GPU; a CPU with oneDNN's bf16 instructions, see :func:`~omniembed.nn.native_dtypes.runs_natively`),
+    hardware (an NVIDIA GPU from Ampere, another GPU; a CPU with oneDNN's bf16 instructions, see
+    :func:`~omniembed.nn.native_dtypes.runs_natively`),
     else fp32. bf16 takes a 64-clip batch of 130 frames from 0.21 to 0.094 s on 2 AVX-512 cores; its vectors differ
     from fp32's by up to ~1 % of their largest entry (tests), and the LayerNorm after them absorbs that (bound alone
     on OmniDigits with FSDD held out, the whole binding under bf16: held-out FSDD 95.1 % against 95.5 %)."""
