@@ -76,8 +76,9 @@ class DropoutTokenHead(TokenHead):
         super().__init__(config, width, embed_dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, tokens: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
-        return self.proj(self.dropout(self.pool(self.norm(tokens), ids)))
+    def forward(self, tokens: torch.Tensor, ids: torch.Tensor | None = None,
+                at: torch.Tensor | None = None) -> torch.Tensor:
+        return self.proj(self.dropout(self.read(tokens, ids, at)))
 
 
 @register_modality

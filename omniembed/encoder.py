@@ -16,6 +16,7 @@ from torch import nn
 
 from .errors import ConfigError
 from .nn.heads import Postprocess
+from .nn.tokens import PoolingHead, Tokens
 
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
 """What an encoder takes: one tensor, or named tensors for inputs of several parts (text ids and mask, video)."""
@@ -99,8 +100,16 @@ class ModalityEncoder(Encoder):
         """Head outputs before normalisation: [B, K, E] (K = 1 for single-clip inputs)."""
         if isinstance(batch, torch.Tensor) and self.clip_ndim is not None and batch.ndim == self.clip_ndim + 2:
             b, k = batch.shape[:2]
-            return self.head(self.trunk(self.stem(batch.flatten(0, 1)))).unflatten(0, (b, k))
-        return self.head(self.trunk(self.stem(batch))).unsqueeze(1)
+            return self._encode(batch.flatten(0, 1)).unflatten(0, (b, k))
+        return self._encode(batch).unsqueeze(1)
+
+    def _encode(self, batch: Batch) -> torch.Tensor:
+        """stem → trunk → head: [N, E]. A pooling head that reads one token per sample marks it on the stem's
+        tokens first, so that a trunk that can skip the rest in its last layer does."""
+        x = self.stem(batch)
+        if isinstance(self.head, PoolingHead) and isinstance(x, Tokens):
+            x = self.head.mark(x)
+        return self.head(self.trunk(x))
 
     def clip_embeddings(self, batch: Batch) -> torch.Tensor:
         """Unit vectors per clip: [B, K, E]."""

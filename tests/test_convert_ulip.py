@@ -61,7 +61,7 @@ def test_converted_encoder_reproduces_encode_pc_and_pc_feat(models, io, variant)
     with torch.inference_mode():
         tokens = encoder.trunk(encoder.stem(points(io, variant))).tokens
         head = encoder.head.head
-        pc_feat = head.pool(head.norm(tokens), None)
+        pc_feat = head.read(tokens)
         pc_embed = encoder.features(points(io, variant))[:, 0]
         unit = encoder(points(io, variant))
     torch.testing.assert_close(pc_feat, out(io, variant, "pc_feat"), atol=1e-5, rtol=0)

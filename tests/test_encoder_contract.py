@@ -77,3 +77,30 @@ def test_prepare_bytes_decodes_exactly_as_prepare_reads_the_file(tmp_path: Path)
     from_bytes = image.prepare_bytes(path.read_bytes(), ".png")
     assert from_bytes.shape == (3, 32, 32)
     assert torch.equal(from_bytes, image.prepare(path))
+
+
+def test_heads_that_read_one_token_get_the_full_trunks_embeddings_from_a_last_block_run_there_only(
+        tiny_model, tmp_path: Path):
+    """CLS and EOS heads mark their token before the trunk runs; the last block then computes that token alone
+    ([N, 1, D] through its MLP) and the embeddings are those of the full trunk."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    photo, sound = tmp_path / "photo.png", tmp_path / "tone.wav"
+    Image.fromarray((rng.random((40, 52, 3)) * 255).astype(np.uint8)).save(photo)
+    sf.write(sound, (rng.standard_normal(24000) * 0.1).astype(np.float32), 16000)
+    inputs = {"image": [photo, photo], "text": ["a dog", "a red car parked by the sea"], "audio": [sound]}
+    for name, items in inputs.items():
+        encoder, processor = tiny_model.encoder(name).eval(), tiny_model.processor(name)
+        batch = processor.collate([processor.prepare(item) for item in items])
+        seen = []
+        last = encoder.trunk.transformer.blocks[-1]
+        handle = last.mlp.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[1]))
+        with torch.no_grad():
+            ours = encoder.features(batch)
+            clips = encoder.clip_ndim is not None and batch.ndim == encoder.clip_ndim + 2  # audio: [B, K, ...]
+            flat = batch.flatten(0, 1) if clips else batch
+            full = encoder.head(encoder.trunk(encoder.stem(flat))).reshape(ours.shape)
+        handle.remove()
+        assert seen[0] == 1 and seen[1] > 1, name
+        torch.testing.assert_close(ours, full, atol=1e-5, rtol=1e-4, msg=name)

@@ -1,4 +1,5 @@
-"""The trunk's attention: SDPA equals the textbook formula, causal and bias-kv masking are right."""
+"""The trunk's attention: SDPA equals the textbook formula, causal and bias-kv masking are right; computed at one
+row per sample (for a head that reads one token) it gives the full outputs there."""
 
 import math
 
@@ -76,12 +77,16 @@ def test_drop_path_rises_linearly_over_the_blocks_and_the_trunk_builds_on_the_me
 
 
 
-def _attention_and_gradients(attn: Attention, x: torch.Tensor, mask, causal: bool):
+def _attention_and_gradients(attn, x: torch.Tensor, mask, causal: bool, parameters=None):
+    """[output, input gradient, parameter gradients…] of ``attn(x, mask, causal)`` (an Attention or a function of
+    those arguments over ``parameters``), all fp32."""
+    parameters = list(attn.parameters() if parameters is None else parameters)
     xi = x.clone().requires_grad_()
-    out = attn(xi, mask, causal=causal)
+    out = attn(xi, mask, causal)
     out.float().square().sum().backward()
-    grads = [p.grad.float().clone() for p in attn.parameters()]
-    attn.zero_grad()
+    grads = [p.grad.float().clone() for p in parameters]
+    for p in parameters:
+        p.grad = None
     return [out.float(), xi.grad.float(), *grads]
 
 
@@ -106,3 +111,74 @@ def test_bf16_cpu_training_attention_gives_sdpa_outputs_and_gradients(monkeypatc
     for got, expected in zip(ours, reference):
         scale = expected.abs().max().item()
         assert (got - expected).abs().max().item() <= 0.02 * scale
+
+
+def _masks(b: int, n: int) -> dict:
+    """Masks of every broadcastable shape the trunk takes: key padding, additive [L, L'], per-sample boolean."""
+    torch.manual_seed(1)
+    padding = torch.rand(b, 1, 1, n) > 0.3
+    padding[..., 0] = True
+    per_sample = torch.rand(b, 1, n, n) > 0.3
+    per_sample[..., 0] = True
+    return {"none": None, "key padding": padding, "additive": torch.randn(n, n), "per sample": per_sample}
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "key padding", "additive", "per sample"])
+@pytest.mark.parametrize("bias_kv,causal", [(False, False), (False, True), (True, False), (True, True)])
+def test_attention_at_one_row_per_sample_equals_the_full_outputs_there(bias_kv, causal, mask_kind):
+    torch.manual_seed(0)
+    attn = Attention(32, 4, bias_kv=bias_kv)
+    x = torch.randn(3, 7, 32)
+    mask = _masks(3, 7)[mask_kind]
+    rows = torch.tensor([0, 6, 3])
+    full = attn(x, mask, causal)[torch.arange(3), rows].unsqueeze(1)
+    torch.testing.assert_close(attn(x, mask, causal, rows), full, atol=1e-6, rtol=1e-5)
+
+
+def test_attention_at_rows_projects_through_a_layer_that_is_not_a_plain_linear():
+    """A LoRA-adapted (or packed) qkv is called whole; its outputs at the rows are the same."""
+    from omniembed.pretrain.lora import add_lora
+
+    torch.manual_seed(0)
+    attn = Attention(32, 4)
+    x, rows = torch.randn(2, 5, 32), torch.tensor([4, 1])
+    add_lora(attn, rank=2, alpha=4.0)
+    torch.nn.init.normal_(attn.qkv.lora_b)
+    assert type(attn.qkv) is not torch.nn.Linear
+    full = attn(x, None, True)[torch.arange(2), rows].unsqueeze(1)
+    torch.testing.assert_close(attn(x, None, True, rows), full)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_bf16_cpu_training_attention_at_rows_gives_the_full_outputs_and_gradients_there(causal):
+    torch.manual_seed(0)
+    attn = Attention(32, 4).to(torch.bfloat16)
+    x = torch.randn(3, 9, 32, dtype=torch.bfloat16)
+    rows = torch.tensor([8, 0, 5])
+    picked = lambda out: out[torch.arange(3), rows].unsqueeze(1)  # noqa: E731
+    ours = _attention_and_gradients(lambda xi, mask, causal: attn(xi, mask, causal, rows), x, None, causal,
+                                    attn.parameters())
+    reference = _attention_and_gradients(lambda xi, mask, causal: picked(attn(xi, mask, causal)), x, None, causal,
+                                         attn.parameters())
+    for got, expected in zip(ours, reference):
+        assert (got - expected).abs().max().item() <= 0.02 * expected.abs().max().item()
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_trunk_at_rows_runs_its_last_block_there_only_with_the_full_outputs_and_gradients(checkpointing):
+    torch.manual_seed(0)
+    config = TransformerConfig(width=32, depth=3, heads=4, causal=True, grad_checkpointing=checkpointing)
+    trunk = Transformer(config).train()
+    x, rows = torch.randn(4, 6, 32), torch.tensor([5, 2, 0, 3])
+    seen = []
+    trunk.blocks[-1].mlp.register_forward_hook(lambda module, args, out: seen.append(tuple(args[0].shape)))
+    ours = trunk(x, rows=rows)
+    assert ours.shape == (4, 1, 32) and seen[0] == (4, 1, 32)
+    ours.square().sum().backward()
+    ours_grads = [p.grad.clone() for p in trunk.parameters()]
+    trunk.zero_grad()
+    full = trunk(x)[torch.arange(4), rows].unsqueeze(1)
+    full.square().sum().backward()
+    torch.testing.assert_close(ours, full, atol=1e-6, rtol=1e-5)
+    for got, (name, p) in zip(ours_grads, trunk.named_parameters()):
+        torch.testing.assert_close(got, p.grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -47,10 +47,13 @@ class Attention(nn.Module):
         else:
             self.bias_k = self.bias_v = None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-        """x: [B, L, D] → [B, L, D]. ``mask`` is an additive or boolean mask broadcastable to [B, H, L, L']."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [B, L, D] → [B, L, D]; with ``rows`` ([B], one position per sample) only those positions' outputs,
+        [B, 1, D]: their queries against all keys. ``mask`` is an additive or boolean mask broadcastable to
+        [B, H, L, L']."""
         b, n, d = x.shape
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q, k, v = self._project(x, rows)
         if self.bias_k is not None:
             k = torch.cat([k, self.bias_k.expand(b, 1, d)], dim=1)
             v = torch.cat([v, self.bias_v.expand(b, 1, d)], dim=1)
@@ -60,12 +63,45 @@ class Attention(nn.Module):
                 causal = False
             elif mask is not None:
                 mask = F.pad(mask, (0, 1), value=True if mask.dtype == torch.bool else 0.0)
+        if rows is not None and causal and mask is None:
+            mask, causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril(), False
+        if rows is not None and mask is not None:
+            mask = _mask_rows(mask, rows, b, n)
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))
         if _matmul_attention_pays(q):
             out = _matmul_attention(q, k, v, mask, causal and mask is None)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
         return self.proj(out.transpose(1, 2).flatten(2))
+
+    def _project(self, x: torch.Tensor, rows: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """Queries, keys and values of x [B, L, D]: each [B, L, D], or with ``rows`` queries [B, 1, D] of those
+        positions only (a plain ``nn.Linear`` projects just them; another layer, e.g. a packed or adapted copy,
+        projects all and drops the rest)."""
+        if rows is None:
+            return self.qkv(x).chunk(3, dim=-1)
+        d = x.shape[-1]
+        picked = take_rows(x, rows)
+        if type(self.qkv) is not nn.Linear:
+            return self.qkv(picked)[..., :d], *self.qkv(x)[..., d:].chunk(2, dim=-1)
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(picked, weight[:d], None if bias is None else bias[:d])
+        return q, *F.linear(x, weight[d:], None if bias is None else bias[d:]).chunk(2, dim=-1)
+
+
+def take_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """One position per sample: x [B, L, ...], rows [B] → [B, 1, ...]."""
+    return x[torch.arange(x.shape[0], device=x.device), rows].unsqueeze(1)
+
+
+def _mask_rows(mask: torch.Tensor, rows: torch.Tensor, b: int, n: int) -> torch.Tensor:
+    """The rows of a mask broadcastable to [B, H, n, L'] at one query position per sample (``rows`` [B]):
+    [B, H or 1, 1, L']."""
+    mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
+    if mask.shape[-2] == 1:
+        return mask
+    mask = mask.expand(b, mask.shape[1], n, mask.shape[-1])
+    return mask[torch.arange(b, device=rows.device), :, rows].unsqueeze(2)
 
 
 MATMUL_ATTENTION_MAX_TOKENS = 512
@@ -124,8 +160,13 @@ class Block(nn.Module):
         self.mlp = Mlp(width, int(width * mlp_ratio))
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), mask, causal))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, L, D] → [B, L, D], or with ``rows`` ([B] positions) the block's outputs there only: [B, 1, D]."""
+        if rows is None:
+            x = x + self.drop_path(self.attn(self.norm1(x), mask, causal))
+        else:
+            x = take_rows(x, rows) + self.drop_path(self.attn(self.norm1(x), mask, causal, rows))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -146,11 +187,18 @@ class Transformer(nn.Module):
         """Recompute each block's activations in the backward pass (timm's method name, so one call reaches both)."""
         self.grad_checkpointing = enable
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, L, D] → [B, L, D]; with ``rows`` ([B], one position per sample) the outputs at those positions
+        only, [B, 1, D] — the last block computes nothing else (its keys and values still come from all tokens).
+        The same values as the full outputs there, for a head that reads one token (CLS, EOS) and no other."""
         x = self.pre_norm(x)
-        for block in self.blocks:
+        if rows is not None and not self.blocks:
+            return take_rows(x, rows)
+        for i, block in enumerate(self.blocks):
+            picked = rows if i == len(self.blocks) - 1 else None
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, mask, self.config.causal, use_reentrant=False)
+                x = checkpoint(block, x, mask, self.config.causal, picked, use_reentrant=False)
             else:
-                x = block(x, mask, self.config.causal)
+                x = block(x, mask, self.config.causal, picked)
         return x
