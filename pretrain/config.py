@@ -190,15 +190,16 @@ class TrainConfig:
     """Keep the large blocks each step frees in the process for the next step instead of mapping them afresh
     (glibc only, :mod:`.heap`): every fresh page faults on its first write, which cost the OmniDigits binding on
     2 CPU cores an eighth of its CPU time and made a ViT-B/16 + text step (``tools/bench_train.py``, one thread)
-    16–21 % slower eager, 4–8 % compiled. The process then holds its peak memory for the whole run."""
+    2–20 % slower eager, 1–15 % compiled (a wide run-to-run spread). The process then holds its peak memory for
+    the whole run."""
     compile: bool = False
     """Compile each tower's forward with ``torch.compile`` (inductor), which fuses the elementwise work between the
     matmuls (norms, GELU, residual adds, autocast's casts) in forward and backward. The first steps pay for the
     compilation (a ViT-B/16 + 12-layer text pair: ~2 min on one CPU core, cold) and a new input shape recompiles
     (from the second, shapes are traced as dynamic); parameter names, checkpoints and the exported model are
     unchanged. A CPU step gains little, being matmul-bound (``tools/bench_train.py --compile``, ViT-B/16 + text, one
-    thread: bf16 2 % faster than eager, fp32 1 %); a GPU step, whose matmuls are far cheaper, leaves the
-    fusion more to gain (not measured here: no GPU was available)."""
+    thread: bf16 5 % faster than eager, fp32 2 % slower, within the run-to-run spread); a GPU step, whose matmuls
+    are far cheaper, leaves the fusion more to gain (not measured here: no GPU was available)."""
     parallel: Literal["ddp", "fsdp"] = "ddp"
     """``ddp`` or ``fsdp`` (FSDP2 ``fully_shard`` per transformer block and per encoder)."""
     device: str = "auto"

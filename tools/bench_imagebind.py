@@ -11,7 +11,8 @@ same inputs: the reference and OmniEmbed each in fp32 and in bf16 autocast — O
 in bf16 (:func:`omniembed.nn.precision.cast_for_inference`), and again under autocast alone on the fp32 weights —
 and a plain square matmul (2048² on a CPU, 8192² on a GPU) in each precision in the same loop. It prints
 best and median seconds (ratios are between bests: on a shared machine the least-disturbed run), the achieved
-FLOP rate against that matmul's, the speed ratio against the reference **at the same precision** (bf16 against the
+FLOP rate (of the work each side does: OmniEmbed's last block computes only the token its head reads) against
+that matmul's, the speed ratio against the reference **at the same precision** (bf16 against the
 reference's bf16, never its fp32), the max |Δ| between the two fp32 implementations and the bf16-vs-fp32 cosine.
 Without ``--imagebind-src`` there is nothing to compare against: the tool says so and exits with status 2 (it never
 divides by reference times quoted from elsewhere). ImageBind's code is not vendored: fetch
@@ -92,13 +93,16 @@ def encoder_flops(width: int, blocks: int, tokens: int, sequences: int) -> float
     return float(per_token * tokens * blocks * sequences)
 
 
-def flops(batch: int, modality: str, text_tokens: int = 77) -> float:
-    """FLOPs of one forward of the ViT-B-sized encoder (the stems' convs included)."""
-    if modality == "vision":
-        return encoder_flops(768, 12, 257, batch) + 2 * 3 * 2 * 14 * 14 * 768 * 256 * batch
-    if modality == "audio":
-        return encoder_flops(768, 12, 229, 3 * batch) + 2 * 16 * 16 * 768 * 228 * 3 * batch
-    return encoder_flops(512, 12, text_tokens, batch)
+def flops(batch: int, modality: str, text_tokens: int = 77, pooled_last_block: bool = False) -> float:
+    """FLOPs of one forward of the ViT-B-sized encoder (the stems' convs included). ``pooled_last_block``: as
+    OmniEmbed runs it, its last block computing only the token the head reads (keys and values of all tokens:
+    4·D² per token; the rest, 20·D² + 4·L·D, for that token alone)."""
+    width, tokens, sequences, stem = {
+        "vision": (768, 257, batch, 2 * 3 * 2 * 14 * 14 * 768 * 256 * batch),
+        "audio": (768, 229, 3 * batch, 2 * 16 * 16 * 768 * 228 * 3 * batch),
+        "text": (512, text_tokens, batch, 0)}[modality]
+    skipped = (tokens - 1) * (20 * width ** 2 + 4 * tokens * width) * sequences if pooled_last_block else 0
+    return encoder_flops(width, 12, tokens, sequences) + stem - skipped
 
 
 def sync(device: torch.device) -> None:
@@ -183,15 +187,16 @@ def main(argv: list[str] | None = None) -> int:
             for label, dtype in (("fp32", None), ("bf16", low)):
                 runs[f"ref {label}"] = _run(lambda x=x, m=m: reference({m: x})[m], device, dtype)
                 runs[f"omni {label}"] = _run(lambda x=x, enc=cast if dtype else enc: enc(x), device, dtype)
-                work[f"ref {label}"] = work[f"omni {label}"] = flops(args.batch, m)
+                work[f"ref {label}"] = flops(args.batch, m)
+                work[f"omni {label}"] = flops(args.batch, m, pooled_last_block=True)
                 if dtype is not None:  # the same model under autocast alone, re-casting its weights every call
                     runs["omni bf16 autocast only"] = _run(lambda x=x, enc=enc: enc(x), device, dtype)
-                    work["omni bf16 autocast only"] = flops(args.batch, m)
+                    work["omni bf16 autocast only"] = flops(args.batch, m, pooled_last_block=True)
                 if m == "text":  # what embed() runs: the batch cut after its longest caption (the mask is causal)
                     used = int((x != 0).any(dim=0).nonzero().max()) + 1
                     trimmed = f"omni {label} trimmed to {used} tokens"
                     runs[trimmed] = _run(lambda x=x[:, :used], enc=cast if dtype else enc: enc(x), device, dtype)
-                    work[trimmed] = flops(args.batch, m, text_tokens=used)
+                    work[trimmed] = flops(args.batch, m, text_tokens=used, pooled_last_block=True)
                 runs[f"matmul {label}"], work[f"matmul {label}"] = matmul(dtype or torch.float32, device)
             times = time_interleaved(runs, args.repeats, device)
             rate = {p: work[f"matmul {p}"] / times.pop(f"matmul {p}")[0] for p in ("fp32", "bf16")}
