@@ -245,7 +245,8 @@ def test_trainer_with_accum_steps_matches_the_unsplit_run(shapes, tmp_path):  # 
     assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3]
     for x, y in zip(a, b):
         assert y["loss"] == pytest.approx(x["loss"], abs=1e-5)
-        assert y["grad_norm"] == pytest.approx(x["grad_norm"], abs=1e-5)
+        # relative: micro-batches run matmuls of other shapes, which round otherwise in fp32 — ~1e-6 of the norm
+        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
     wa = load_tensors(tmp_path / "plain" / "out" / "model" / "model.safetensors")
     wb = load_tensors(tmp_path / "split" / "out" / "model" / "model.safetensors")
     assert max((wa[n] - wb[n]).abs().max().item() for n in wa) < 1e-4
