@@ -1,5 +1,6 @@
-"""The trunk's attention: SDPA equals the textbook formula, causal and bias-kv masking are right; computed at one
-row per sample (for a head that reads one token) it gives the full outputs there."""
+"""The trunk's attention: SDPA equals the textbook formula, causal and bias-kv masking are right (a mask given to a
+causal trunk joins the causal rule); computed at one row per sample (for a head that reads one token) it gives the
+full outputs there."""
 
 import math
 
@@ -121,6 +122,23 @@ def _masks(b: int, n: int) -> dict:
     per_sample = torch.rand(b, 1, n, n) > 0.3
     per_sample[..., 0] = True
     return {"none": None, "key padding": padding, "additive": torch.randn(n, n), "per sample": per_sample}
+
+
+@pytest.mark.parametrize("bias_kv", [False, True])
+@pytest.mark.parametrize("mask_kind", ["key padding", "additive", "per sample"])
+def test_causal_attention_given_a_mask_keeps_both_rules(bias_kv, mask_kind):
+    """A mask does not switch causality off: the outputs are those of the mask joined with the causal one, and
+    changing later tokens leaves earlier outputs alone."""
+    torch.manual_seed(0)
+    attn = Attention(32, 4, bias_kv=bias_kv)
+    x = torch.randn(3, 7, 32)
+    mask = _masks(3, 7)[mask_kind]
+    causal = torch.ones(7, 7, dtype=torch.bool).tril()
+    joined = mask & causal if mask.dtype == torch.bool else torch.where(causal, mask, float("-inf"))
+    torch.testing.assert_close(attn(x, mask, True), attn(x, joined, False))
+    later = x.clone()
+    later[:, 4:] = torch.randn(3, 3, 32)
+    torch.testing.assert_close(attn(later, mask, True)[:, :4], attn(x, mask, True)[:, :4])
 
 
 @pytest.mark.parametrize("mask_kind", ["none", "key padding", "additive", "per sample"])

@@ -51,20 +51,17 @@ class Attention(nn.Module):
                 rows: torch.Tensor | None = None) -> torch.Tensor:
         """x: [B, L, D] → [B, L, D]; with ``rows`` ([B], one position per sample) only those positions' outputs,
         [B, 1, D]: their queries against all keys. ``mask`` is an additive or boolean mask broadcastable to
-        [B, H, L, L']."""
+        [B, H, L, L']; with ``causal`` both hold (query i sees keys ≤ i that the mask lets through; the bias token,
+        with ``bias_kv``, is visible to every query, as if it stood first)."""
         b, n, d = x.shape
         q, k, v = self._project(x, rows)
         if self.bias_k is not None:
             k = torch.cat([k, self.bias_k.expand(b, 1, d)], dim=1)
             v = torch.cat([v, self.bias_v.expand(b, 1, d)], dim=1)
-            if causal:
-                # the bias token is visible to every query, as if it stood first
-                mask = _causal_mask_with_bias(n, x.device)
-                causal = False
-            elif mask is not None:
+            if mask is not None:
                 mask = F.pad(mask, (0, 1), value=True if mask.dtype == torch.bool else 0.0)
-        if rows is not None and causal and mask is None:
-            mask, causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril(), False
+        if causal and (mask is not None or self.bias_k is not None or rows is not None):
+            mask, causal = _causal_with(mask, n, k.shape[1], x.device), False
         if rows is not None and mask is not None:
             mask = _mask_rows(mask, rows, b, n)
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))
@@ -130,9 +127,17 @@ def _matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     return scores.softmax(dim=-1).to(v.dtype) @ v
 
 
-def _causal_mask_with_bias(n: int, device: torch.device) -> torch.Tensor:
-    mask = torch.ones(n, n, dtype=torch.bool, device=device).tril()
-    return torch.cat([mask, torch.ones(n, 1, dtype=torch.bool, device=device)], dim=1)
+def _causal_with(mask: torch.Tensor | None, n: int, keys: int, device: torch.device) -> torch.Tensor:
+    """The causal rule over n queries and ``keys`` keys (query i sees keys ≤ i and every key past the n-th: the
+    bias token), joined with ``mask`` (boolean: both must allow; additive: -inf where the rule forbids) → a mask
+    broadcastable to [B, H, n, keys]."""
+    allowed = torch.ones(n, keys, dtype=torch.bool, device=device).tril()
+    allowed[:, n:] = True
+    if mask is None:
+        return allowed
+    if mask.dtype == torch.bool:
+        return mask & allowed
+    return torch.where(allowed, mask, torch.tensor(float("-inf"), dtype=mask.dtype, device=device))
 
 
 class Mlp(nn.Module):
