@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import HeadConfig, LogitScaleConfig
+from .transformer import take_rows
 
 
 def _first(tokens: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
@@ -72,7 +73,7 @@ class TokenHead(nn.Module):
         if self.kind.reduce is not None:
             return self.kind.reduce(self.norm(tokens), ids)
         at = self.kind.position(tokens, ids) if at is None else at
-        return self.norm(tokens[torch.arange(tokens.shape[0], device=tokens.device), at])
+        return self.norm(take_rows(tokens, at)[:, 0])
 
     def forward(self, tokens: torch.Tensor, ids: torch.Tensor | None = None,
                 at: torch.Tensor | None = None) -> torch.Tensor:
