@@ -137,12 +137,17 @@ def time_interleaved(runs: dict[str, Callable[[], torch.Tensor]], repeats: int,
         fn()  # warm-up
     for _ in range(repeats):
         for name, fn in runs.items():
-            sync(device)
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(fn, device))
     return {k: (min(v), statistics.median(v)) for k, v in times.items()}
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds of one call of ``fn``, the device's queued work finished before and after."""
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
 
 
 # ---- main ------------------------------------------------------------------------------------------------------

@@ -45,7 +45,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import Connection
@@ -56,7 +55,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_imagebind import matmul, matmul_size, sync  # noqa: E402
+from bench_imagebind import matmul, matmul_size, timed  # noqa: E402
 
 CAPTIONS = ["a photo of a dog playing in the snow", "a red car parked beside an old brick building at dusk",
             "two people riding bicycles along a beach", "a bowl of soup", "a cat sleeping on a laptop keyboard",
@@ -201,19 +200,12 @@ def serve(name: str, precision: str, device_name: str, threads: int | None, batc
     images = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
     inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def timed(key: str) -> float:
-        sync(device)
-        t0 = time.perf_counter()
-        side.step(*inputs[key])
-        sync(device)
-        return time.perf_counter() - t0
-
     handlers: dict[str, Callable] = {
         "tokenize": lambda captions: side.tokenize(captions).tolist(),
         "inputs": lambda key, ids: inputs.__setitem__(key, (images, torch.tensor(ids, device=device))),
         "flops": lambda key: step_flops(side.step, *inputs[key]),
         "compile": side.compile,
-        "step": timed,
+        "step": lambda key: timed(lambda: side.step(*inputs[key]), device),
     }
     with side.settings():
         conn.send((side.params, side.fused))
@@ -273,13 +265,6 @@ def main(argv: list[str] | None = None) -> int:
 
     ceiling, ceiling_flops = matmul(torch.bfloat16 if args.precision == "bf16" else torch.float32, device)
 
-    def time_ceiling() -> float:
-        sync(device)
-        t0 = time.perf_counter()
-        ceiling()
-        sync(device)
-        return time.perf_counter() - t0
-
     work = {name: worker("flops", key) for name, (worker, key) in rows.items()}  # eager: same FLOPs
     if args.compile:
         for worker in workers.values():
@@ -288,13 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         seconds = worker("step", key)
         if args.compile:
             print(f"{name}: first compiled step {seconds:.0f} s", file=sys.stderr)
-    time_ceiling()
+    timed(ceiling, device)
     times: dict[str, list[float]] = {name: [] for name in rows}
     ceiling_times = []
     for _ in range(args.steps):
         for name, (worker, key) in rows.items():
             times[name].append(worker("step", key))
-        ceiling_times.append(time_ceiling())
+        ceiling_times.append(timed(ceiling, device))
     for worker in workers.values():
         worker.close()
     attainable = ceiling_flops / statistics.median(ceiling_times)
