@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,8 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_imagebind import cpu_model  # noqa: E402
 from omniembed.modalities.audio import AudioConfig, AudioModality  # noqa: E402
 
 
@@ -71,14 +71,6 @@ def batched(mod: AudioModality, files: list[Path]) -> tuple[torch.Tensor, float,
     return out, t1 - t0, time.perf_counter() - t1
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

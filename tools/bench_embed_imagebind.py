@@ -37,7 +37,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_imagebind import ARCH, _cpu_model, autocast, load_reference, time_interleaved  # noqa: E402
+from bench_imagebind import ARCH, autocast, cpu_model, load_reference, time_interleaved  # noqa: E402
 
 
 def load_reference_data(src: Path) -> types.ModuleType:
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                     agreement[(m, label)] = float((runs[ref]().float() * runs[omni]()).sum(dim=1).min())
 
     print(f"command: {' '.join(sys.argv)}")
-    print(f"device: cpu ({_cpu_model()}); torch {torch.__version__}; {torch.get_num_threads()} threads; "
+    print(f"device: cpu ({cpu_model()}); torch {torch.__version__}; {torch.get_num_threads()} threads; "
           f"{args.files} inputs per modality, batch {args.batch}; best and median of {args.repeats} interleaved "
           "repeats; files read from disk on every repeat")
     print()

@@ -230,7 +230,7 @@ def _run(fn: Callable[[], torch.Tensor], device: torch.device, dtype: torch.dtyp
 
 
 def _print_report(args: argparse.Namespace, device: torch.device, rates: list, rows: list, checks: list) -> None:
-    cpu = _cpu_model()
+    cpu = cpu_model()
     print(f"command: {' '.join(sys.argv)}")
     print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else cpu}); "
           f"torch {torch.__version__}; torch.get_num_threads() = {torch.get_num_threads()}; batch {args.batch}; "
@@ -252,14 +252,15 @@ def _print_report(args: argparse.Namespace, device: torch.device, rates: list, r
         print(f"| {m} | {cosine:.6f} | {delta:.2e} |")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform says."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import math
 import multiprocessing
 import multiprocessing.pool
 import os
-import platform
 import resource
 import shlex
 import sys
@@ -38,6 +37,10 @@ import open3d as o3d
 import torch
 
 from omniembed.modalities.point_groups import farthest_point_sample, fps_knn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_imagebind import cpu_model  # noqa: E402
+
 
 def surface_clouds(count: int, n_points: int, seed: int = 0) -> np.ndarray:
     """``count`` clouds [count, n_points, 3] sampled on open3d's primitive meshes, each in the unit sphere."""
@@ -138,15 +141,6 @@ def best_rate(runs: dict[str, Callable[[], float | None]], count: int, repeats: 
     return best, cpu_ms
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:

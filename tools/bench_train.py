@@ -42,7 +42,6 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_imagebind import matmul, matmul_size, timed  # noqa: E402
+from bench_imagebind import cpu_model, matmul, matmul_size, timed  # noqa: E402
 
 CAPTIONS = ["a photo of a dog playing in the snow", "a red car parked beside an old brick building at dusk",
             "two people riding bicycles along a beach", "a bowl of soup", "a cat sleeping on a laptop keyboard",
@@ -63,14 +62,6 @@ CAPTIONS = ["a photo of a dog playing in the snow", "a red car parked beside an 
             "a child flying a kite in a park on a windy day"]
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 @dataclass
